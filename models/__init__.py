@@ -1,0 +1,1 @@
+"""Built-in model generators (installed as ``nnasim.models``); use ``nnasim.models.zoo``."""

@@ -1,0 +1,5 @@
+import sys
+
+from nnasim.cli import main
+
+sys.exit(main())

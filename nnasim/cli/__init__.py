@@ -1,0 +1,46 @@
+"""The ``nnasim`` command line: one module per sub-command, registered in ``COMMANDS``.
+
+Each command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``.
+Bad input raises ``NnasimError``; it is printed on one line and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nnasim import __version__
+from nnasim.errors import NnasimError
+
+COMMANDS = ("info", "zoo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnasim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nnasim {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"nnasim.cli.{name}_cmd").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except NnasimError as error:
+        if args.debug:
+            raise
+        print(f"nnasim: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnasim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

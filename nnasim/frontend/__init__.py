@@ -1,0 +1,39 @@
+"""ONNX -> IR: read a model (file, zoo name or ModelProto), check it, fix shapes, convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from nnasim.frontend.importer import build_graph
+from nnasim.frontend.source import InputShape, check_and_infer, default_opset, fix_input_shapes, read_model
+from nnasim.ir import Graph, check_graph
+
+
+def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = None) -> Graph:
+    """Import ``spec`` into the IR as it is (no passes run), with static shapes everywhere."""
+    model, label = read_model(spec)
+    model = _copy_if_shared(model, spec)
+    opset = default_opset(model, label)
+    fix_input_shapes(model, label, input_shape)
+    model = check_and_infer(model, label)
+    graph = build_graph(model, label, opset)
+    check_graph(graph)
+    return graph
+
+
+def load_lowered(spec: str | Path | onnx.ModelProto, input_shape: InputShape = None) -> Graph:
+    """Import ``spec`` and run the standard lowering pipeline (the graph both engines read)."""
+    from nnasim.passes import lower
+
+    return lower(load_model(spec, input_shape))
+
+
+def _copy_if_shared(model: onnx.ModelProto, spec) -> onnx.ModelProto:
+    """Never modify a ModelProto the caller owns: fixing shapes edits it in place."""
+    if not isinstance(spec, onnx.ModelProto):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy

@@ -1,0 +1,349 @@
+"""One converter per ONNX op: ONNX NodeProto -> IR nodes with normalised attributes.
+
+``CONVERTERS`` is the frontend's table of supported ops; SUPPORTED_OPS.md is generated
+from it. A converter receives the import context and the node, and returns IR nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from nnasim.errors import ModelError
+from nnasim.ir import Node, Op
+
+
+@dataclass
+class Context:
+    """What converters may read (constants, static shapes, opset) and add (new constants)."""
+
+    label: str
+    opset: int
+    consts: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]]
+    new_consts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
+        """Input ``index`` of ``node`` as a constant, None if absent, error if computed."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        name = node.input[index]
+        if name not in self.consts:
+            raise ModelError(f"{self.label}: node {node.name!r} ({node.op_type}): {what} must be constant")
+        return self.consts[name]
+
+    def add_const(self, name: str, value: np.ndarray) -> str:
+        self.consts[name] = self.new_consts[name] = value
+        self.shapes[name] = tuple(value.shape)
+        return name
+
+    def rank(self, name: str) -> int:
+        return len(self.shapes[name])
+
+
+Converter = Callable[[Context, onnx.NodeProto], list[Node]]
+
+
+def attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _ir(node: onnx.NodeProto, op: Op, inputs=None, outputs=None, **attrs) -> Node:
+    inputs = tuple(node.input) if inputs is None else tuple(inputs)
+    return Node(node.name, op, inputs, tuple(outputs or node.output[:1]), attrs)
+
+
+def _resolve_pads(ctx: Context, node: onnx.NodeProto, kernel, strides, dilations) -> tuple[int, ...]:
+    """Explicit (top, left, bottom, right) pads, auto_pad resolved against the input shape."""
+    attrs = attributes(node)
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("NOTSET", ""):
+        pads = tuple(attrs.get("pads", (0,) * 2 * len(kernel)))
+    elif auto_pad == "VALID":
+        pads = (0,) * 2 * len(kernel)
+    else:
+        size = ctx.shapes[node.input[0]][2:]
+        begin, end = [], []
+        for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            small, large = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else large)
+            end.append(large if auto_pad == "SAME_UPPER" else small)
+        pads = tuple(begin + end)
+    if any(p < 0 for p in pads):
+        raise ModelError(f"{ctx.label}: node {node.name!r}: negative pads {pads}")
+    return pads
+
+
+def _require_2d(ctx: Context, node: onnx.NodeProto) -> None:
+    if ctx.rank(node.input[0]) != 4:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} ({node.op_type}): only 2-D spatial (NCHW) inputs are "
+            f"supported, got shape {ctx.shapes[node.input[0]]}"
+        )
+
+
+def conv(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    _require_2d(ctx, node)
+    weight = ctx.const(node, 1, "the weight")
+    attrs = attributes(node)
+    kernel = tuple(weight.shape[2:])
+    strides = tuple(attrs.get("strides", (1, 1)))
+    dilations = tuple(attrs.get("dilations", (1, 1)))
+    pads = _resolve_pads(ctx, node, kernel, strides, dilations)
+    inputs = tuple(n for n in node.input if n)
+    return [
+        _ir(
+            node,
+            Op.CONV,
+            inputs,
+            kernel_shape=kernel,
+            strides=strides,
+            pads=pads,
+            dilations=dilations,
+            group=int(attrs.get("group", 1)),
+        )
+    ]
+
+
+def pool(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    _require_2d(ctx, node)
+    attrs = attributes(node)
+    kernel = tuple(attrs["kernel_shape"])
+    strides = tuple(attrs.get("strides", (1, 1)))
+    dilations = tuple(attrs.get("dilations", (1, 1)))
+    if len(node.output) > 1 and node.output[1]:
+        raise ModelError(f"{ctx.label}: node {node.name!r}: MaxPool's Indices output is not supported")
+    op = Op.MAXPOOL if node.op_type == "MaxPool" else Op.AVGPOOL
+    return [
+        _ir(
+            node,
+            op,
+            node.input[:1],
+            kernel_shape=kernel,
+            strides=strides,
+            dilations=dilations,
+            pads=_resolve_pads(ctx, node, kernel, strides, dilations),
+            ceil_mode=int(attrs.get("ceil_mode", 0)),
+            count_include_pad=int(attrs.get("count_include_pad", 0)),
+        )
+    ]
+
+
+def global_avgpool(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    _require_2d(ctx, node)
+    return [_ir(node, Op.GLOBAL_AVGPOOL, node.input[:1])]
+
+
+def gemm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Gemm with a constant B becomes ``y = A @ W.T + b`` (alpha, beta and transB folded in)."""
+    attrs = attributes(node)
+    if attrs.get("transA", 0):
+        raise ModelError(f"{ctx.label}: node {node.name!r} (Gemm): transA=1 is not supported")
+    weight = ctx.const(node, 1, "B (the weight)")
+    weight = weight if attrs.get("transB", 0) else weight.T
+    weight = (np.float32(attrs.get("alpha", 1.0)) * weight).astype(np.float32)
+    bias = ctx.const(node, 2, "C (the bias)")
+    inputs = [node.input[0], ctx.add_const(f"{node.output[0]}::weight", np.ascontiguousarray(weight))]
+    if bias is not None:
+        bias = np.broadcast_to(np.float32(attrs.get("beta", 1.0)) * bias, (weight.shape[0],))
+        inputs.append(ctx.add_const(f"{node.output[0]}::bias", bias.astype(np.float32)))
+    return [_ir(node, Op.GEMM, inputs)]
+
+
+def matmul(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """MatMul by a constant 2-D matrix on a 2-D input is a Gemm; other MatMuls stay."""
+    b_name = node.input[1]
+    if b_name in ctx.consts and ctx.consts[b_name].ndim == 2 and ctx.rank(node.input[0]) == 2:
+        weight = np.ascontiguousarray(ctx.consts[b_name].T.astype(np.float32))
+        inputs = [node.input[0], ctx.add_const(f"{node.output[0]}::weight", weight)]
+        return [_ir(node, Op.GEMM, inputs)]
+    return [_ir(node, Op.MATMUL)]
+
+
+def batchnorm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Inference BatchNormalization as a per-channel affine ``x * scale + bias`` on axis 1."""
+    gamma, beta = ctx.const(node, 1, "scale"), ctx.const(node, 2, "B")
+    mean, var = ctx.const(node, 3, "mean"), ctx.const(node, 4, "var")
+    epsilon = np.float32(attributes(node).get("epsilon", 1e-5))
+    scale = (gamma / np.sqrt(var + epsilon)).astype(np.float32)
+    bias = (beta - mean * scale).astype(np.float32)
+    out = node.output[0]
+    inputs = [node.input[0], ctx.add_const(f"{out}::scale", scale), ctx.add_const(f"{out}::bias", bias)]
+    return [_ir(node, Op.BATCHNORM, inputs)]
+
+
+def clip(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    attrs = attributes(node)
+    lo, hi = ctx.const(node, 1, "min"), ctx.const(node, 2, "max")
+    lo = float(lo) if lo is not None else float(attrs.get("min", -np.inf))
+    hi = float(hi) if hi is not None else float(attrs.get("max", np.inf))
+    return [_ir(node, Op.CLIP, node.input[:1], lo=lo, hi=hi)]
+
+
+def prelu(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    slope = ctx.const(node, 1, "slope")
+    channels = ctx.shapes[node.input[0]][1] if ctx.rank(node.input[0]) > 1 else 1
+    if slope.size not in (1, channels) or (slope.size > 1 and max(slope.shape) != slope.size):
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (PRelu): slope shape {slope.shape} is not per-channel"
+        )
+    per_channel = np.broadcast_to(slope.reshape(-1), (channels,)).astype(np.float32)
+    return [_ir(node, Op.PRELU, [node.input[0], ctx.add_const(f"{node.output[0]}::slope", per_channel)])]
+
+
+def leaky_relu(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    return [_ir(node, Op.LEAKY_RELU, node.input[:1], alpha=float(attributes(node).get("alpha", 0.01)))]
+
+
+def _axis(ctx: Context, node: onnx.NodeProto, default: int) -> int:
+    axis = int(attributes(node).get("axis", default))
+    rank = ctx.rank(node.input[0])
+    return axis + rank if axis < 0 else axis
+
+
+def softmax(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Softmax over one axis; opsets before 13 (softmax over the flattened tail) are reshaped to that."""
+    rank = ctx.rank(node.input[0])
+    axis = _axis(ctx, node, -1 if ctx.opset >= 13 else 1)
+    if ctx.opset >= 13 or axis == rank - 1:
+        return [_ir(node, Op.SOFTMAX, node.input[:1], axis=axis)]
+    shape = ctx.shapes[node.input[0]]
+    flat = (*shape[:axis], int(np.prod(shape[axis:])))
+    a, b = f"{node.output[0]}::flat", f"{node.output[0]}::softmax"
+    ctx.shapes[a] = ctx.shapes[b] = flat
+    return [
+        Node(f"{node.name}/flatten", Op.RESHAPE, (node.input[0],), (a,), {"shape": flat}),
+        Node(node.name, Op.SOFTMAX, (a,), (b,), {"axis": axis}),
+        Node(f"{node.name}/unflatten", Op.RESHAPE, (b,), (node.output[0],), {"shape": shape}),
+    ]
+
+
+def concat(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    return [_ir(node, Op.CONCAT, axis=_axis(ctx, node, 0))]
+
+
+def reshape(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Reshape, Flatten, Squeeze and Unsqueeze: all a reshape to the inferred static shape."""
+    return [_ir(node, Op.RESHAPE, node.input[:1], shape=ctx.shapes[node.output[0]])]
+
+
+def transpose(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    perm = attributes(node).get("perm", tuple(reversed(range(ctx.rank(node.input[0])))))
+    return [_ir(node, Op.TRANSPOSE, node.input[:1], perm=tuple(int(p) for p in perm))]
+
+
+def slice_(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Slice with constant starts/ends/axes/steps, clamped to the input shape."""
+    attrs = attributes(node)
+    shape = ctx.shapes[node.input[0]]
+    if ctx.opset < 10:
+        starts, ends = attrs["starts"], attrs["ends"]
+        axes, steps = attrs.get("axes", range(len(starts))), [1] * len(starts)
+    else:
+        starts, ends = ctx.const(node, 1, "starts"), ctx.const(node, 2, "ends")
+        axes, steps = ctx.const(node, 3, "axes"), ctx.const(node, 4, "steps")
+        axes = range(len(starts)) if axes is None else axes
+        steps = [1] * len(starts) if steps is None else steps
+    slices = [[0, n, 1] for n in shape]
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis = int(axis) + len(shape) if axis < 0 else int(axis)
+        slices[axis] = list(slice(int(start), int(end), int(step)).indices(shape[axis]))
+    return [_ir(node, Op.SLICE, node.input[:1], slices=tuple(tuple(s) for s in slices))]
+
+
+def resize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Resize and Upsample (nearest, linear) on the two spatial axes, to the inferred output size."""
+    _require_2d(ctx, node)
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attributes(node).items()}
+    mode = attrs.get("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise ModelError(f"{ctx.label}: node {node.name!r} ({node.op_type}): mode {mode!r} is not supported")
+    in_shape, out_shape = ctx.shapes[node.input[0]], ctx.shapes[node.output[0]]
+    if in_shape[:2] != out_shape[:2]:
+        raise ModelError(f"{ctx.label}: node {node.name!r}: only spatial (H, W) resizing is supported")
+    default_ctm = "asymmetric" if node.op_type == "Upsample" or ctx.opset < 11 else "half_pixel"
+    return [
+        _ir(
+            node,
+            Op.RESIZE,
+            node.input[:1],
+            mode="nearest" if mode == "nearest" else "linear",
+            coordinate_transformation_mode=attrs.get("coordinate_transformation_mode", default_ctm),
+            nearest_mode=attrs.get("nearest_mode", "round_prefer_floor" if ctx.opset >= 11 else "floor"),
+            size=tuple(out_shape[2:]),
+        )
+    ]
+
+
+def quantize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    ctx.const(node, 1, "the scale")
+    ctx.const(node, 2, "the zero point")
+    op = Op.QUANTIZE if node.op_type == "QuantizeLinear" else Op.DEQUANTIZE
+    return [_ir(node, op, axis=_axis(ctx, node, 1))]
+
+
+def simple(op: Op, n_inputs: int | None = None) -> Converter:
+    """A converter for ops without attributes to normalise (keeps the first ``n_inputs`` inputs)."""
+
+    def convert(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+        return [_ir(node, op, node.input[:n_inputs] if n_inputs else None)]
+
+    return convert
+
+
+CONVERTERS: dict[str, Converter] = {
+    "Conv": conv,
+    "BatchNormalization": batchnorm,
+    "Relu": simple(Op.RELU),
+    "PRelu": prelu,
+    "LeakyRelu": leaky_relu,
+    "Clip": clip,
+    "Sigmoid": simple(Op.SIGMOID),
+    "Exp": simple(Op.EXP),
+    "Softmax": softmax,
+    "Add": simple(Op.ADD),
+    "Sub": simple(Op.SUB),
+    "Mul": simple(Op.MUL),
+    "Div": simple(Op.DIV),
+    "Concat": concat,
+    "MaxPool": pool,
+    "AveragePool": pool,
+    "GlobalAveragePool": global_avgpool,
+    "Gemm": gemm,
+    "MatMul": matmul,
+    "Flatten": reshape,
+    "Reshape": reshape,
+    "Squeeze": reshape,
+    "Unsqueeze": reshape,
+    "Transpose": transpose,
+    "Slice": slice_,
+    "Upsample": resize,
+    "Resize": resize,
+    "Identity": simple(Op.IDENTITY, 1),
+    "Dropout": simple(Op.DROPOUT, 1),
+    "QuantizeLinear": quantize,
+    "DequantizeLinear": quantize,
+}
+
+# Ops evaluated at import time when all their inputs are constant (shape arithmetic).
+CONSTANT_ONLY_OPS = (
+    "Constant",
+    "Shape",
+    "Gather",
+    "Cast",
+    "ConstantOfShape",
+    "Range",
+    "ReduceProd",
+    "Floor",
+    "Ceil",
+    "Equal",
+    "Where",
+    "Expand",
+    "Size",
+)
