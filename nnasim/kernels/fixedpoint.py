@@ -1,0 +1,112 @@
+"""Fixed-point helpers shared by every integer kernel: saturation, rounding shifts, TFLite multipliers.
+
+All scalar helpers take and return int64 (Numba widens small ints anyway); the 32-bit
+semantics of TFLite are emulated explicitly where they matter (SaturatingRoundingDoublingHighMul
+works on int32 operands and saturates its one overflow case).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+FLOAT_CLAMP = np.float32(2.0**62)
+
+
+@njit(cache=True, inline="always")
+def saturate(x: int, lo: int, hi: int) -> int:
+    """Clamp ``x`` to ``[lo, hi]``."""
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@njit(cache=True, inline="always")
+def rounding_divide_by_pot(x: int, exponent: int) -> int:
+    """``x / 2**exponent`` rounded half away from zero (gemmlowp RoundingDivideByPOT, any width).
+
+    A negative exponent is an exact left shift.
+    """
+    if exponent <= 0:
+        return x << (-exponent)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@njit(cache=True, inline="always")
+def _div_trunc(a: int, b: int) -> int:
+    """C integer division (truncation toward zero) for b > 0."""
+    q = a // b
+    if q < 0 and q * b != a:
+        q += 1
+    return q
+
+
+@njit(cache=True, inline="always")
+def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 operands: round(a*b / 2**31), ties away."""
+    if a == INT32_MIN and b == INT32_MIN:
+        return INT32_MAX
+    ab = np.int64(a) * np.int64(b)
+    nudge = (1 << 30) if ab >= 0 else (1 - (1 << 30))
+    return _div_trunc(ab + nudge, np.int64(1) << 31)
+
+
+@njit(cache=True, inline="always")
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier for int32 ``x`` (the 8-bit path; shift > 0 is a left shift)."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    # x * 2**left wraps as an int32 multiply would in C; callers keep it in range.
+    shifted = np.int64(np.int32(x << left))
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+@njit(cache=True, inline="always")
+def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier for int64 ``x`` (the int16x8 path).
+
+    The multiplier is reduced to 16 bits and the product rounded half up, as TFLite does.
+    """
+    reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+    total_shift = 15 - shift
+    return (x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift
+
+
+@njit(cache=True, inline="always")
+def requant_float32(acc: int, multiplier: np.float32) -> int:
+    """onnxruntime's rule: float32(acc) * float32 multiplier, rounded half to even.
+
+    The product is clamped to +-2**62 first (like onnxruntime's clamp before conversion) so that
+    adding a zero point cannot wrap.
+    """
+    product = np.float32(acc) * multiplier
+    return np.int64(np.rint(min(max(product, -FLOAT_CLAMP), FLOAT_CLAMP)))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: ``real ~= multiplier * 2**(shift - 31)`` with a Q31 multiplier.
+
+    Returns ``(multiplier, shift)``; shift > 0 means a left shift. Zero and tiny values map to (0, 0).
+    """
+    if real < 0:
+        raise ValueError(f"quantize_multiplier needs a non-negative value, got {real}")
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q_fixed = _round_half_away(mantissa * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return int(q_fixed), int(shift)
+
+
+def _round_half_away(value: float) -> int:
+    """std::round: nearest integer, ties away from zero."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))

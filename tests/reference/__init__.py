@@ -1,0 +1,1 @@
+"""Plain-numpy / Python-int references for the integer kernels: slow, obvious, independent."""
