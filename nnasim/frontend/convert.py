@@ -151,7 +151,11 @@ def gemm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     bias = ctx.const(node, 2, "C (the bias)")
     inputs = [node.input[0], ctx.add_const(f"{node.output[0]}::weight", np.ascontiguousarray(weight))]
     if bias is not None:
-        bias = np.broadcast_to(np.float32(attrs.get("beta", 1.0)) * bias, (weight.shape[0],))
+        if bias.size not in (1, weight.shape[0]):
+            raise ModelError(
+                f"{ctx.label}: node {node.name!r} (Gemm): C of shape {bias.shape} is not a per-output bias"
+            )
+        bias = np.broadcast_to(np.float32(attrs.get("beta", 1.0)) * bias.reshape(-1), (weight.shape[0],))
         inputs.append(ctx.add_const(f"{node.output[0]}::bias", bias.astype(np.float32)))
     return [_ir(node, Op.GEMM, inputs)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,7 +101,13 @@ def _wanted_shapes(inputs: list, label: str, input_shape: InputShape) -> dict[st
 
 
 def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
-    """Run the onnx checker and strict shape inference, naming the file on failure."""
+    """Run the onnx checker and strict shape inference, naming the file on failure.
+
+    A lenient inference runs first: it fills graph outputs exported without a shape,
+    which the checker would otherwise reject.
+    """
+    with contextlib.suppress(onnx.shape_inference.InferenceError, ValueError, RuntimeError):
+        model = onnx.shape_inference.infer_shapes(model)  # else the checker below says what is wrong
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as error:

@@ -1,0 +1,1 @@
+"""Keeps pytest's rootdir at the repo top so `tests/` imports the checkout's nnasim."""

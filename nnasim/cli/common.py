@@ -1,0 +1,60 @@
+"""Options and helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from nnasim.errors import UsageError
+from nnasim.ir import Graph
+
+
+def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> None:
+    parser.add_argument(
+        name, help="an ONNX file or a built-in model name (see `nnasim zoo list`), e.g. lffd@320x240"
+    )
+    parser.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        help="fix dynamic input dimensions: 1,3,H,W (one input) or NAME=1,3,H,W[;NAME=...]",
+    )
+
+
+def parse_input_shape(text: str | None):
+    """``1,3,224,224`` -> a tuple; ``a=1,3,8,8;b=1,4`` -> a dict by input name."""
+    if not text:
+        return None
+    try:
+        if "=" not in text:
+            return tuple(int(v) for v in text.split(","))
+        shapes = {}
+        for item in text.split(";"):
+            name, dims = item.split("=", 1)
+            shapes[name.strip()] = tuple(int(v) for v in dims.split(","))
+        return shapes
+    except ValueError:
+        raise UsageError(
+            f"--input-shape {text!r}: expected integers like 1,3,224,224 or NAME=1,3,224,224"
+        ) from None
+
+
+def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
+    """The lowered graph of the model named on the command line."""
+    from nnasim.frontend import load_lowered
+
+    return load_lowered(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def emit(text: str, args: argparse.Namespace) -> None:
+    """Print ``text`` or write it atomically to ``--output``."""
+    from nnasim.report.files import write_text
+
+    if args.output:
+        write_text(args.output, text, force=args.force)
+    else:
+        print(text, end="")
