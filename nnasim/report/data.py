@@ -1,0 +1,222 @@
+"""Photos in, network inputs out: image folders, per-model preprocessing, identities and labels.
+
+Images are read with Pillow as RGB ``uint8`` arrays. An image that cannot be read is skipped
+with a warning on the ``nnasim`` logger and counted, so one bad file does not stop a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from nnasim.errors import DataError
+
+log = logging.getLogger("nnasim")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One photo: its name relative to the data folder (with ``/`` separators) and its pixels."""
+
+    name: str
+    path: Path
+    image: np.ndarray  # H x W x 3, uint8, RGB
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    samples: tuple[Sample, ...]
+    skipped: tuple[str, ...]  # names of files that could not be read
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted by relative path so runs are repeatable."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder")
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    if not files:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    return files
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """The image as an RGB uint8 array, or None (with a warning) if Pillow cannot read it."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        log.warning("skipping unreadable image %s: %s", path, error)
+        return None
+
+
+def load_images(folder: str | Path, limit: int | None = None) -> ImageSet:
+    """Read the first ``limit`` images of ``folder`` (all if None), skipping unreadable ones."""
+    root = Path(folder)
+    samples, skipped = [], []
+    for path in image_files(root):
+        if limit is not None and len(samples) >= limit:
+            break
+        name = path.relative_to(root).as_posix()
+        pixels = read_rgb(path)
+        if pixels is None:
+            skipped.append(name)
+        else:
+            samples.append(Sample(name, path, pixels))
+    if not samples:
+        raise DataError(f"none of the images in {root} could be read ({len(skipped)} skipped)")
+    return ImageSet(tuple(samples), tuple(skipped))
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """``(pixel - mean) * scale`` on RGB, after a bilinear resize to the network's input size."""
+
+    mean: float
+    scale: float
+    source: str  # where these numbers come from, for the report
+
+    def __call__(self, image: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+        """An ``N=1`` NCHW float32 input of ``input_shape`` made from an RGB uint8 image."""
+        _, channels, height, width = input_shape
+        if channels != 3:
+            raise DataError(f"the model takes {channels} channels; only RGB (3-channel) inputs are supported")
+        resized = resize_rgb(image, width, height)
+        x = (resized.astype(np.float32) - np.float32(self.mean)) * np.float32(self.scale)
+        return x.transpose(2, 0, 1)[None]
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+# Model name prefix -> the normalisation its authors used (see ../shared/models/SOURCES.md).
+KNOWN_PREPROCESSING = {
+    "ultraface": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
+    "version-rfb": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
+    "version-slim": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
+    "mobilefacenet": Preprocess(127.5, 1 / 128, "mobilefacenet: RGB (x-127.5)/128"),
+}
+DEFAULT_PREPROCESSING = Preprocess(127.5, 1 / 127.5, "default: RGB (x-127.5)/127.5")
+
+
+def preprocessing_for(model: str | Path, mean: float | None = None, scale: float | None = None) -> Preprocess:
+    """The preprocessing for ``model`` (path or zoo name), chosen by its file name unless given."""
+    if mean is not None and scale is not None:
+        return Preprocess(mean, scale, f"given: RGB (x-{mean:g})*{scale:g}")
+    stem = Path(str(model)).name.lower()
+    for prefix, preprocess in KNOWN_PREPROCESSING.items():
+        if stem.startswith(prefix):
+            return preprocess
+    return DEFAULT_PREPROCESSING
+
+
+# ---------------------------------------------------------------------------------------------
+# Identities (embedders) and labels (classifiers)
+
+# The file-name rule that turns the photo names of ../shared/images into people:
+# drop trailing digits, then cut at the first variant tag, collapse a repeated name, apply aliases.
+VARIANT_TAGS = ("img", "test", "john")
+ALIASES = {"johnsnow": "kit_harington"}  # SOURCES.md: johnsnow is Kit Harington
+GROUP_PHOTO = re.compile(r"(_and_|people)")  # photos of several people: no single identity
+
+
+def person_from_name(name: str) -> str | None:
+    """The person a photo shows, from its file name; None for a group photo.
+
+    ``obama2`` -> obama, ``rose_leslie_img1`` -> rose_leslie, ``biden_biden2`` -> biden,
+    ``kit_harington_john1`` -> kit_harington, ``johnsnow_test1`` -> kit_harington,
+    ``obama_and_biden`` -> None.
+    """
+    stem = Path(name).stem.lower()
+    if GROUP_PHOTO.search(stem):
+        return None
+    tokens = [t for t in re.sub(r"\d+$", "", stem).split("_") if t]
+    for index, token in enumerate(tokens):
+        if index > 0 and token in VARIANT_TAGS:
+            tokens = tokens[:index]
+            break
+    half = len(tokens) // 2
+    if half and len(tokens) % 2 == 0 and tokens[:half] == tokens[half:]:
+        tokens = tokens[:half]
+    person = "_".join(tokens)
+    return ALIASES.get(person, person) if person else None
+
+
+def read_name_table(path: str | Path, what: str) -> dict[str, str]:
+    """A two-column CSV ``file,value`` (header optional) as {file name: value}.
+
+    Files are matched by their name relative to the data folder or by their bare file name.
+    """
+    table: dict[str, str] = {}
+    try:
+        with open(path, newline="") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if not row or row[0].startswith("#"):
+                    continue
+                if len(row) < 2:
+                    raise DataError(f"{path}:{line}: expected 'file,{what}', got {row!r}")
+                if line == 1 and row[0].strip().lower() in ("file", "image", "name", "path"):
+                    continue
+                table[row[0].strip()] = row[1].strip()
+    except OSError as error:
+        raise DataError(f"cannot read {what} file {path}: {error}") from error
+    return table
+
+
+def lookup(table: dict[str, str], sample_name: str) -> str | None:
+    return table.get(sample_name, table.get(Path(sample_name).name))
+
+
+def persons_of(names: list[str], table: dict[str, str] | None = None) -> list[str | None]:
+    """The person of each photo: from ``table`` where it lists the photo, else the file-name rule."""
+    table = table or {}
+    persons = []
+    for name in names:
+        listed = lookup(table, name)
+        persons.append(person_from_name(name) if listed is None else (listed or None))
+    return persons
+
+
+def class_labels(names: list[str], num_classes: int, table: dict[str, str] | None = None) -> list[int]:
+    """Class index of each sample, from a ``file,label`` table or from its folder name.
+
+    A label is either an integer class index or a class name; names are numbered in sorted
+    order (the ImageNet folder convention).
+    """
+    raw = [lookup(table, n) if table else (n.split("/")[-2] if "/" in n else None) for n in names]
+    missing = [n for n, label in zip(names, raw, strict=True) if label is None]
+    if missing:
+        source = "the labels file" if table else "a class folder"
+        raise DataError(f"no label for {len(missing)} image(s), e.g. {missing[0]!r} (not in {source})")
+    if all(label.lstrip("-").isdigit() for label in raw):
+        labels = [int(label) for label in raw]
+    else:
+        index = {name: i for i, name in enumerate(sorted(set(raw)))}
+        labels = [index[label] for label in raw]
+    bad = [label for label in labels if not 0 <= label < num_classes]
+    if bad:
+        raise DataError(f"label {bad[0]} is outside the model's {num_classes} classes")
+    return labels
