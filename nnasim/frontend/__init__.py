@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from nnasim.frontend.importer import build_graph
+from nnasim.frontend.importer import build_graph, check_structure
 from nnasim.frontend.source import InputShape, check_and_infer, default_opset, fix_input_shapes, read_model
 from nnasim.ir import Graph, check_graph
 
@@ -16,6 +16,7 @@ def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = Non
     model, label = read_model(spec)
     model = _copy_if_shared(model, spec)
     opset = default_opset(model, label)
+    check_structure(model, label)
     fix_input_shapes(model, label, input_shape)
     model = check_and_infer(model, label)
     graph = build_graph(model, label, opset)

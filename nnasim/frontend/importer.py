@@ -33,10 +33,6 @@ def unsupported_op_message(label: str, node: onnx.NodeProto) -> str:
 
 def build_graph(model: onnx.ModelProto, label: str, opset: int) -> Graph:
     """Fold constant sub-graphs, then convert every remaining node to IR nodes."""
-    graph = model.graph
-    _name_nodes(graph)
-    _check_acyclic_order(graph, label)
-    _check_supported(graph, label)
     model, consts = fold_constant_subgraphs(model, label, opset)
     graph = model.graph
     shapes, dtypes = _value_infos(model)
@@ -56,6 +52,17 @@ def build_graph(model: onnx.ModelProto, label: str, opset: int) -> Graph:
         if name in consts:
             raise ModelError(f"{label}: graph output {name!r} is a constant; nothing to compute")
     return _assemble(graph.name or label, nodes, ctx, inputs, outputs, dtypes)
+
+
+def check_structure(model: onnx.ModelProto, label: str) -> None:
+    """Name unnamed nodes; reject unsupported ops and dangling inputs before the onnx checker.
+
+    These checks run first because they give the user a precise message (node, op,
+    tensor) where the checker's would be generic.
+    """
+    _name_nodes(model.graph)
+    _check_supported(model.graph, label)
+    _check_acyclic_order(model.graph, label)
 
 
 def _check_supported(graph: onnx.GraphProto, label: str) -> None:

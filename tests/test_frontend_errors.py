@@ -1,0 +1,129 @@
+"""Bad models get one clear line naming the file and what is wrong, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from onnx_builders import make_model, single_op_model, weight
+
+from nnasim.cli import main
+from nnasim.errors import ModelError, UsageError
+from nnasim.frontend import load_model
+from nnasim.frontend.supported import markdown
+
+X = (1, 3, 8, 8)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    return code, err
+
+
+def save(tmp_path, model: onnx.ModelProto, name: str = "m.onnx"):
+    path = tmp_path / name
+    onnx.save(model, path)
+    return path
+
+
+def test_unsupported_op_names_node_op_and_supported_list(tmp_path, capsys):
+    path = save(tmp_path, single_op_model("Erf", X))
+    code, err = run_cli(capsys, "info", str(path))
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "'the_erf'" in err and "op Erf" in err and "Conv" in err and str(path) in err
+
+
+def test_custom_domain_op_is_named_with_its_domain(tmp_path):
+    node = helper.make_node("Foo", ["x"], ["y"], domain="com.acme", name="mystery")
+    model = make_model([node], X)
+    model.opset_import.append(helper.make_opsetid("com.acme", 1))
+    with pytest.raises(ModelError, match=r"'mystery' uses op com\.acme::Foo"):
+        load_model(model)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"this is not a model at all", "not"),
+        (None, "not a valid ONNX file"),  # a truncated real model
+    ],
+)
+def test_unreadable_files_name_the_file(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.onnx"
+    if content is None:
+        whole = single_op_model("Conv", X, {"w": weight(8, 3, 3, 3)}).SerializeToString()
+        content = whole[: len(whole) // 2]
+    path.write_bytes(content)
+    code, err = run_cli(capsys, "info", str(path))
+    assert code == 2 and str(path) in err and message in err and "Traceback" not in err
+
+
+def test_missing_file_and_unknown_zoo_name(capsys):
+    code, err = run_cli(capsys, "info", "no/such/model.onnx")
+    assert code == 2 and "no such file" in err
+    code, err = run_cli(capsys, "info", "resnet9000")
+    assert code == 2 and "resnet9000" in err and "lffd" in err
+
+
+def dynamic_model() -> onnx.ModelProto:
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "dyn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_dynamic_input_asks_for_input_shape(tmp_path, capsys):
+    path = save(tmp_path, dynamic_model())
+    code, err = run_cli(capsys, "info", str(path))
+    assert code == 2 and "--input-shape" in err and "'x'" in err
+    assert main(["info", str(path), "--input-shape", "1,3,4,5"]) == 0
+    assert "1x3x4x5" in capsys.readouterr().out
+
+
+def test_bad_input_shape_option():
+    with pytest.raises(UsageError, match="positive"):
+        load_model(dynamic_model(), input_shape=(1, 3, 0, 5))
+
+
+def test_old_opset_is_refused():
+    with pytest.raises(ModelError, match="opset 6 is older"):
+        load_model(single_op_model("Relu", X, opset=6))
+
+
+def test_missing_initializer_is_named():
+    node = helper.make_node("Conv", ["x", "w_missing"], ["y"], name="c")
+    with pytest.raises(ModelError, match="w_missing"):
+        load_model(make_model([node], X))
+
+
+def test_caller_model_is_not_modified():
+    model = dynamic_model()
+    before = model.SerializeToString()
+    load_model(model, input_shape=(1, 3, 4, 4))
+    assert model.SerializeToString() == before
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    path = save(tmp_path, single_op_model("Erf", X))
+    with pytest.raises(ModelError):
+        main(["--debug", "info", str(path)])
+
+
+def test_supported_ops_md_is_current():
+    from pathlib import Path
+
+    committed = (Path(__file__).resolve().parents[1] / "SUPPORTED_OPS.md").read_text()
+    assert committed == markdown(), "regenerate: python -m nnasim.frontend.supported > SUPPORTED_OPS.md"
+
+
+def test_weights_of_int_dtype_are_kept_as_constants():
+    graph = load_model(single_op_model("Add", X, {"c": np.ones((1, 3, 1, 1), np.float32)}))
+    assert graph.tensors["c"].is_const and graph.tensors["c"].dtype == "float32"
