@@ -127,3 +127,19 @@ def test_supported_ops_md_is_current():
 def test_weights_of_int_dtype_are_kept_as_constants():
     graph = load_model(single_op_model("Add", X, {"c": np.ones((1, 3, 1, 1), np.float32)}))
     assert graph.tensors["c"].is_const and graph.tensors["c"].dtype == "float32"
+
+
+def test_huge_input_is_refused_before_allocation_with_estimate():
+    model = single_op_model("Relu", X)
+    with pytest.raises(ModelError, match=r"needs [\d,.]+ GiB"):
+        load_model(model, input_shape=(1, 64, 100_000, 100_000))
+
+
+def test_cycle_is_reported():
+    nodes = [
+        helper.make_node("Relu", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+        helper.make_node("Relu", ["b"], ["y"], name="third"),
+    ]
+    with pytest.raises(ModelError, match="'first'.*cycle"):
+        load_model(make_model(nodes, X))

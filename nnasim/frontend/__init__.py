@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from nnasim.frontend.importer import build_graph, check_structure
+from nnasim.frontend.importer import build_graph, check_memory, check_structure
 from nnasim.frontend.source import InputShape, check_and_infer, default_opset, fix_input_shapes, read_model
 from nnasim.ir import Graph, check_graph
 
@@ -19,6 +19,7 @@ def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = Non
     check_structure(model, label)
     fix_input_shapes(model, label, input_shape)
     model = check_and_infer(model, label)
+    check_memory(model, label)
     graph = build_graph(model, label, opset)
     check_graph(graph)
     return graph

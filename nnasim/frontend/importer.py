@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -63,6 +66,21 @@ def check_structure(model: onnx.ModelProto, label: str) -> None:
     _name_nodes(model.graph)
     _check_supported(model.graph, label)
     _check_acyclic_order(model.graph, label)
+
+
+def check_memory(model: onnx.ModelProto, label: str) -> None:
+    """Refuse, before allocating anything, a model whose largest tensor cannot fit in memory."""
+    shapes, _ = _value_infos(model)
+    if not shapes:
+        return
+    name, shape = max(shapes.items(), key=lambda item: math.prod(item[1]))
+    needed = 4 * math.prod(shape)
+    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > available // 2:
+        raise ModelError(
+            f"{label}: tensor {name!r} of shape {list(shape)} alone needs {needed / 2**30:,.1f} GiB "
+            f"in fp32, over half of this machine's {available / 2**30:,.1f} GiB; use a smaller --input-shape"
+        )
 
 
 def _check_supported(graph: onnx.GraphProto, label: str) -> None:
