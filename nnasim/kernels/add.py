@@ -1,0 +1,112 @@
+"""Integer elementwise add/subtract of two differently scaled tensors, with a fused ReLU/Clip clamp.
+
+Rules (``AddParams.rule``):
+- ``float32``: ``rint(float32(a - za) * ma + float32(b - zb) * mb)``, ties to even.
+- ``fixedpoint``: TFLite's add: both inputs shifted left by 20 bits (15 for 16-bit), each
+  rescaled to twice the larger input scale with MultiplyByQuantizedMultiplier, summed, then
+  rescaled to the output.
+- ``pow2``: both inputs aligned to the finer power-of-two exponent by exact left shifts, summed,
+  then one rounding right shift (ties away from zero) to the output exponent.
+Subtraction is addition with ``b`` negated (``sign_b = -1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from nnasim.kernels.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturate,
+)
+
+_CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2}
+
+
+@dataclass(frozen=True)
+class AddParams:
+    rule: str
+    ints: np.ndarray  # int64 parameters of the integer rules (layout in ``make_add_params``)
+    floats: np.ndarray  # float32 (ma, mb) for the float32 rule
+    zero_points: tuple[int, int, int]  # za, zb, zo
+    clamp: tuple[int, int, int, int]  # lo, hi (activation), qmin, qmax
+    sign_b: int
+
+
+def make_add_params(
+    scale_a, scale_b, scale_out, zero_points, bits, rule, qmin, qmax, lo=None, hi=None, sign_b=1
+):
+    """Precompute one add layer's rescaling under ``rule`` from its three (per-tensor) scales."""
+    ints = np.zeros(7, np.int64)
+    if rule == "fixedpoint":
+        left_shift = 15 if bits > 8 else 20
+        twice_max = 2.0 * max(scale_a, scale_b)
+        ints[0] = left_shift
+        ints[1:3] = quantize_multiplier(scale_a / twice_max)
+        ints[3:5] = quantize_multiplier(scale_b / twice_max)
+        ints[5:7] = quantize_multiplier(twice_max / ((1 << left_shift) * scale_out))
+    elif rule == "pow2":
+        exp_a, exp_b, exp_out = (_pow2_exponent(s) for s in (scale_a, scale_b, scale_out))
+        finer = min(exp_a, exp_b)
+        ints[0], ints[1], ints[2] = exp_a - finer, exp_b - finer, exp_out - finer
+    floats = (np.float32(scale_a) / np.float32(scale_out), np.float32(scale_b) / np.float32(scale_out))
+    return AddParams(
+        rule=rule,
+        ints=ints,
+        floats=np.array(floats, np.float32),
+        zero_points=tuple(int(z) for z in zero_points),
+        clamp=(qmin if lo is None else max(lo, qmin), qmax if hi is None else min(hi, qmax), qmin, qmax),
+        sign_b=sign_b,
+    )
+
+
+def _pow2_exponent(scale: float) -> int:
+    mantissa, exponent = math.frexp(scale)
+    if mantissa != 0.5:
+        raise ValueError(f"pow2 rule needs power-of-two scales, got {scale}")
+    return exponent - 1
+
+
+def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, int]:
+    """``a (+/-) b`` rescaled to the output format (inputs broadcast); returns (int32 out, saturations)."""
+    a, b = np.broadcast_arrays(a, b)
+    shape = a.shape
+    out = np.empty(a.size, np.int32)
+    saturations = _add_flat(
+        np.ascontiguousarray(a).ravel(),
+        np.ascontiguousarray(b).ravel(),
+        out,
+        _CODES[params.rule],
+        params.ints,
+        params.floats,
+        *params.zero_points,
+        *params.clamp,
+        params.sign_b,
+    )
+    return out.reshape(shape), int(saturations)
+
+
+@njit(cache=True)
+def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, sign_b):
+    saturations = 0
+    for i in range(a.shape[0]):
+        da = np.int64(a[i]) - za
+        db = (np.int64(b[i]) - zb) * sign_b
+        if code == 0:
+            y = np.int64(np.rint(np.float32(da) * floats[0] + np.float32(db) * floats[1]))
+        elif code == 1:
+            sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
+            sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
+            y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
+        else:
+            y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2])
+        y += zo
+        if y < qmin or y > qmax:
+            saturations += 1
+        out[i] = saturate(y, lo, hi)
+    return saturations

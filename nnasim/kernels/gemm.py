@@ -1,0 +1,65 @@
+"""Exact integer matrix products through float BLAS, the engine's speed trick.
+
+Integer products summed in float32 are exact while every partial sum stays below 2**24 (float64:
+2**53). The bound is proved per call from the actual weights and the largest possible input
+magnitude; where it does not hold, the reduction is split into chunks that each satisfy it and
+the chunk results are added in int64. The result is bit-identical to an int64 dot product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT32_EXACT = 2**24
+FLOAT64_EXACT = 2**53
+
+
+def exact_chunks(weight: np.ndarray, input_bound: int, limit: int) -> list[tuple[int, int]]:
+    """Split the reduction axis (rows of ``weight``, K x N) so each chunk's worst sum is < ``limit``.
+
+    The worst partial sum of column n over rows [k0, k1) is input_bound * sum |w[k, n]|.
+    """
+    magnitude = np.abs(weight.astype(np.int64)) * int(input_bound)
+    if int(magnitude.max(initial=0)) >= limit:
+        raise ValueError("a single product exceeds the exact float range")
+    chunks, start = [], 0
+    running = np.zeros(weight.shape[1], np.int64)
+    for k in range(weight.shape[0]):
+        running += magnitude[k]
+        if int(running.max(initial=0)) >= limit:
+            chunks.append((start, k))
+            start, running = k, magnitude[k].copy()
+    chunks.append((start, weight.shape[0]))
+    return chunks
+
+
+class ExactMatmul:
+    """``cols @ weight`` for integer-valued float ``cols`` (M x K) and an integer ``weight`` (K x N).
+
+    Chooses float32 when the proved bound allows, else float64, chunking the reduction if needed.
+    """
+
+    def __init__(self, weight: np.ndarray, input_bound: int):
+        self.dtype = np.float32
+        chunks = self._chunks_or_none(weight, input_bound, FLOAT32_EXACT)
+        if chunks is None or len(chunks) > 4:
+            self.dtype = np.float64
+            chunks = exact_chunks(weight, input_bound, FLOAT64_EXACT)
+        self.chunks = chunks
+        self.weights = [np.ascontiguousarray(weight[k0:k1], dtype=self.dtype) for k0, k1 in chunks]
+
+    @staticmethod
+    def _chunks_or_none(weight, input_bound, limit):
+        try:
+            return exact_chunks(weight, input_bound, limit)
+        except ValueError:
+            return None
+
+    def __call__(self, cols: np.ndarray) -> np.ndarray:
+        """int64 (M x N) result; ``cols`` must already be in ``self.dtype``."""
+        if len(self.chunks) == 1:
+            return (cols @ self.weights[0]).astype(np.int64)
+        total = np.zeros((cols.shape[0], self.weights[0].shape[1]), np.int64)
+        for (k0, k1), weight in zip(self.chunks, self.weights, strict=True):
+            total += (cols[:, k0:k1] @ weight).astype(np.int64)
+        return total
