@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nnasim.errors import DataError
+from nnasim.errors import DataError, ModelError
 from nnasim.ir import Activation, Graph, Node, Op
 
 Kernel = Callable[[Graph, Node, list[np.ndarray]], np.ndarray]
@@ -266,7 +266,12 @@ KERNELS: dict[Op, Kernel] = {
 
 
 def run_node(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
-    out = KERNELS[node.op](graph, node, args)
+    try:
+        out = KERNELS[node.op](graph, node, args)
+    except (ValueError, IndexError) as error:  # operands the frontend's checks let through
+        raise ModelError(
+            f"node {node.name!r} ({node.op.value}) cannot run on its operands: {error}"
+        ) from None
     if node.act is not None:
         out = apply_activation(node.act, out, graph)
     if out.dtype == np.float64:

@@ -92,6 +92,13 @@ def conv(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     _require_2d(ctx, node)
     weight = ctx.const(node, 1, "the weight")
     attrs = attributes(node)
+    group = int(attrs.get("group", 1))
+    channels = ctx.shapes[node.input[0]][1]
+    if weight.ndim != 4 or group < 1 or channels != weight.shape[1] * group or weight.shape[0] % group:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (Conv): weight {weight.shape} with group={group} does not fit "
+            f"an input of {channels} channels"
+        )
     kernel = tuple(weight.shape[2:])
     strides = tuple(attrs.get("strides", (1, 1)))
     dilations = tuple(attrs.get("dilations", (1, 1)))
@@ -148,6 +155,12 @@ def gemm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     weight = ctx.const(node, 1, "B (the weight)")
     weight = weight if attrs.get("transB", 0) else weight.T
     weight = (np.float32(attrs.get("alpha", 1.0)) * weight).astype(np.float32)
+    features = int(np.prod(ctx.shapes[node.input[0]][1:]))
+    if weight.ndim != 2 or ctx.rank(node.input[0]) != 2 or weight.shape[1] != features:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (Gemm): B {weight.shape} does not fit input "
+            f"{ctx.shapes[node.input[0]]}"
+        )
     bias = ctx.const(node, 2, "C (the bias)")
     inputs = [node.input[0], ctx.add_const(f"{node.output[0]}::weight", np.ascontiguousarray(weight))]
     if bias is not None:

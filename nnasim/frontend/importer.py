@@ -48,13 +48,26 @@ def build_graph(model: onnx.ModelProto, label: str, opset: int) -> Graph:
                 "nnasim supports it only in constant (shape) sub-graphs"
             )
         _require_shapes(node, ctx)
-        nodes.extend(CONVERTERS[node.op_type](ctx, node))
+        nodes.extend(_convert(node, ctx))
     inputs = tuple(i.name for i in graph.input if i.name not in consts)
     outputs = tuple(o.name for o in graph.output)
     for name in outputs:
         if name in consts:
             raise ModelError(f"{label}: graph output {name!r} is a constant; nothing to compute")
     return _assemble(graph.name or label, nodes, ctx, inputs, outputs, dtypes)
+
+
+def _convert(node: onnx.NodeProto, ctx: Context) -> list[Node]:
+    """Run the node's converter; a value it cannot handle becomes an error naming the node."""
+    try:
+        return CONVERTERS[node.op_type](ctx, node)
+    except ModelError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as error:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} ({node.op_type}) has attributes or inputs nnasim cannot "
+            f"interpret: {type(error).__name__}: {error}"
+        ) from None
 
 
 def check_structure(model: onnx.ModelProto, label: str) -> None:
@@ -138,7 +151,7 @@ def _initializers(graph: onnx.GraphProto, label: str) -> dict[str, np.ndarray]:
     for tensor in graph.initializer:
         try:
             consts[tensor.name] = numpy_helper.to_array(tensor)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, KeyError) as error:
             raise ModelError(f"{label}: initializer {tensor.name!r} cannot be read: {error}") from None
     return consts
 

@@ -1,0 +1,1 @@
+"""Mutation fuzzing of nnasim's loaders (ONNX models, hardware profiles)."""

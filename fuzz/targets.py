@@ -1,0 +1,28 @@
+"""Fuzz targets: feed a mutated input to a loader; nnasim's own errors are fine, anything else is a bug."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from nnasim.errors import NnasimError
+
+
+def model_target(data: bytes, folder: Path | None = None) -> str:
+    """Load, lower and run a model given as bytes; return 'ok' or 'error' (nnasim's own)."""
+    from nnasim.engine.float_exec import run_float
+    from nnasim.frontend import load_lowered
+
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        path = Path(tmp) / "fuzzed.onnx"
+        path.write_bytes(data)
+        try:
+            graph = load_lowered(path)
+            feeds = {n: np.zeros(graph.shape(n), graph.tensors[n].dtype) for n in graph.inputs}
+            with np.errstate(all="ignore"):
+                run_float(graph, feeds)
+        except NnasimError:
+            return "error"
+    return "ok"

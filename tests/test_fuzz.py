@@ -1,0 +1,24 @@
+"""Bounded mutation fuzzing of the model loader (a longer run: fuzz/run.py)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzz.mutators import mutate, seed_model
+from fuzz.targets import model_target
+
+SEED = seed_model()
+SEED_BYTES = SEED.SerializeToString()
+
+
+def test_seed_model_loads():
+    assert model_target(SEED_BYTES) == "ok"
+
+
+@settings(max_examples=250, deadline=5000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_mutated_models_work_or_raise_nnasim_errors(seed):
+    model_target(mutate(random.Random(seed), SEED, SEED_BYTES))
