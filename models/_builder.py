@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 13
-IR_VERSION = 8  # the newest IR that onnxruntime >= 1.14 reads for opset 13
+IR_VERSION = 8  # onnx >= 1.10; old enough for any recent onnxruntime to read
 BN_EPSILON = 1e-5
 
 
@@ -278,10 +278,9 @@ class NetBuilder:
         image = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))
         untyped = [helper.make_tensor_value_info(v.name, TensorProto.FLOAT, None) for v in outputs]
         output_infos = self._inferred_outputs(graph_name, image, untyped)
-        graph = helper.make_graph(
-            self.nodes, graph_name, [image], output_infos, initializer=self.initializers
-        )
-        return self._wrap(graph)
+        model = self._wrap(helper.make_graph(self.nodes, graph_name, [image], output_infos))
+        model.graph.initializer.extend(self.initializers)  # once: make_model would copy 260 MB again
+        return model
 
     def _inferred_outputs(self, graph_name: str, image, outputs: list) -> list:
         weights = [

@@ -38,12 +38,14 @@ def models_table() -> str:
             m.name,
             f"{m.description} (any size: {m.name}@WxH)" if m.resizable else m.description,
             "x".join(map(str, m.input_shape)),
-            f"{m.params / 1e6:.2f} M",
+            _in_units(m.params),
             m.version,
         )
         for m in zoo.list_models()
     ]
-    return tabulate(rows, headers=("name", "description", "input", "params", "version"))
+    return tabulate(
+        rows, headers=("name", "description", "input", "params", "version"), disable_numparse=True
+    )
 
 
 def write_model(name: str, output: Path, force: bool) -> None:
@@ -55,3 +57,8 @@ def write_model(name: str, output: Path, force: bool) -> None:
     if not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {output.parent} does not exist")
     zoo.write_atomically(output, zoo.resolve(name).read_bytes())
+
+
+def _in_units(count: int) -> str:
+    """A parameter count for people: 2.29 M, 15.0 k."""
+    return f"{count / 1e6:.2f} M" if count >= 1e6 else f"{count / 1e3:.1f} k"
