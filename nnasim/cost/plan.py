@@ -1,0 +1,145 @@
+"""The memory plan: which layers run fused, which tensors stay on chip, what is re-read.
+
+Three decisions, each a small pure function of the workload, the profile and the bit width:
+
+1. **Layer groups** (cascading): consecutive layers run tile by tile through on-chip line
+   buffers when the group's weights fit the weight buffer and its line buffers fit the
+   line buffer, so tensors made and used inside the group never reach DRAM (Vela's
+   cascades; PowerVR Series4 tensor tiling). A layer joins the open group when it reads a
+   tensor the group produces.
+2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) when it fits
+   beside the other resident tensors for its whole lifetime (first fit, in production order).
+3. **Re-reads**: a group whose line buffers do not fit is split into vertical stripes that
+   re-read the kernel halo; a layer whose weights do not fit the weight buffer runs in
+   output-channel chunks and re-reads its input from DRAM once per chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nnasim.cost.profile import HwProfile
+from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
+
+
+@dataclass(frozen=True)
+class Group:
+    """Layers executed as one pass, and the pass's tiling decisions."""
+
+    layers: tuple[int, ...]
+    stripes: int
+    halo_factor: float
+    produced: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    groups: tuple[Group, ...]
+    group_of: tuple[int, ...]
+    resident: frozenset[str]
+    input_passes: tuple[int, ...]
+
+
+def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
+    """Bytes of weights and biases a layer keeps in the weight buffer while it runs."""
+    return layer.weight_elems * bits // 8 + layer.bias_elems * hw.accumulator_bits[bits] // 8
+
+
+def line_buffer_bytes(layer: LayerWork, bits: int) -> int:
+    """Bytes of input rows a layer must hold on chip to produce one output row.
+
+    The MAC array reads ``kernel height`` rows of its input (one row for a 1x1 conv: all
+    its input channels across the width); elementwise ops work on data as it streams past.
+    """
+    rows = layer.kernel[0] if layer.kind == MAC else 0
+    return rows * layer.row_elems * bits // 8
+
+
+def plan_memory(workload: Workload, hw: HwProfile, bits: int) -> MemoryPlan:
+    groups = _plan_groups(workload, hw, bits)
+    group_of = [0] * len(workload.layers)
+    for gid, group in enumerate(groups):
+        for index in group.layers:
+            group_of[index] = gid
+    resident = _plan_residency(workload, groups, group_of, hw, bits)
+    chunks = tuple(_input_passes(layer, hw, bits) for layer in workload.layers)
+    return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks)
+
+
+def _input_passes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
+    """How often a layer reads its DRAM input: once per weight chunk when its weights do not
+    fit the weight buffer and its input does not fit in OCM to be reused across chunks."""
+    chunks = math.ceil(buffered_weight_bytes(layer, hw, bits) / (hw.weight_buffer_kib * 1024))
+    if chunks <= 1 or sum(layer.input_elems) * bits // 8 <= hw.ocm_kib * 1024:
+        return 1
+    return chunks
+
+
+def _plan_groups(workload: Workload, hw: HwProfile, bits: int) -> list[Group]:
+    weight_buffer = hw.weight_buffer_kib * 1024
+    line_buffer = hw.line_buffer_kib * 1024
+    members: list[list[int]] = []
+    produced: set[str] = set()
+    weights = lines = 0
+    for layer in workload.layers:
+        need_w = buffered_weight_bytes(layer, hw, bits)
+        need_l = line_buffer_bytes(layer, bits)
+        joins = bool(members) and (
+            layer.kind == ALIAS
+            or (
+                hw.fusion != "none"
+                and any(s in produced for s in layer.inputs)
+                and (layer.kind != MAC or hw.fusion == "layers")
+                and weights + need_w <= weight_buffer
+                and lines + need_l <= line_buffer
+            )
+        )
+        if not joins:
+            members.append([])
+            produced, weights, lines = set(), 0, 0
+        members[-1].append(layer.index)
+        if layer.kind != ALIAS:
+            produced.add(layer.output)
+        weights += need_w
+        lines += need_l
+    return [_tiled_group(workload, indices, hw, bits) for indices in members]
+
+
+def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, bits: int) -> Group:
+    """A group with its stripe count and the halo re-read factor of its DRAM inputs."""
+    layers = [workload.layers[i] for i in indices]
+    need = sum(line_buffer_bytes(layer, bits) for layer in layers)
+    stripes = max(1, math.ceil(need / (hw.line_buffer_kib * 1024)))
+    halo_cols = sum(layer.kernel[1] - layer.stride[1] for layer in layers if layer.kind == MAC)
+    width = layers[0].in_width
+    halo = 1.0 + (stripes - 1) * max(halo_cols, 0) / width if width > 1 else 1.0
+    return Group(
+        tuple(indices), stripes, halo, frozenset(layer.output for layer in layers if layer.kind != ALIAS)
+    )
+
+
+def _plan_residency(
+    workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, bits: int
+) -> frozenset[str]:
+    """Tensors passed between groups that stay in OCM for their whole lifetime (first fit)."""
+    lifetime: dict[str, list[int]] = {}
+    for layer in workload.layers:
+        gid = group_of[layer.index]
+        if layer.kind != ALIAS:
+            lifetime.setdefault(layer.output, [gid, gid])
+        for storage in layer.inputs:
+            if storage in lifetime:
+                lifetime[storage][1] = max(lifetime[storage][1], gid)
+    capacity = hw.ocm_kib * 1024
+    used = [0.0] * len(groups)
+    resident = set()
+    for storage, (first, last) in lifetime.items():
+        if last == first or storage in workload.graph_outputs:
+            continue
+        size = workload.storage_elems[storage] * bits // 8
+        if all(used[g] + size <= capacity for g in range(first, last + 1)):
+            resident.add(storage)
+            for g in range(first, last + 1):
+                used[g] += size
+    return frozenset(resident)
