@@ -142,3 +142,16 @@ def test_trained_models_match_onnxruntime(name):
     got = run_float(graph, {graph.inputs[0]: x})
     for output, ref in zip(graph.outputs, expected, strict=True):
         assert relative_error(got[output], ref) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["lffd@320x240", "arcface-r50", "tinynet"])
+def test_zoo_models_match_onnxruntime(name):
+    from nnasim.models import zoo
+
+    path = zoo.resolve(name)
+    graph = load_lowered(path)
+    x = RNG.standard_normal(graph.shape(graph.inputs[0])).astype(np.float32)
+    expected = ort_run(path, {graph.inputs[0]: x})
+    got = run_float(graph, {graph.inputs[0]: x})
+    for output, ref in zip(graph.outputs, expected, strict=True):
+        assert relative_error(got[output], ref) < 1e-4, output

@@ -106,8 +106,9 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     A lenient inference runs first: it fills graph outputs exported without a shape,
     which the checker would otherwise reject.
     """
-    with contextlib.suppress(onnx.shape_inference.InferenceError, ValueError, RuntimeError):
-        model = onnx.shape_inference.infer_shapes(model)  # else the checker below says what is wrong
+    if any(not o.type.tensor_type.HasField("shape") for o in model.graph.output):
+        with contextlib.suppress(onnx.shape_inference.InferenceError, ValueError, RuntimeError):
+            model = onnx.shape_inference.infer_shapes(model)  # else the checker below says what is wrong
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as error:
