@@ -1,0 +1,41 @@
+"""`nnasim info`: totals of the talk's networks and the three output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from nnasim.cli import main
+
+
+@pytest.mark.parametrize(
+    "model, params_m, gmacs",
+    [("lffd", 2.29, 13.4), ("arcface", 65.1, 12.1), ("arcface-r50", 43.6, 6.3)],
+)
+def test_totals_match_the_published_figures(capsys, model, params_m, gmacs):
+    assert main(["info", model, "--format", "json"]) == 0
+    totals = json.loads(capsys.readouterr().out)["totals"]
+    assert totals["params"] / 1e6 == pytest.approx(params_m, rel=0.01)
+    assert totals["MACs"] / 1e9 == pytest.approx(gmacs, rel=0.01)
+
+
+def test_table_and_csv_agree(capsys):
+    assert main(["info", "tinynet"]) == 0
+    table = capsys.readouterr().out
+    assert "GMACs" in table and "Conv+Relu" in table
+    assert main(["info", "tinynet", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["layer"] for r in rows if r["layer"] in table] == [r["layer"] for r in rows]
+    assert sum(int(r["MACs"]) for r in rows) > 0
+
+
+def test_output_file_is_not_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "info.json"
+    out.write_text("mine")
+    assert main(["info", "tinynet", "--format", "json", "-o", str(out)]) == 2
+    assert out.read_text() == "mine" and "--force" in capsys.readouterr().err
+    assert main(["info", "tinynet", "--format", "json", "-o", str(out), "--force"]) == 0
+    assert json.loads(out.read_text())["model"] == "tinynet"
