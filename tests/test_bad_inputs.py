@@ -1,0 +1,26 @@
+"""Every case of the bad-input catalogue: exit code 2 and one line with its message, no traceback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nnasim.cli import main
+from tests.bad_inputs.catalogue import MODEL_CASES, Case
+
+HERE = Path(__file__).resolve().parent / "bad_inputs"
+CASES = MODEL_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gets_its_message_and_exit_code_2(case: Case, tmp_path, capsys):
+    if case.make is not None:
+        case.make(tmp_path)
+    argv = [a.format(dir=tmp_path, here=HERE) for a in case.argv]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("nnasim: error: ") and err.count("\n") == 1, err
+    assert re.search(case.message, err), f"{case.name}: {err!r} does not match {case.message!r}"
