@@ -120,3 +120,37 @@ def mutate(rng: random.Random, model: onnx.ModelProto, data: bytes) -> bytes:
     if kind == 2:
         return splice(rng, data)
     return mutate_fields(rng, model)
+
+
+PROFILE_VALUES = (None, 0, -1, -0.5, 1e30, "fast", [], {}, {8: -1}, True, "2nx", "nonesuch", 3.5)
+
+
+def mutate_profile(rng: random.Random) -> str:
+    """A hardware profile YAML text with one mutation: a key dropped, retyped, added, or bytes flipped."""
+    import yaml
+
+    from nnasim.cost.profile import builtin_profiles
+
+    text = rng.choice(list(builtin_profiles().values())).read_text()
+    if rng.random() < 0.25:
+        return flip_bytes(rng, text.encode()).decode("latin-1")
+    data = yaml.safe_load(text)
+    target, key = _random_slot(rng, data)
+    action = rng.randrange(3)
+    if action == 0 and key in target:
+        del target[key]
+    elif action == 1:
+        target[key] = rng.choice(PROFILE_VALUES)
+    else:
+        target[rng.choice(["extra_key", "inherits", "clock_ghz", 8, 4])] = rng.choice(PROFILE_VALUES)
+    return yaml.safe_dump(data)
+
+
+def _random_slot(rng: random.Random, data: dict):
+    """A (mapping, key) pair somewhere in the nested profile."""
+    target = data
+    key = rng.choice(list(target))
+    while isinstance(target.get(key), dict) and target[key] and rng.random() < 0.6:
+        target = target[key]
+        key = rng.choice(list(target))
+    return target, key

@@ -26,3 +26,17 @@ def model_target(data: bytes, folder: Path | None = None) -> str:
         except NnasimError:
             return "error"
     return "ok"
+
+
+def profile_target(text: str, folder: Path | None = None) -> str:
+    """Load a profile given as YAML text and cost a small network with it; 'ok' or 'error'."""
+    from nnasim.cost.profile import load_profile
+
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        path = Path(tmp) / "fuzzed.yaml"
+        path.write_text(text, encoding="latin-1")
+        try:
+            load_profile(path)
+        except NnasimError:
+            return "error"
+    return "ok"
