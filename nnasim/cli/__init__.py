@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from nnasim import __version__
 from nnasim.errors import NnasimError
 
-COMMANDS = ("info", "zoo")
+COMMANDS = ("info", "zoo", "profile", "hw")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on one line each, as ``nnasim: warning: ...``, without source lines."""
+    print(f"nnasim: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except NnasimError as error:
         if args.debug:
             raise

@@ -1,0 +1,101 @@
+"""``nnasim profile MODEL --hw NAME --bits 8,16``: DRAM MB and inferences/s on an NPU profile."""
+
+from __future__ import annotations
+
+import argparse
+
+from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
+from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
+from nnasim.cost.profile import SUPPORTED_BITS
+from nnasim.errors import UsageError
+from nnasim.report.tables import render
+
+UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="DRAM bandwidth and inferences/s of a model on a hardware profile"
+    )
+    add_model_argument(parser)
+    parser.add_argument("--hw", default="3nx", help="a profile name (see `nnasim hw list`) or a YAML file")
+    parser.add_argument("--bits", default="8,16", help="bit widths: 8, 16 or 8,16 (default 8,16)")
+    parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
+    parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
+    add_output_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def parse_bits(text: str) -> tuple[int, ...]:
+    """``"8,16"`` -> (8, 16); each width must be one the profiles describe."""
+    try:
+        bits = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"--bits {text!r}: expected 8, 16 or 8,16") from None
+    if not bits or any(b not in SUPPORTED_BITS for b in bits):
+        raise UsageError(f"--bits {text!r}: supported widths are {', '.join(map(str, SUPPORTED_BITS))}")
+    return tuple(dict.fromkeys(bits))
+
+
+def summary_row(cost: NetworkCost) -> dict:
+    total = cost.total
+    return {
+        "model": cost.model,
+        "hw": cost.hw,
+        "bits": cost.bits,
+        "MB/inference": round(cost.megabytes, 2),
+        "weights MB": round(total.weight_bytes / 1e6, 2),
+        "act read MB": round(total.act_read_bytes / 1e6, 2),
+        "act write MB": round(total.act_write_bytes / 1e6, 2),
+        "inferences/s": round(cost.inferences_per_second, 1),
+        "ms/inference": round(cost.seconds * 1e3, 3),
+        "GMACs": round(total.macs / 1e9, 3),
+        "MAC utilization": round(cost.utilization, 3),
+        "bound": cost.bound,
+    }
+
+
+def layer_rows(cost: NetworkCost) -> list[dict]:
+    peak = cost.peak_macs_per_clock
+    return [
+        {
+            "bits": cost.bits,
+            "layer": c.name,
+            "op": c.op,
+            "group": c.group,
+            "MMACs": round(c.macs / 1e6, 3),
+            "weights MB": round(c.weight_bytes / 1e6, 4),
+            "read MB": round(c.act_read_bytes / 1e6, 4),
+            "write MB": round(c.act_write_bytes / 1e6, 4),
+            "compute kcyc": round(c.compute_cycles / 1e3, 2),
+            "memory kcyc": round(c.memory_cycles / 1e3, 2),
+            "kcycles": round(c.cycles / 1e3, 2),
+            "util": round(c.macs / (c.cycles * peak), 3) if c.cycles and c.macs else 0.0,
+            "bound": c.bound,
+        }
+        for c in cost.layers
+        if c.op not in ("Reshape", "Identity", "Dropout", "Concat")
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    bits = parse_bits(args.bits)
+    hw = load_profile(args.hw)
+    workload = build_workload(load_graph(args))
+    costs = [evaluate(workload, hw, b) for b in bits]
+    summary = [summary_row(cost) for cost in costs]
+    layers = [row for cost in costs for row in layer_rows(cost)] if args.per_layer else []
+    if args.format == "json":
+        extra = {"units": UNITS_NOTE, "profile": hw.source, "layers": layers}
+        emit(render(summary, "json", extra=extra), args)
+    elif args.format == "csv":
+        emit(render(layers or summary, "csv"), args)
+    else:
+        text = render(layers, "table") + "\n" if layers else ""
+        text += render(summary, "table", title=f"{workload.name} on {hw.name} ({hw.source})")
+        emit(text + UNITS_NOTE + "\n", args)
+    if args.plot:
+        from nnasim.report.roofline import roofline_plot
+
+        roofline_plot(args.plot, costs, hw, force=args.force)
+    return 0
