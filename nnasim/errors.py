@@ -22,3 +22,7 @@ class DataError(NnasimError):
 
 class UsageError(NnasimError):
     """Options that contradict each other or are out of range."""
+
+
+class NnasimWarning(UserWarning):
+    """Something the user should know that does not stop the run (a float island, saturations)."""

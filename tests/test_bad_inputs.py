@@ -24,3 +24,20 @@ def test_bad_input_gets_its_message_and_exit_code_2(case: Case, tmp_path, capsys
     assert code == 2, err
     assert err.startswith("nnasim: error: ") and err.count("\n") == 1, err
     assert re.search(case.message, err), f"{case.name}: {err!r} does not match {case.message!r}"
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys):
+    assert main(["info", "tinynet", "--format", "xml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'xml'" in err and "nnasim info --help" in err
+
+
+def test_warnings_are_one_line(capsys):
+    import warnings
+
+    from nnasim.cli import _show_warning
+    from nnasim.errors import NnasimWarning
+
+    _show_warning(NnasimWarning("layer conv1 saturated 3 times"), NnasimWarning, "x.py", 1)
+    assert capsys.readouterr().err == "nnasim: warning: layer conv1 saturated 3 times\n"
+    assert warnings.showwarning is not _show_warning

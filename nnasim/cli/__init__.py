@@ -17,8 +17,19 @@ from nnasim.errors import NnasimError
 COMMANDS = ("info", "zoo", "profile", "hw")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2."""
+
+    def error(self, message: str):
+        print(
+            f"nnasim: error: {self.prog.removeprefix('nnasim ')}: {message} (see {self.prog} --help)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnasim", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="nnasim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nnasim {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -35,7 +46,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
