@@ -21,10 +21,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2."""
 
     def error(self, message: str):
-        print(
-            f"nnasim: error: {self.prog.removeprefix('nnasim ')}: {message} (see {self.prog} --help)",
-            file=sys.stderr,
-        )
+        where = self.prog.removeprefix("nnasim").strip()
+        where = f"{where}: " if where else ""
+        print(f"nnasim: error: {where}{message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
