@@ -1,14 +1,14 @@
 """Photos in, network inputs out: image folders, per-model preprocessing, identities and labels.
 
 Images are read with Pillow as RGB ``uint8`` arrays. An image that cannot be read is skipped
-with a warning on the ``nnasim`` logger and counted, so one bad file does not stop a report.
+with a warning and counted, so one bad file does not stop a report.
 """
 
 from __future__ import annotations
 
 import csv
-import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from nnasim.errors import DataError
-
-log = logging.getLogger("nnasim")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
@@ -62,7 +60,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        log.warning("skipping unreadable image %s: %s", path, error)
+        warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=2)
         return None
 
 
@@ -184,6 +182,35 @@ def read_name_table(path: str | Path, what: str) -> dict[str, str]:
     except OSError as error:
         raise DataError(f"cannot read {what} file {path}: {error}") from error
     return table
+
+
+def read_box_labels(path: str | Path) -> dict[str, np.ndarray]:
+    """Face boxes from a CSV ``file,x1,y1,x2,y2`` (pixels, header optional) as {file: (K, 4)}.
+
+    An image the file does not list has no faces.
+    """
+    boxes: dict[str, list[list[float]]] = {}
+    try:
+        with open(path, newline="") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if not row or row[0].startswith("#"):
+                    continue
+                values = _numbers(row[1:])
+                if values is None and line == 1:
+                    continue  # a header
+                if values is None or len(values) != 4:
+                    raise DataError(f"{path}:{line}: expected 'file,x1,y1,x2,y2' in pixels, got {row!r}")
+                boxes.setdefault(row[0].strip(), []).append(values)
+    except OSError as error:
+        raise DataError(f"cannot read box labels file {path}: {error}") from error
+    return {name: np.array(rows, np.float64).reshape(-1, 4) for name, rows in boxes.items()}
+
+
+def _numbers(fields: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in fields]
+    except ValueError:
+        return None
 
 
 def lookup(table: dict[str, str], sample_name: str) -> str | None:

@@ -1,0 +1,167 @@
+"""Face detector decoders: network outputs -> boxes in image pixels, with non-maximum suppression.
+
+Two output conventions are understood, recognised by the graph's output names:
+
+- **ultraface** (``scores`` 1xNx2 softmax, face = channel 1; ``boxes`` 1xNx4 corner form
+  normalised to [0, 1]): the anchor decoding is inside the graph, so boxes only need scaling
+  to the image size (Linzaer's ``detect_imgs_onnx.py``: threshold 0.7, hard NMS at IoU 0.3).
+- **LFFD** (``score_i`` 1x{1,2}xHxW, face = channel 0, and ``bbox_i`` 1x4xHxW for the eight
+  branches): each output pixel is the centre of a receptive field; the four bbox values are
+  offsets of the box corners from that centre in units of half the branch's receptive-field
+  size (the public LFFD ``predict.py``: threshold 0.8, NMS at 0.3; its NMS divides the
+  intersection by the lower-scored box's area, ours uses IoU for both families).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnasim.errors import ModelError
+from nnasim.ir import Graph
+from nnasim.report.metrics import iou_matrix
+
+NMS_IOU = 0.3  # both families' authors suppress at IoU 0.3
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes ``x1, y1, x2, y2`` in pixels of the original image, sorted by decreasing score."""
+
+    boxes: np.ndarray  # (N, 4) float64
+    scores: np.ndarray  # (N,) float64
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def above(self, threshold: float) -> Detections:
+        keep = self.scores >= threshold
+        return Detections(self.boxes[keep], self.scores[keep])
+
+    @staticmethod
+    def empty() -> Detections:
+        return Detections(np.zeros((0, 4)), np.zeros(0))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by hard non-maximum suppression, in decreasing score order.
+
+    A box is dropped when its IoU with an already kept, higher-scoring box exceeds
+    ``iou_threshold``; equal scores keep the lower index first.
+    """
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    ious = iou_matrix(boxes[order], boxes[order])
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for rank in range(len(order)):
+        if suppressed[rank]:
+            continue
+        keep.append(order[rank])
+        suppressed |= ious[rank] > iou_threshold
+    return np.asarray(keep, dtype=np.int64)
+
+
+def finish(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int], iou: float) -> Detections:
+    """Clip boxes to the image, drop empty ones, run NMS."""
+    width, height = image_size
+    boxes = np.clip(np.asarray(boxes, np.float64), 0, [width, height, width, height])
+    scores = np.asarray(scores, np.float64)
+    valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores = boxes[valid], scores[valid]
+    keep = nms(boxes, scores, iou)
+    return Detections(boxes[keep], scores[keep])
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A model family's decoder: ``decode(outputs, input_size, image_size, min_score)``.
+
+    Sizes are ``(width, height)``; only detections scoring at least ``min_score`` are kept.
+    """
+
+    family: str
+    default_threshold: float  # the operating point of the model's authors
+    decode: Callable[[dict[str, np.ndarray], tuple[int, int], tuple[int, int], float], Detections]
+
+
+def decode_ultraface(
+    outputs: dict[str, np.ndarray], input_size: tuple[int, int], image_size: tuple[int, int], min_score: float
+) -> Detections:
+    """ultraface: face probability in channel 1, normalised corner boxes scaled to the image."""
+    scores = outputs["scores"].reshape(-1, 2)[:, 1]
+    boxes = outputs["boxes"].reshape(-1, 4).astype(np.float64)
+    keep = scores >= min_score
+    width, height = image_size
+    return finish(boxes[keep] * [width, height, width, height], scores[keep], image_size, NMS_IOU)
+
+
+# LFFD v1 (configuration_10_560_25L_8scales_v1): per branch, the receptive-field size used to
+# normalise the regression (= the largest face of the branch), its stride, and the centre of
+# the first receptive field, all in input pixels.
+LFFD_V1_RF_SIZE = (15, 20, 40, 70, 110, 250, 400, 560)
+LFFD_V1_RF_STRIDE = (4, 4, 8, 8, 16, 32, 32, 32)
+LFFD_V1_RF_START = (3, 3, 7, 7, 15, 31, 31, 31)
+
+
+def lffd_branch_boxes(score: np.ndarray, bbox: np.ndarray, branch: int) -> tuple[np.ndarray, np.ndarray]:
+    """All boxes of one LFFD branch in input pixels: ``(H*W, 4)`` boxes and ``(H*W,)`` scores."""
+    face = score.reshape(score.shape[-3], *score.shape[-2:])[0]
+    offsets = bbox.reshape(4, *bbox.shape[-2:]).astype(np.float64)
+    height, width = face.shape
+    stride, start, half_rf = LFFD_V1_RF_STRIDE[branch], LFFD_V1_RF_START[branch], LFFD_V1_RF_SIZE[branch] / 2
+    cx = np.broadcast_to(start + stride * np.arange(width, dtype=np.float64), (height, width))
+    cy = np.broadcast_to((start + stride * np.arange(height, dtype=np.float64))[:, None], (height, width))
+    boxes = np.stack(
+        [
+            cx - offsets[0] * half_rf,
+            cy - offsets[1] * half_rf,
+            cx - offsets[2] * half_rf,
+            cy - offsets[3] * half_rf,
+        ],
+        axis=-1,
+    )
+    return boxes.reshape(-1, 4), face.reshape(-1).astype(np.float64)
+
+
+def decode_lffd(
+    outputs: dict[str, np.ndarray], input_size: tuple[int, int], image_size: tuple[int, int], min_score: float
+) -> Detections:
+    """LFFD v1: decode the eight branches, scale from the input to the image, NMS at 0.3."""
+    scale = np.array([image_size[0] / input_size[0], image_size[1] / input_size[1]] * 2)
+    all_boxes, all_scores = [], []
+    for branch in range(len(LFFD_V1_RF_SIZE)):
+        boxes, scores = lffd_branch_boxes(
+            outputs[f"score_{branch + 1}"], outputs[f"bbox_{branch + 1}"], branch
+        )
+        keep = scores >= min_score
+        all_boxes.append(boxes[keep] * scale)
+        all_scores.append(scores[keep])
+    return finish(np.concatenate(all_boxes), np.concatenate(all_scores), image_size, NMS_IOU)
+
+
+ULTRAFACE = Decoder("ultraface", 0.7, decode_ultraface)
+LFFD = Decoder("lffd", 0.8, decode_lffd)
+
+
+def decoder_for(graph: Graph) -> Decoder:
+    """The decoder matching the graph's outputs, or a ModelError saying what is expected."""
+    outputs = set(graph.outputs)
+    if {"scores", "boxes"} <= outputs:
+        return ULTRAFACE
+    branches = len(LFFD_V1_RF_SIZE)
+    lffd_names = {f"{kind}_{i}" for kind in ("score", "bbox") for i in range(1, branches + 1)}
+    if lffd_names <= outputs:
+        return LFFD
+    numbered = sorted(n for n in outputs if re.fullmatch(r"(score|bbox)_\d+", n))
+    hint = (
+        f" (found {len(numbered) // 2} LFFD-style branches; only v1 with {branches} is known)"
+        if numbered
+        else ""
+    )
+    raise ModelError(
+        f"{graph.name}: no detection decoder for outputs {sorted(outputs)}{hint}; expected "
+        "'scores' and 'boxes' (ultraface) or score_1..score_8 and bbox_1..bbox_8 (LFFD v1)"
+    )
