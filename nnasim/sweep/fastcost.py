@@ -1,0 +1,119 @@
+"""The cost model, evaluated for many design points at once.
+
+``nnasim.cost.evaluate`` runs a group of fused layers as one pass taking
+``max(compute, memory) + pass overhead`` cycles, where compute is the larger of the MAC
+array's and the element engine's cycles (they run side by side) and memory is the group's
+DRAM bytes over the bytes moved per cycle. So a network's cost separates into
+
+- per-layer DRAM bytes and group membership: the memory plan (plan fields and bit width);
+- per-layer compute cycles: the MAC array and the element engine (compute fields);
+- DRAM bandwidth, clock and pass overhead, which only enter the final sum.
+
+Each of the first two comes from one call of ``evaluate`` per distinct value and is cached;
+a whole batch of points then costs a few numpy operations. Every ``evaluate`` call is also
+a check: its own totals must equal what the separated form gives for the same profile, so a
+change in the cost model that breaks the separation stops the sweep instead of skewing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnasim.cost import HwProfile, NetworkCost, Workload, evaluate
+from nnasim.cost.workload import MAC
+from nnasim.errors import NnasimError
+
+_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class _Plan:
+    group: np.ndarray  # group id of each layer
+    dram_bytes: np.ndarray  # per group
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """Costs of one network at many points (arrays with one entry per point)."""
+
+    megabytes: np.ndarray
+    inferences_per_second: np.ndarray
+    utilization: np.ndarray
+    compute_bound: np.ndarray  # bool
+
+
+class SeparableCost:
+    """Evaluates one workload at batches of points; caches plans and compute cycles."""
+
+    def __init__(self, workload: Workload):
+        self.workload = workload
+        self.is_mac = np.array([layer.kind == MAC for layer in workload.layers])
+        self.macs = float(workload.macs)
+        self._plans: dict[tuple, _Plan] = {}
+        self._compute: dict[tuple, np.ndarray] = {}
+        self.evaluations = 0
+
+    def batch(
+        self, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple, timing: dict[str, np.ndarray]
+    ) -> BatchCost:
+        """Costs at the points that share ``hw``'s plan and compute fields; ``timing`` holds
+        ``dram_gbps``, ``clock_mhz`` and ``pass_overhead_cycles`` per point."""
+        if plan_key not in self._plans or compute_key not in self._compute:
+            self._evaluate(hw, bits, plan_key, compute_key)
+        plan, compute = self._plans[plan_key], self._compute[compute_key]
+        return self._combine(plan, compute, hw.macs_per_clock(bits), timing)
+
+    def _evaluate(self, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple) -> None:
+        cost = evaluate(self.workload, hw, bits)
+        self.evaluations += 1
+        group = np.array([layer.group for layer in cost.layers], dtype=np.int64)
+        n_groups = int(group.max()) + 1 if len(group) else 0
+        layer_bytes = np.array([layer.dram_bytes for layer in cost.layers])
+        cycles = np.array([layer.compute_cycles for layer in cost.layers])
+        self._plans.setdefault(plan_key, _Plan(group, np.bincount(group, layer_bytes, minlength=n_groups)))
+        self._compute.setdefault(compute_key, cycles)
+        self._check(cost, hw, bits, plan_key, compute_key)
+
+    def _combine(self, plan: _Plan, layer_cycles: np.ndarray, peak: int, timing: dict) -> BatchCost:
+        n_groups = len(plan.dram_bytes)
+        mac = np.bincount(plan.group, np.where(self.is_mac, layer_cycles, 0.0), minlength=n_groups)
+        vector = np.bincount(plan.group, np.where(self.is_mac, 0.0, layer_cycles), minlength=n_groups)
+        compute = np.maximum(mac, vector)
+        clock_hz = timing["clock_mhz"] * 1e6
+        bytes_per_cycle = timing["dram_gbps"] * 1e9 / clock_hz
+        memory = plan.dram_bytes[None, :] / bytes_per_cycle[:, None]
+        group_cycles = np.maximum(compute[None, :], memory) + timing["pass_overhead_cycles"][:, None]
+        total = group_cycles.sum(axis=1)
+        compute_cycles = np.where(compute[None, :] >= memory, group_cycles, 0.0).sum(axis=1)
+        with np.errstate(divide="ignore"):
+            ips = np.where(total > 0, clock_hz / np.where(total > 0, total, 1.0), np.inf)
+            utilization = np.where(total > 0, self.macs / (np.where(total > 0, total, 1.0) * peak), 0.0)
+        return BatchCost(
+            megabytes=np.full(len(total), plan.dram_bytes.sum() / 1e6),
+            inferences_per_second=ips,
+            utilization=utilization,
+            compute_bound=compute_cycles >= total - compute_cycles,
+        )
+
+    def _check(self, cost: NetworkCost, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple):
+        timing = {name: np.array([float(getattr(hw, name))]) for name in ("dram_gbps", "clock_mhz")}
+        timing["pass_overhead_cycles"] = np.array([float(hw.pass_overhead_cycles)])
+        fast = self._combine(
+            self._plans[plan_key], self._compute[compute_key], hw.macs_per_clock(bits), timing
+        )
+        pairs = {
+            "MB/inference": (fast.megabytes[0], cost.megabytes),
+            "inferences/s": (fast.inferences_per_second[0], cost.inferences_per_second),
+            "utilization": (fast.utilization[0], cost.utilization),
+        }
+        for what, (got, want) in pairs.items():
+            if abs(got - want) > _TOLERANCE * max(abs(want), 1.0):
+                raise NnasimError(
+                    f"sweep: the separated cost of {self.workload.name} on {hw.name} at {bits} bits gives "
+                    f"{what} {got:.6g}, nnasim.cost.evaluate {want:.6g}; the cost model no longer separates "
+                    "as nnasim/sweep/fastcost.py assumes"
+                )
+        if bool(fast.compute_bound[0]) != (cost.bound == "compute"):
+            raise NnasimError(f"sweep: the separated cost of {self.workload.name} disagrees on the bound")
