@@ -2,7 +2,7 @@
 
 ``points.jsonl`` holds one JSON object per finished point, keyed by its id; each chunk is
 appended, flushed and fsync'd before the next is recorded, so a killed sweep loses at most
-the chunks in flight. A line cut short by the kill is ignored on resume. ``sweep.json``
+the chunks in flight. A line cut short by the kill is dropped on resume. ``sweep.json``
 holds the spec's fingerprint so a resume cannot mix points of two different sweeps.
 """
 
@@ -42,6 +42,7 @@ class PointStore:
                     f"{self.out_dir}: holds a different sweep (spec fingerprint {found}, this spec "
                     f"{self.spec.fingerprint}); use --force to start again"
                 )
+            self._drop_cut_line()
             return self._finished_ids()
         if self.out_dir.exists():
             if not self.out_dir.is_dir():
@@ -69,6 +70,16 @@ class PointStore:
             by_id[row["point"]] = row
         return [by_id[i] for i in sorted(by_id)]
 
+    def _drop_cut_line(self) -> None:
+        """Truncate a last line the kill cut short, so the next append starts on a new line."""
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(keep)
+
     def _finished_ids(self) -> set[int]:
         return {row["point"] for row in self._read()}
 
@@ -80,6 +91,6 @@ class PointStore:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # the last line of a killed run may be cut short
+                    continue  # a line cut short by a kill (dropped on resume)
                 if isinstance(row, dict) and "point" in row:
                     yield row
