@@ -1,7 +1,9 @@
 """Integer elementwise add/subtract of two differently scaled tensors, with a fused ReLU/Clip clamp.
 
 Rules (``AddParams.rule``):
-- ``float32``: ``rint(float32(a - za) * ma + float32(b - zb) * mb)``, ties to even.
+- ``float32``: onnxruntime's QLinearAdd on x86: with ``ra = sa / so`` and ``rb = sb / so`` in float32
+  and ``fixed = zo - (ra * za + rb * zb)``, the output is ``rint((fixed + a * ra) + b * rb)``, all
+  in float32, ties to even (the zero points enter through ``fixed``, as MLAS does).
 - ``fixedpoint``: TFLite's add: both inputs shifted left by 20 bits (15 for 16-bit), each
   rescaled to twice the larger input scale with MultiplyByQuantizedMultiplier, summed, then
   rescaled to the output.
@@ -32,9 +34,10 @@ _CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2}
 class AddParams:
     rule: str
     ints: np.ndarray  # int64 parameters of the integer rules (layout in ``make_add_params``)
-    floats: np.ndarray  # float32 (ma, mb) for the float32 rule
+    floats: np.ndarray  # float32 (ra, rb, fixed) for the float32 rule
     zero_points: tuple[int, int, int]  # za, zb, zo
     clamp: tuple[int, int, int, int]  # lo, hi (activation), qmin, qmax
+    counted: tuple[bool, bool]  # saturations counted below qmin / above qmax (not where ReLU/Clip clamp)
     sign_b: int
 
 
@@ -54,13 +57,17 @@ def make_add_params(
         exp_a, exp_b, exp_out = (_pow2_exponent(s) for s in (scale_a, scale_b, scale_out))
         finer = min(exp_a, exp_b)
         ints[0], ints[1], ints[2] = exp_a - finer, exp_b - finer, exp_out - finer
-    floats = (np.float32(scale_a) / np.float32(scale_out), np.float32(scale_b) / np.float32(scale_out))
+    ra = np.float32(scale_a) / np.float32(scale_out)
+    rb = np.float32(sign_b) * (np.float32(scale_b) / np.float32(scale_out))
+    za, zb, zo = (np.float32(z) for z in zero_points)
+    floats = (ra, rb, zo - (ra * za + rb * zb))
     return AddParams(
         rule=rule,
         ints=ints,
         floats=np.array(floats, np.float32),
         zero_points=tuple(int(z) for z in zero_points),
         clamp=(qmin if lo is None else max(lo, qmin), qmax if hi is None else min(hi, qmax), qmin, qmax),
+        counted=(lo is None, hi is None),
         sign_b=sign_b,
     )
 
@@ -86,27 +93,32 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
         params.floats,
         *params.zero_points,
         *params.clamp,
+        *params.counted,
         params.sign_b,
     )
     return out.reshape(shape), int(saturations)
 
 
 @njit(cache=True)
-def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, sign_b):
+def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
     saturations = 0
     for i in range(a.shape[0]):
+        if code == 0:
+            y = np.int64(np.rint((floats[2] + np.float32(a[i]) * floats[0]) + np.float32(b[i]) * floats[1]))
+            out[i] = saturate(y, lo, hi)
+            if (y < qmin and count_low) or (y > qmax and count_high):
+                saturations += 1
+            continue
         da = np.int64(a[i]) - za
         db = (np.int64(b[i]) - zb) * sign_b
-        if code == 0:
-            y = np.int64(np.rint(np.float32(da) * floats[0] + np.float32(db) * floats[1]))
-        elif code == 1:
+        if code == 1:
             sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
         else:
             y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2])
-        y += zo
-        if y < qmin or y > qmax:
+        y += zo  # the float32 rule adds its zero point inside ``fixed``
+        if (y < qmin and count_low) or (y > qmax and count_high):
             saturations += 1
         out[i] = saturate(y, lo, hi)
     return saturations

@@ -87,6 +87,8 @@ class OutputStage:
     zero_point: int
     lo: int  # activation clamp, already intersected with [qmin, qmax]
     hi: int
+    count_low: bool  # False where a ReLU/Clip bound clamps: clamping there is the activation
+    count_high: bool
     qmin: int
     qmax: int
     acc_bits: int
@@ -119,6 +121,8 @@ def make_output_stage(
         zero_point=int(zero_point),
         lo=qmin if lo is None else max(qmin, int(lo)),
         hi=qmax if hi is None else min(qmax, int(hi)),
+        count_low=lo is None,
+        count_high=hi is None,
         qmin=int(qmin),
         qmax=int(qmax),
         acc_bits=int(acc_bits),
@@ -129,7 +133,7 @@ def requantize(acc: np.ndarray, stage: OutputStage) -> tuple[np.ndarray, int]:
     """Apply ``stage`` to accumulators ``acc`` (channels last); returns int32 outputs and saturations.
 
     Saturations count accumulators clamped to the accumulator width plus outputs clamped to
-    ``[qmin, qmax]`` (activation clamps are not saturations).
+    ``[qmin, qmax]`` on a side without a ReLU/Clip bound (activation clamps are not saturations).
     """
     neg = stage.neg if stage.neg is not None else stage.pos
     flat = np.ascontiguousarray(acc, dtype=np.int64).reshape(-1, acc.shape[-1] if acc.ndim else 1)
@@ -152,6 +156,8 @@ def requantize(acc: np.ndarray, stage: OutputStage) -> tuple[np.ndarray, int]:
         stage.hi,
         stage.qmin,
         stage.qmax,
+        stage.count_low,
+        stage.count_high,
         stage.acc_bits,
     )
     return out.reshape(acc.shape), int(saturations)
@@ -172,7 +178,26 @@ def _scale_one(acc, code, mf, mi, sh, sign):
 
 @njit(cache=True)
 def _requantize_2d(
-    acc, out, code, mf, mi, sh, sg, nmf, nmi, nsh, nsg, has_neg, zp, lo, hi, qmin, qmax, acc_bits
+    acc,
+    out,
+    code,
+    mf,
+    mi,
+    sh,
+    sg,
+    nmf,
+    nmi,
+    nsh,
+    nsg,
+    has_neg,
+    zp,
+    lo,
+    hi,
+    qmin,
+    qmax,
+    count_low,
+    count_high,
+    acc_bits,
 ):
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
@@ -192,7 +217,7 @@ def _requantize_2d(
                 k = c if per_channel else 0
                 y = _scale_one(a, code, mf[k], mi[k], sh[k], sg[k])
             y += zp
-            if y > qmax or y < qmin:
+            if (y > qmax and count_high) or (y < qmin and count_low):
                 saturations += 1
             out[p, c] = saturate(y, lo, hi)
     return saturations

@@ -9,15 +9,18 @@ from tests.reference.fixedpoint_ref import mbqm32, quantize_multiplier, round_ha
 
 def add_ref(a, b, sa, sb, so, za, zb, zo, bits, rule, qmin, qmax, lo=None, hi=None, sign_b=1):
     a, b = np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    count_low, count_high = lo is None, hi is None
     lo = qmin if lo is None else max(lo, qmin)
     hi = qmax if hi is None else min(hi, qmax)
     out = np.empty(a.shape, np.int64)
     saturations = 0
     for index in np.ndindex(a.shape):
         da, db = int(a[index]) - za, (int(b[index]) - zb) * sign_b
-        if rule == "float32":
-            ma, mb = np.float32(sa) / np.float32(so), np.float32(sb) / np.float32(so)
-            y = int(np.rint(np.float32(np.float32(da) * ma) + np.float32(np.float32(db) * mb)))
+        if rule == "float32":  # onnxruntime's MLAS QLinearAdd (x86): zero points folded into a float bias
+            f32 = np.float32
+            ra, rb = f32(sa) / f32(so), f32(sign_b) * (f32(sb) / f32(so))
+            fixed = f32(zo) - (ra * f32(za) + rb * f32(zb))
+            y = int(np.rint((fixed + f32(a[index]) * ra) + f32(b[index]) * rb)) - zo
         elif rule == "fixedpoint":
             shift = 15 if bits > 8 else 20
             twice = 2.0 * max(sa, sb)
@@ -29,6 +32,6 @@ def add_ref(a, b, sa, sb, so, za, zb, zo, bits, rule, qmin, qmax, lo=None, hi=No
             f = max(fa, fb)
             y = round_half_away_div_pow2((da << (f - fa)) + (db << (f - fb)), f - fo)
         y += zo
-        saturations += not qmin <= y <= qmax
+        saturations += (y < qmin and count_low) or (y > qmax and count_high)
         out[index] = min(max(y, lo), hi)
     return out, saturations

@@ -32,6 +32,7 @@ def requantize_ref(acc, real, rule, zp, qmin, qmax, acc_bits, lo=None, hi=None, 
     channels = acc.shape[-1]
     real = np.broadcast_to(np.atleast_1d(real), (channels,))
     neg = None if real_negative is None else np.broadcast_to(np.atleast_1d(real_negative), (channels,))
+    count_low, count_high = lo is None, hi is None
     lo = qmin if lo is None else max(lo, qmin)
     hi = qmax if hi is None else min(hi, qmax)
     acc_lo, acc_hi = -(2 ** (acc_bits - 1)), 2 ** (acc_bits - 1) - 1
@@ -45,6 +46,6 @@ def requantize_ref(acc, real, rule, zp, qmin, qmax, acc_bits, lo=None, hi=None, 
         c = index[-1]
         m = float(neg[c]) if neg is not None and a < 0 else float(real[c])
         y = scale_one(a, m, rule, acc_bits) + zp
-        saturations += not qmin <= y <= qmax
+        saturations += (y < qmin and count_low) or (y > qmax and count_high)
         out[index] = min(max(y, lo), hi)
     return out, saturations

@@ -1,0 +1,486 @@
+"""Build integer layers from a quantized IR graph: one builder per ``Op``, listed in ``BUILDERS``.
+
+A layer is a callable ``run(args) -> (int32 output, saturations)`` over the integer values of the
+node's computed inputs (engine layout: 4-D tensors NHWC, others as in ONNX). Weights, biases,
+multipliers and tables are prepared once, at build time, from the tensors' ``QuantParams``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnasim.engine.float_exec import linear_taps, nearest_indices, source_coordinates
+from nnasim.errors import ModelError
+from nnasim.ir import Activation, Graph, Node, Op, QuantParams
+from nnasim.kernels import layout
+from nnasim.kernels.add import add, make_add_params
+from nnasim.kernels.concat import concat
+from nnasim.kernels.conv2d import Conv2d, ConvGeometry
+from nnasim.kernels.fully_connected import FullyConnected
+from nnasim.kernels.lut import build_table, lookup
+from nnasim.kernels.mul import mul
+from nnasim.kernels.pooling import max_pool, window_sum
+from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
+from nnasim.kernels.resize import WEIGHT_BITS, fixed_weights, resize_bilinear, resize_nearest
+from nnasim.kernels.softmax import exp_table, softmax_last_axis
+from nnasim.quant.params import activation_params, per_axis, quantize_array
+
+LayerFn = Callable[[list[np.ndarray]], tuple[np.ndarray, int]]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every builder needs: the quantized graph, the requantization rule, accumulator width."""
+
+    graph: Graph
+    rule: str
+    acc_bits: int
+
+    def fmt(self, name: str) -> QuantParams:
+        params = self.graph.tensors[name].quant
+        if params is None:
+            raise ModelError(f"tensor {name!r} has no quantization format (run the quantization pass)")
+        return params
+
+    def scale(self, name: str) -> float:
+        return float(np.asarray(self.fmt(name).scale).reshape(-1)[0])
+
+    def zp(self, name: str) -> int:
+        return int(np.asarray(self.fmt(name).zero_point).reshape(-1)[0])
+
+    def multiplier(self, numerator: np.ndarray | float, out_name: str) -> np.ndarray:
+        """``numerator / scale_out``: float32 arithmetic for the float32 rule (onnxruntime), else float64."""
+        if self.rule == "float32":
+            return (np.asarray(numerator, np.float32) / np.float32(self.scale(out_name))).astype(np.float32)
+        return np.asarray(numerator, np.float64) / self.scale(out_name)
+
+    def product(self, a: str, b: np.ndarray | float) -> np.ndarray:
+        """``scale_a * b`` in the rule's float type (the scale of an accumulator)."""
+        dtype = np.float32 if self.rule == "float32" else np.float64
+        return np.asarray(self.scale(a), dtype) * np.asarray(b, dtype)
+
+    def stage(self, node: Node, real: np.ndarray, channels: int = 1) -> OutputStage:
+        """Output stage of ``node``: requantize by ``real`` and apply its fused activation."""
+        out = node.outputs[0]
+        fmt = self.fmt(out)
+        lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
+        return make_output_stage(
+            np.asarray(real).reshape(-1),
+            self.rule,
+            self.zp(out),
+            fmt.qmin,
+            fmt.qmax,
+            self.acc_bits,
+            lo,
+            hi,
+            negative,
+        )
+
+    def _activation(self, act: Activation | None, out: str, real: np.ndarray, channels: int):
+        if act is None:
+            return None, None, None
+        if act.kind in (Op.RELU, Op.CLIP):
+            return self.clamp_bounds(act, out) + (None,)
+        if act.kind == Op.LEAKY_RELU:
+            return None, None, real.reshape(-1) * act.alpha
+        slope = self.graph.const(act.slope).reshape(-1).astype(np.float64)
+        return None, None, np.broadcast_to(real.reshape(-1), (max(channels, slope.size),)) * slope
+
+    def clamp_bounds(self, act: Activation, out: str) -> tuple[int | None, int | None]:
+        """ReLU/Clip bounds as integers of ``out``'s format (None where unbounded)."""
+        scale, zp = self.scale(out), self.zp(out)
+        lo = zp + int(np.rint(act.lo / scale)) if np.isfinite(act.lo) else None
+        hi = zp + int(np.rint(act.hi / scale)) if np.isfinite(act.hi) else None
+        return lo, hi
+
+    def ndim(self, name: str) -> int:
+        return len(self.graph.shape(name))
+
+    def input_bound(self, name: str) -> int:
+        fmt, zp = self.fmt(name), self.zp(name)
+        return max(fmt.qmax - zp, zp - fmt.qmin)
+
+
+def integer_weight(ctx: BuildContext, name: str) -> np.ndarray:
+    """``q - zero_point`` of a weight: given integers (QDQ models) or quantized float data (narrow range)."""
+    data, fmt = ctx.graph.const(name), ctx.fmt(name)
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.int64) - per_axis(fmt.zero_point, data.ndim, fmt.axis).astype(np.int64)
+    return quantize_array(data, fmt, narrow=True).astype(np.int64)
+
+
+def integer_bias(ctx: BuildContext, node: Node, acc_scale: np.ndarray, channels: int) -> np.ndarray:
+    """The bias in the accumulator's format (given int32 data of QDQ models is used as is)."""
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return np.zeros(channels, np.int64)
+    data = ctx.graph.const(node.inputs[2]).reshape(-1)
+    if np.issubdtype(data.dtype, np.integer):
+        return np.broadcast_to(data.astype(np.int64), (channels,)).copy()
+    limit = 2 ** (ctx.acc_bits - 1)
+    scaled = np.rint(data.astype(np.float64) / np.asarray(acc_scale, np.float64))
+    return np.clip(np.broadcast_to(scaled, (channels,)), -limit, limit - 1).astype(np.int64)
+
+
+def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(ctx.fmt(name).scale).reshape(-1), (channels,))
+
+
+def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
+    x, w = node.inputs[0], node.inputs[1]
+    weight = integer_weight(ctx, w)
+    channels = weight.shape[0]
+    acc_scale = ctx.product(x, _weight_scales(ctx, w, channels))
+    a = node.attrs
+    out_hw = tuple(ctx.graph.shape(node.outputs[0])[2:])
+    geometry = ConvGeometry(
+        tuple(a["kernel_shape"]),
+        tuple(a["strides"]),
+        tuple(a["pads"]),
+        tuple(a["dilations"]),
+        a["group"],
+        out_hw,
+    )
+    conv = Conv2d(
+        weight.transpose(0, 2, 3, 1),
+        integer_bias(ctx, node, acc_scale, channels),
+        geometry,
+        ctx.input_bound(x),
+    )
+    stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+    zp = ctx.zp(x)
+    return lambda args: requantize(conv(args[0], zp), stage)
+
+
+def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
+    """Gemm ``x @ W.T + b`` (W is (N, K)) and MatMul by a constant (K, N) on the last axis."""
+    x, w = node.inputs[0], node.inputs[1]
+    if not ctx.graph.tensors[w].is_const:
+        raise ModelError(f"node {node.name!r} ({node.op.value}): only a constant second operand is supported")
+    weight = integer_weight(ctx, w)
+    weight = weight.T if node.op == Op.GEMM else weight
+    channels = weight.shape[1]
+    acc_scale = ctx.product(x, _weight_scales(ctx, w, channels))
+    fc = FullyConnected(weight, integer_bias(ctx, node, acc_scale, channels), ctx.input_bound(x))
+    stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+    zp = ctx.zp(x)
+
+    def run(args):
+        onnx_x = layout.to_onnx_layout(args[0])
+        acc = fc(np.ascontiguousarray(onnx_x), zp)
+        out, saturations = requantize(acc, stage)
+        return layout.from_onnx_layout(out), saturations
+
+    return run
+
+
+def build_batchnorm(ctx: BuildContext, node: Node) -> LayerFn:
+    """An unfolded BatchNormalization: per-channel ``(x - zp) * w[c] + b[c]`` on ONNX axis 1."""
+    x, w = node.inputs[0], node.inputs[1]
+    weight = integer_weight(ctx, w).reshape(-1)
+    channels = weight.size
+    acc_scale = ctx.product(x, _weight_scales(ctx, w, channels))
+    bias = integer_bias(ctx, node, acc_scale, channels)
+    ndim = ctx.ndim(x)
+    axis = layout.onnx_axis_to_engine(1, ndim)
+    stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+    zp = ctx.zp(x)
+
+    def run(args):
+        acc = np.moveaxis(args[0].astype(np.int64) - zp, axis, -1) * weight + bias
+        out, saturations = requantize(acc, stage)
+        return np.ascontiguousarray(np.moveaxis(out, -1, axis)), saturations
+
+    return run
+
+
+def _operand(ctx: BuildContext, name: str, out_ndim: int, data: np.ndarray | None = None, fmt=None):
+    """A constant operand as integers in engine layout broadcastable to a rank-``out_ndim`` output."""
+    data = ctx.graph.const(name) if data is None else data
+    fmt = ctx.fmt(name) if fmt is None else fmt
+    q = data if np.issubdtype(data.dtype, np.integer) else quantize_array(data, fmt)
+    return _broadcastable(q.astype(np.int32), out_ndim)
+
+
+def _broadcastable(x: np.ndarray, out_ndim: int) -> np.ndarray:
+    """An ONNX-layout tensor of lower rank made rank ``out_ndim`` and moved to engine layout."""
+    if x.ndim < out_ndim:
+        x = x.reshape((1,) * (out_ndim - x.ndim) + x.shape)
+        return layout.from_onnx_layout(x)
+    return x
+
+
+class _Operands:
+    """Resolves a binary node's two operands: computed (from ``args``) or constant (prepared once)."""
+
+    def __init__(self, ctx: BuildContext, node: Node, formats: list[QuantParams] | None = None, datas=None):
+        out_ndim = ctx.ndim(node.outputs[0])
+        self.ndims = [ctx.ndim(n) for n in node.inputs[:2]]
+        self.out_ndim = out_ndim
+        self.consts = {}
+        for i, name in enumerate(node.inputs[:2]):
+            if ctx.graph.tensors[name].is_const:
+                data = None if datas is None else datas[i]
+                fmt = None if formats is None else formats[i]
+                self.consts[i] = _operand(ctx, name, out_ndim, data, fmt)
+
+    def __call__(self, args: list[np.ndarray]) -> list[np.ndarray]:
+        computed = iter(args)
+        values = []
+        for i in range(2):
+            if i in self.consts:
+                values.append(self.consts[i])
+            else:
+                value = next(computed)
+                values.append(
+                    value if self.ndims[i] == self.out_ndim else _broadcastable(value, self.out_ndim)
+                )
+        return values
+
+
+def build_add(ctx: BuildContext, node: Node) -> LayerFn:
+    if node.act is not None and node.act.kind not in (Op.RELU, Op.CLIP):
+        raise ModelError(
+            f"node {node.name!r}: {node.act.kind.value} fused into {node.op.value} is not supported"
+        )
+    a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    lo, hi = ctx.clamp_bounds(node.act, out) if node.act is not None else (None, None)
+    fmt = ctx.fmt(out)
+    params = make_add_params(
+        ctx.scale(a),
+        ctx.scale(b),
+        ctx.scale(out),
+        (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
+        fmt.bits,
+        ctx.rule,
+        fmt.qmin,
+        fmt.qmax,
+        lo,
+        hi,
+        sign_b=-1 if node.op == Op.SUB else 1,
+    )
+    operands = _Operands(ctx, node)
+    return lambda args: add(*operands(args), params)
+
+
+def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
+    """Mul, and Div by a constant (a Mul by its reciprocal, quantized on its own)."""
+    a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    formats, datas, scale_b = None, None, ctx.scale(b) if ctx.graph.tensors[b].quant else None
+    if node.op == Op.DIV:
+        if not ctx.graph.tensors[b].is_const:
+            raise ModelError(f"node {node.name!r} (Div): only division by a constant is supported")
+        reciprocal = (1.0 / ctx.graph.const(b)).astype(np.float32)
+        fmt_b = activation_params(
+            float(reciprocal.min()), float(reciprocal.max()), ctx.fmt(out).bits, ctx.fmt(out).scheme
+        )
+        formats, datas, scale_b = [ctx.fmt(a), fmt_b], [None, reciprocal], float(fmt_b.scale)
+        zp_b = int(fmt_b.zero_point)
+    else:
+        zp_b = ctx.zp(b)
+    operands = _Operands(ctx, node, formats, datas)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out))
+    zp_a = ctx.zp(a)
+    return lambda args: requantize(mul(*operands(args), zp_a, zp_b), stage)
+
+
+def build_concat(ctx: BuildContext, node: Node) -> LayerFn:
+    out = node.outputs[0]
+    ndim = ctx.ndim(out)
+    axis = layout.onnx_axis_to_engine(node.attrs["axis"], ndim)
+    stages = [ctx.stage(node, ctx.multiplier(ctx.product(name, 1.0), out)) for name in node.inputs]
+    zero_points = [ctx.zp(name) for name in node.inputs]
+    consts = {
+        i: _operand(ctx, name, ndim) for i, name in enumerate(node.inputs) if ctx.graph.tensors[name].is_const
+    }
+
+    def run(args):
+        computed = iter(args)
+        inputs = [consts[i] if i in consts else next(computed) for i in range(len(node.inputs))]
+        return concat(inputs, zero_points, stages, axis)
+
+    return run
+
+
+def _clamp_only(ctx: BuildContext, node: Node) -> Callable[[np.ndarray], np.ndarray]:
+    """A ReLU/Clip fused into a layer that keeps its input's format: a clamp of the integers."""
+    if node.act is None:
+        return lambda q: q
+    if node.act.kind not in (Op.RELU, Op.CLIP):
+        raise ModelError(
+            f"node {node.name!r}: {node.act.kind.value} fused into {node.op.value} is not supported"
+        )
+    lo, hi = ctx.clamp_bounds(node.act, node.outputs[0])
+    return lambda q: np.clip(q, lo, hi)
+
+
+def build_maxpool(ctx: BuildContext, node: Node) -> LayerFn:
+    a = node.attrs
+    out_hw = ctx.graph.shape(node.outputs[0])[2:]
+    dilations = tuple(a.get("dilations", (1, 1)))
+    clamp = _clamp_only(ctx, node)
+    geometry = (*a["kernel_shape"], *a["strides"], *a["pads"][:2], *dilations, *out_hw)
+    return lambda args: (clamp(max_pool(args[0], *geometry)), 0)
+
+
+def build_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
+    """Window sums, then one output stage per distinct window size (border windows may be smaller)."""
+    x, out = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    out_hw = ctx.graph.shape(out)[2:]
+    dilations = tuple(a.get("dilations", (1, 1)))
+    zp = np.int64(ctx.zp(x))
+    args_geometry = (*a["kernel_shape"], *a["strides"], np.array(a["pads"], np.int64), *dilations, *out_hw)
+    stages: dict[int, OutputStage] = {}
+
+    def run(args):
+        sums, counts = window_sum(args[0], zp, *args_geometry, bool(a["count_include_pad"]))
+        result = np.empty(sums.shape, np.int32)
+        saturations = 0
+        for count in np.unique(counts):
+            if count not in stages:
+                stages[count] = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0 / count), out))
+            mask = counts == count
+            result[:, mask], n = requantize(sums[:, mask], stages[count])
+            saturations += n
+        return result, saturations
+
+    return run
+
+
+def build_global_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
+    x, out = node.inputs[0], node.outputs[0]
+    _, _, h, w = ctx.graph.shape(x)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0 / (h * w)), out))
+    zp = ctx.zp(x)
+    return lambda args: requantize((args[0].astype(np.int64) - zp).sum(axis=(1, 2), keepdims=True), stage)
+
+
+def build_reshape(ctx: BuildContext, node: Node) -> LayerFn:
+    shape = tuple(node.attrs["shape"])
+    clamp = _clamp_only(ctx, node)
+    return lambda args: (clamp(layout.reshape(args[0], shape)), 0)
+
+
+def build_transpose(ctx: BuildContext, node: Node) -> LayerFn:
+    perm = tuple(node.attrs["perm"])
+    clamp = _clamp_only(ctx, node)
+    return lambda args: (clamp(layout.transpose(args[0], perm)), 0)
+
+
+def build_slice(ctx: BuildContext, node: Node) -> LayerFn:
+    slices = node.attrs["slices"]
+    clamp = _clamp_only(ctx, node)
+    return lambda args: (clamp(layout.slice_(args[0], slices)), 0)
+
+
+def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
+    x, out = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    (_, _, h, w), (oh, ow) = ctx.graph.shape(x), a["size"]
+    ctm = a["coordinate_transformation_mode"]
+    coords_y, coords_x = source_coordinates(oh, h, ctm), source_coordinates(ow, w, ctm)
+    if a["mode"] == "nearest":
+        rows = nearest_indices(coords_y, h, a["nearest_mode"])
+        cols = nearest_indices(coords_x, w, a["nearest_mode"])
+        clamp = _clamp_only(ctx, node)
+        return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
+    y0, y1, fy = linear_taps(coords_y, h)
+    x0, x1, fx = linear_taps(coords_x, w)
+    wy, wx = fixed_weights(fy), fixed_weights(fx)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * WEIGHT_BITS)), out))
+    zp = np.int64(ctx.zp(x))
+    return lambda args: requantize(resize_bilinear(args[0], zp, y0, y1, wy, x0, x1, wx), stage)
+
+
+UNARY_FUNCTIONS = {Op.SIGMOID: lambda v: 1.0 / (1.0 + np.exp(-v)), Op.EXP: np.exp}
+
+
+def build_lut(ctx: BuildContext, node: Node) -> LayerFn:
+    """Sigmoid / Exp as a table over every input integer (built here, in float, once)."""
+    x, out = node.inputs[0], node.outputs[0]
+    fin, fout = ctx.fmt(x), ctx.fmt(out)
+    table = build_table(
+        UNARY_FUNCTIONS[node.op],
+        ctx.scale(x),
+        ctx.zp(x),
+        (fin.qmin, fin.qmax),
+        ctx.scale(out),
+        ctx.zp(out),
+        (fout.qmin, fout.qmax),
+    )
+    clamp = _clamp_only(ctx, node)
+    return lambda args: (clamp(lookup(args[0], table, fin.qmin)), 0)
+
+
+def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
+    x, out = node.inputs[0], node.outputs[0]
+    fin, fout = ctx.fmt(x), ctx.fmt(out)
+    shift = -np.log2(ctx.scale(out))
+    if shift != int(shift):
+        raise ModelError(f"node {node.name!r} (Softmax): the output scale must be a power of two")
+    table = exp_table(ctx.scale(x), fin.qmax - fin.qmin + 1)
+    axis = layout.onnx_axis_to_engine(node.attrs["axis"], ctx.ndim(x))
+    zo = ctx.zp(out)
+
+    def run(args):
+        moved = np.moveaxis(args[0], axis, -1)
+        flat = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+        result = softmax_last_axis(flat, table, int(shift), zo, fout.qmax).reshape(moved.shape)
+        return np.ascontiguousarray(np.moveaxis(result, -1, axis)), 0
+
+    return run
+
+
+def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
+    """A ReLU/Clip/LeakyReLU/PReLU left standalone: rescale ``x - zp`` with the activation fused."""
+    from nnasim.engine.float_exec import activation_of
+
+    x, out = node.inputs[0], node.outputs[0]
+    channels = ctx.graph.shape(out)[1] if ctx.ndim(out) > 1 else 1
+    stage = ctx.stage(node.with_(act=activation_of(node)), ctx.multiplier(ctx.product(x, 1.0), out), channels)
+    zp = ctx.zp(x)
+    axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
+
+    def run(args):
+        acc = np.moveaxis(args[0].astype(np.int64) - zp, axis, -1)
+        result, saturations = requantize(acc, stage)
+        return np.ascontiguousarray(np.moveaxis(result, -1, axis)), saturations
+
+    return run
+
+
+BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
+    Op.CONV: build_conv,
+    Op.GEMM: build_gemm,
+    Op.MATMUL: build_gemm,
+    Op.BATCHNORM: build_batchnorm,
+    Op.ADD: build_add,
+    Op.SUB: build_add,
+    Op.MUL: build_mul,
+    Op.DIV: build_mul,
+    Op.CONCAT: build_concat,
+    Op.MAXPOOL: build_maxpool,
+    Op.AVGPOOL: build_avgpool,
+    Op.GLOBAL_AVGPOOL: build_global_avgpool,
+    Op.RESHAPE: build_reshape,
+    Op.TRANSPOSE: build_transpose,
+    Op.SLICE: build_slice,
+    Op.RESIZE: build_resize,
+    Op.SIGMOID: build_lut,
+    Op.EXP: build_lut,
+    Op.SOFTMAX: build_softmax,
+    Op.RELU: build_activation,
+    Op.CLIP: build_activation,
+    Op.LEAKY_RELU: build_activation,
+    Op.PRELU: build_activation,
+}
+
+
+def build_layer(ctx: BuildContext, node: Node) -> LayerFn:
+    builder = BUILDERS.get(node.op)
+    if builder is None:
+        raise ModelError(f"node {node.name!r}: {node.op.value} has no integer kernel")
+    return builder(ctx, node)

@@ -1,0 +1,144 @@
+"""Sessions: a graph prepared for repeated inference, fp32 or integer, behind one interface.
+
+``build_session(graph, bits, ...)`` calibrates and quantizes a float graph (or imports the formats
+of a QDQ model), builds one integer layer per node and returns a ``Session`` whose ``run`` takes
+float feeds in ONNX layout and returns dequantized float32 outputs in ONNX layout. ``bits=32``
+returns the fp32 executor behind the same interface.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+
+from nnasim.engine.float_exec import FloatSession, check_feeds
+from nnasim.engine.layers import BuildContext, LayerFn, build_layer
+from nnasim.errors import UsageError
+from nnasim.ir import Graph, Op, QuantParams
+from nnasim.kernels import layout
+from nnasim.kernels.requant import RULES
+from nnasim.quant.calibrate import calibrate
+from nnasim.quant.params import dequantize_array, quantize_array
+from nnasim.quant.qdq import has_qdq, import_qdq
+from nnasim.quant.quantize import quantize_graph
+
+GENERATED_SAMPLES = 4
+DEFAULT_RULE = {"pow2": "pow2", "affine": "fixedpoint"}
+
+
+def default_acc_bits(bits: int) -> int:
+    """Accumulator width: int32 for 8-bit activations, int64 for 16-bit."""
+    return 32 if bits <= 8 else 64
+
+
+def generated_feeds(
+    graph: Graph, count: int = GENERATED_SAMPLES, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """Standard-normal inputs of the graph's input shapes (a stand-in when no calibration data is given)."""
+    rng = np.random.default_rng(seed)
+    return [
+        {name: rng.standard_normal(graph.shape(name)).astype(np.float32) for name in graph.inputs}
+        for _ in range(count)
+    ]
+
+
+class Session:
+    """An integer graph ready to run; ``saturations`` accumulate per layer over every run."""
+
+    def __init__(self, graph: Graph, layers: list[LayerFn], rule: str, bits: int, notes: list[str]):
+        self.graph = graph
+        self.layers = layers
+        self.rule = rule
+        self.bits = bits
+        self.notes = notes
+        self.saturations: dict[str, int] = {node.name: 0 for node in graph.nodes}
+
+    def run_integers(self, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
+        """Integer tensors (engine layout: 4-D NHWC) of the outputs, or of every tensor with ``keep_all``."""
+        values = {
+            name: self._quantize_input(name, value) for name, value in check_feeds(self.graph, feeds).items()
+        }
+        const = {name for name, tensor in self.graph.tensors.items() if tensor.is_const}
+        last_use = {n: i for i, node in enumerate(self.graph.nodes) for n in node.inputs if n}
+        for index, (node, layer) in enumerate(zip(self.graph.nodes, self.layers, strict=True)):
+            args = [values[n] for n in node.inputs if n and n not in const]
+            values[node.outputs[0]], count = layer(args)
+            self.saturations[node.name] += count
+            if not keep_all:
+                for name in node.inputs:
+                    if last_use.get(name) == index and name not in self.graph.outputs:
+                        values.pop(name, None)
+        return values if keep_all else {name: values[name] for name in self.graph.outputs}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Graph outputs dequantized to float32, ONNX layout."""
+        return {name: self.dequantize(name, q) for name, q in self.run_integers(feeds).items()}
+
+    def run_layers(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every computed tensor (and the inputs) dequantized to float32, ONNX layout."""
+        return {name: self.dequantize(name, q) for name, q in self.run_integers(feeds, keep_all=True).items()}
+
+    def quant(self, name: str) -> QuantParams:
+        return self.graph.tensors[name].quant
+
+    def dequantize(self, name: str, q: np.ndarray) -> np.ndarray:
+        return dequantize_array(layout.to_onnx_layout(q), self.quant(name), axis=None)
+
+    def _quantize_input(self, name: str, value: np.ndarray) -> np.ndarray:
+        return layout.from_onnx_layout(quantize_array(value, self.quant(name)))
+
+
+def build_session(
+    graph: Graph,
+    bits: int,
+    scheme: str = "pow2",
+    per_channel: bool = False,
+    requant: str | None = None,
+    calib: Iterable[dict[str, np.ndarray]] | None = None,
+    calib_method: str = "minmax",
+    acc_bits: int | None = None,
+) -> Session | FloatSession:
+    """Prepare ``graph`` (a lowered IR graph) for inference at ``bits`` = 8, 16 (integer) or 32 (fp32).
+
+    ``calib`` is a list of feed dicts; None calibrates on generated inputs and says so (a warning
+    and ``session.notes``). A QDQ model keeps its own scales and zero points (``calib``, ``scheme``
+    and ``per_channel`` do not apply) and defaults to the ``float32`` rule, onnxruntime's semantics.
+    """
+    if bits == 32:
+        return FloatSession(graph)
+    notes: list[str] = []
+    if has_qdq(graph):
+        quantized = import_qdq(graph)
+        bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
+        rule = requant or "float32"
+        notes.append("QDQ model: its own scales and zero points are used, not calibrated")
+    else:
+        rule = requant or DEFAULT_RULE.get(scheme, "pow2")
+        if calib is None:
+            message = (
+                f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
+            )
+            warnings.warn(message, stacklevel=2)
+            notes.append(message)
+            calib = generated_feeds(graph)
+        ranges = calibrate(graph, calib, calib_method, bits, scheme)
+        quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
+    _check_rule(rule, scheme if not has_qdq(graph) else "affine")
+    notes.append(f"{bits}-bit integer engine, requantization rule {rule!r}")
+    lut_ops = sorted(
+        {node.op.value for node in quantized.nodes if node.op in (Op.SIGMOID, Op.EXP, Op.SOFTMAX)}
+    )
+    if lut_ops:
+        notes.append(f"integer lookup tables (no float at run time) for: {', '.join(lut_ops)}")
+    ctx = BuildContext(quantized, rule, acc_bits or default_acc_bits(bits))
+    layers = [build_layer(ctx, node) for node in quantized.nodes]
+    return Session(quantized, layers, rule, bits, notes)
+
+
+def _check_rule(rule: str, scheme: str) -> None:
+    if rule not in RULES:
+        raise UsageError(f"unknown requantization rule {rule!r}; choose from {', '.join(RULES)}")
+    if rule == "pow2" and scheme != "pow2":
+        raise UsageError("the pow2 requantization rule (shifts only) needs the pow2 scheme")
