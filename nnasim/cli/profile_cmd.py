@@ -22,6 +22,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--bits", default="8,16", help="bit widths: 8, 16 or 8,16 (default 8,16)")
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
+    parser.add_argument(
+        "--faces", metavar="N,...", help="for DETECTOR+VERIFIER: faces per frame (default 1,2,4,8,16,32)"
+    )
     add_output_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -79,6 +82,11 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnasim.sweep.cascade import cascade_stages, run_profile
+
+    stages = cascade_stages(args)  # DETECTOR+VERIFIER: frames/s against faces per frame
+    if stages:
+        return run_profile(args, stages)
     bits = parse_bits(args.bits)
     hw = load_profile(args.hw)
     workload = build_workload(load_graph(args))

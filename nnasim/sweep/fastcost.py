@@ -9,10 +9,12 @@ DRAM bytes over the bytes moved per cycle. So a network's cost separates into
 - per-layer compute cycles: the MAC array and the element engine (compute fields);
 - DRAM bandwidth, clock and pass overhead, which only enter the final sum.
 
-Each of the first two comes from one call of ``evaluate`` per distinct value and is cached;
-a whole batch of points then costs a few numpy operations. Every ``evaluate`` call is also
-a check: its own totals must equal what the separated form gives for the same profile, so a
-change in the cost model that breaks the separation stops the sweep instead of skewing it.
+The memory plan comes from one call of ``evaluate`` per distinct plan; MAC-array cycles from
+the cost model's own ``mac_cycles`` per distinct array; element-engine cycles from the
+``evaluate`` call of their distinct rate. All are cached, so a whole batch of points then
+costs a few numpy operations. Every ``evaluate`` call is also a check: its own totals must
+equal what the separated form gives for the same profile, so a change in the cost model
+that breaks the separation stops the sweep instead of skewing it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnasim.cost import HwProfile, NetworkCost, Workload, evaluate
+from nnasim.cost import HwProfile, NetworkCost, Workload, evaluate, mac_cycles
 from nnasim.cost.workload import MAC
 from nnasim.errors import NnasimError
 
@@ -52,20 +54,31 @@ class SeparableCost:
         self.is_mac = np.array([layer.kind == MAC for layer in workload.layers])
         self.macs = float(workload.macs)
         self._plans: dict[tuple, _Plan] = {}
-        self._compute: dict[tuple, np.ndarray] = {}
+        self._mac: dict[tuple, np.ndarray] = {}
+        self._vector: dict[tuple, np.ndarray] = {}
         self.evaluations = 0
 
-    def batch(
-        self, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple, timing: dict[str, np.ndarray]
-    ) -> BatchCost:
-        """Costs at the points that share ``hw``'s plan and compute fields; ``timing`` holds
-        ``dram_gbps``, ``clock_mhz`` and ``pass_overhead_cycles`` per point."""
-        if plan_key not in self._plans or compute_key not in self._compute:
-            self._evaluate(hw, bits, plan_key, compute_key)
-        plan, compute = self._plans[plan_key], self._compute[compute_key]
-        return self._combine(plan, compute, hw.macs_per_clock(bits), timing)
+    def batch(self, hw: HwProfile, bits: int, plan_key: tuple, timing: dict[str, np.ndarray]) -> BatchCost:
+        """Costs at the points that share ``hw``'s plan and compute fields; ``plan_key`` names
+        the plan fields' values and ``timing`` holds ``dram_gbps``, ``clock_mhz`` and
+        ``pass_overhead_cycles`` per point."""
+        vector_key = (bits, hw.eltwise_per_clock[bits])
+        if plan_key not in self._plans or vector_key not in self._vector:
+            self._evaluate(hw, bits, plan_key, vector_key)
+        cycles = np.where(self.is_mac, self._mac_cycles(hw, bits), self._vector[vector_key])
+        return self._combine(self._plans[plan_key], cycles, hw.macs_per_clock(bits), timing)
 
-    def _evaluate(self, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple) -> None:
+    def _mac_cycles(self, hw: HwProfile, bits: int) -> np.ndarray:
+        array = hw.mac_array[bits]
+        key = (bits, array)
+        if key not in self._mac:
+            self._mac[key] = np.array(
+                [mac_cycles(layer, hw, bits) if layer.kind == MAC else 0.0 for layer in self.workload.layers],
+                dtype=np.float64,
+            )
+        return self._mac[key]
+
+    def _evaluate(self, hw: HwProfile, bits: int, plan_key: tuple, vector_key: tuple) -> None:
         cost = evaluate(self.workload, hw, bits)
         self.evaluations += 1
         group = np.array([layer.group for layer in cost.layers], dtype=np.int64)
@@ -73,8 +86,8 @@ class SeparableCost:
         layer_bytes = np.array([layer.dram_bytes for layer in cost.layers])
         cycles = np.array([layer.compute_cycles for layer in cost.layers])
         self._plans.setdefault(plan_key, _Plan(group, np.bincount(group, layer_bytes, minlength=n_groups)))
-        self._compute.setdefault(compute_key, cycles)
-        self._check(cost, hw, bits, plan_key, compute_key)
+        self._vector.setdefault(vector_key, np.where(self.is_mac, 0.0, cycles))
+        self._check(cost, hw, bits, plan_key)
 
     def _combine(self, plan: _Plan, layer_cycles: np.ndarray, peak: int, timing: dict) -> BatchCost:
         n_groups = len(plan.dram_bytes)
@@ -97,12 +110,10 @@ class SeparableCost:
             compute_bound=compute_cycles >= total - compute_cycles,
         )
 
-    def _check(self, cost: NetworkCost, hw: HwProfile, bits: int, plan_key: tuple, compute_key: tuple):
+    def _check(self, cost: NetworkCost, hw: HwProfile, bits: int, plan_key: tuple):
         timing = {name: np.array([float(getattr(hw, name))]) for name in ("dram_gbps", "clock_mhz")}
         timing["pass_overhead_cycles"] = np.array([float(hw.pass_overhead_cycles)])
-        fast = self._combine(
-            self._plans[plan_key], self._compute[compute_key], hw.macs_per_clock(bits), timing
-        )
+        fast = self.batch(hw, bits, plan_key, timing)
         pairs = {
             "MB/inference": (fast.megabytes[0], cost.megabytes),
             "inferences/s": (fast.inferences_per_second[0], cost.inferences_per_second),

@@ -30,7 +30,6 @@ class PointEvaluator:
         }
         classes = [{field_class(p) for p in axis.paths} for axis in spec.axes]
         self._plan_axes = [a + 1 for a, c in enumerate(classes) if 2 in c]
-        self._compute_axes = [a + 1 for a, c in enumerate(classes) if 1 in c]
 
     @property
     def evaluations(self) -> int:
@@ -54,11 +53,8 @@ class PointEvaluator:
         hw = self.grid.structure(key)
         bits = self.spec.bits[key[0]]
         plan_key = (key[0], *(key[a] for a in self._plan_axes))
-        compute_key = (key[0], *(key[a] for a in self._compute_axes))
         part = {name: values[members] for name, values in timing.items()}
-        costs = {
-            label: model.batch(hw, bits, plan_key, compute_key, part) for label, model in self.models.items()
-        }
+        costs = {label: model.batch(hw, bits, plan_key, part) for label, model in self.models.items()}
         macs = max(hw.macs_per_clock(b) for b in hw.mac_array)
         onchip = hw.ocm_kib + hw.weight_buffer_kib + hw.line_buffer_kib
         area = self.spec.mm2_per_mac * macs + self.spec.mm2_per_kib * onchip
