@@ -28,6 +28,7 @@ BASE = {
     "dram_burst_bytes": 1,
     "pass_overhead_cycles": 100,
     "fusion": "none",
+    "max_fused_layers": 2,
     "weight_compression": "none",
     "weight_compression_ratio": {8: 1.0, 16: 1.0},
 }

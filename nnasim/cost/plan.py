@@ -2,11 +2,11 @@
 
 Three decisions, each a small pure function of the workload, the profile and the bit width:
 
-1. **Layer groups** (cascading): consecutive layers run tile by tile through on-chip line
+1. **Layer groups** (cascading): consecutive layers run row by row through on-chip line
    buffers when the group's weights fit the weight buffer and its line buffers fit the
-   line buffer, so tensors made and used inside the group never reach DRAM (Vela's
+   line buffer, so tensors made and used only inside the group never reach DRAM (Vela's
    cascades; PowerVR Series4 tensor tiling). A layer joins the open group when it reads a
-   tensor the group produces.
+   tensor the group produces; the profile bounds how many MAC layers one group chains.
 2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) when it fits
    beside the other resident tensors for its whole lifetime (first fit, in production order).
 3. **Re-reads**: a group whose line buffers do not fit is split into vertical stripes that
@@ -17,7 +17,7 @@ Three decisions, each a small pure function of the workload, the profile and the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nnasim.cost.profile import HwProfile
 from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
@@ -77,33 +77,53 @@ def _input_passes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
 
 
 def _plan_groups(workload: Workload, hw: HwProfile, bits: int) -> list[Group]:
-    weight_buffer = hw.weight_buffer_kib * 1024
-    line_buffer = hw.line_buffer_kib * 1024
+    """Greedy, in execution order: each layer joins the open group or opens a new one."""
     members: list[list[int]] = []
-    produced: set[str] = set()
-    weights = lines = 0
+    open_group = _OpenGroup()
     for layer in workload.layers:
-        need_w = buffered_weight_bytes(layer, hw, bits)
-        need_l = line_buffer_bytes(layer, bits)
-        joins = bool(members) and (
-            layer.kind == ALIAS
-            or (
-                hw.fusion != "none"
-                and any(s in produced for s in layer.inputs)
-                and (layer.kind != MAC or hw.fusion == "layers")
-                and weights + need_w <= weight_buffer
-                and lines + need_l <= line_buffer
-            )
-        )
-        if not joins:
+        if not (members and _joins(layer, open_group, hw, bits)):
             members.append([])
-            produced, weights, lines = set(), 0, 0
+            open_group = _OpenGroup()
         members[-1].append(layer.index)
-        if layer.kind != ALIAS:
-            produced.add(layer.output)
-        weights += need_w
-        lines += need_l
+        open_group.add(layer, hw, bits)
     return [_tiled_group(workload, indices, hw, bits) for indices in members]
+
+
+@dataclass
+class _OpenGroup:
+    """What the group being built holds: the tensors it made and its buffer use so far."""
+
+    produced: set[str] = field(default_factory=set)
+    weight_bytes: int = 0
+    line_bytes: int = 0
+    mac_layers: int = 0
+
+    def add(self, layer: LayerWork, hw: HwProfile, bits: int) -> None:
+        if layer.kind != ALIAS:
+            self.produced.add(layer.output)
+        self.weight_bytes += buffered_weight_bytes(layer, hw, bits)
+        self.line_bytes += line_buffer_bytes(layer, bits)
+        self.mac_layers += layer.kind == MAC
+
+
+def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, bits: int) -> bool:
+    """Whether ``layer`` can run in the open group, streaming a tensor the group produces.
+
+    ``fusion: elementwise`` lets only element-engine layers join (a conv with its activation,
+    residual add and the like); ``fusion: layers`` also chains up to ``max_fused_layers`` MAC
+    layers. Whatever joins must fit its weights and line buffers beside the group's.
+    """
+    if layer.kind == ALIAS:
+        return True
+    if hw.fusion == "none" or not any(s in group.produced for s in layer.inputs):
+        return False
+    if layer.kind == MAC and (hw.fusion != "layers" or group.mac_layers >= hw.max_fused_layers):
+        return False
+    need_w = buffered_weight_bytes(layer, hw, bits)
+    need_l = line_buffer_bytes(layer, bits)
+    fits_weights = need_w == 0 or group.weight_bytes + need_w <= hw.weight_buffer_kib * 1024
+    fits_lines = need_l == 0 or group.line_bytes + need_l <= hw.line_buffer_kib * 1024
+    return fits_weights and fits_lines
 
 
 def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, bits: int) -> Group:

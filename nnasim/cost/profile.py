@@ -63,6 +63,7 @@ class HwProfile:
     dram_burst_bytes: int
     pass_overhead_cycles: int
     fusion: str
+    max_fused_layers: int
     weight_compression: str
     weight_compression_ratio: dict[int, float]
     source: str = ""
@@ -109,6 +110,7 @@ _SCALARS: dict[str, tuple[Any, str]] = {
     "dram_gbps": (_positive_number, "a positive number (GB/s, 10^9 bytes per second)"),
     "dram_burst_bytes": (_positive_int, "a positive integer (bytes)"),
     "pass_overhead_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
+    "max_fused_layers": (_positive_int, "a positive integer (MAC layers per fused group)"),
     "fusion": (lambda v: v in FUSION_MODES, f"one of {', '.join(FUSION_MODES)}"),
     "rounding": (lambda v: v in ROUNDING_MODES, f"one of {', '.join(ROUNDING_MODES)}"),
     "weight_compression": (lambda v: v in COMPRESSION_MODES, f"one of {', '.join(COMPRESSION_MODES)}"),
