@@ -228,7 +228,7 @@ def engine_section(sessions: dict[str, Session]) -> Section:
         data[label] = {"saturations": saturations, "notes": list(getattr(session, "notes", []) or [])}
         worst = sorted(saturations.items(), key=lambda item: -item[1])[:10]
         rows += [
-            {"config": label, "tensor": name, "saturated values": count} for name, count in worst if count
+            {"config": label, "layer": name, "saturated values": count} for name, count in worst if count
         ]
         notes += [f"- {label}: {note}" for note in data[label]["notes"]]
     text = "Values clipped to the integer range (most first):\n\n" + md_table(rows)

@@ -19,7 +19,8 @@ from nnasim.report.detect import Detections, decoder_for
 from nnasim.report.document import Section, image_link, md_table
 
 CANDIDATE_FLOOR = 0.1  # lowest score decoded: AP ranks these, and relative errors see faces that fell
-MATCH_IOU = 0.5
+MATCH_IOU = 0.5  # a detection is the same face (for misses, extras, AP)
+CONFIDENCE_IOU = 0.3  # looser, for the confidence graph: a shifted box still reports its face's score
 LISTED = 25  # rows of long lists shown in report.md (all are in report.json)
 
 
@@ -104,17 +105,16 @@ def reference_faces(names: list[str], kept: list[Detections]) -> list[dict]:
 def confidence_of_reference_faces(
     reference: list[Detections], candidates: list[Detections]
 ) -> list[tuple[float, float]]:
-    """Per reference face (image order): (score, IoU) of its matched candidate, (0, 0) if none."""
+    """Per reference face (image order): (score, IoU) of its matched candidate, (0, 0) if none.
+
+    Matching is one-to-one at IoU >= ``CONFIDENCE_IOU``.
+    """
     result = []
     for ref, cand in zip(reference, candidates, strict=True):
-        found = {i: (float(cand.scores[j]), iou) for (i, j), iou in _pairs(ref, cand)}
+        match = metrics.match_boxes(ref.boxes, cand.boxes, CONFIDENCE_IOU)
+        found = {i: (float(cand.scores[j]), iou) for (i, j), iou in zip(match.pairs, match.ious, strict=True)}
         result += [found.get(i, (0.0, 0.0)) for i in range(len(ref))]
     return result
-
-
-def _pairs(ref: Detections, test: Detections):
-    match = metrics.match_boxes(ref.boxes, test.boxes, MATCH_IOU)
-    return zip(match.pairs, match.ious, strict=True)
 
 
 def against_reference(
@@ -226,8 +226,9 @@ def _markdown(data: dict, configs: list[str], figures: dict) -> str:
         f"{MATCH_IOU}. The fp32 detections are the reference faces: `missed` are fp32 faces without a "
         "quantized match, `extra` are quantized detections without an fp32 match (false positives relative "
         "to fp32), `extra shared` of them also appear in another quantized configuration. `conf rel err` is "
-        "|conf - conf_fp32| / conf_fp32 per fp32 face, its quantized confidence taken from all candidates "
-        f"down to {CANDIDATE_FLOOR} (0 if none matches). AP uses fp32 faces as ground truth.\n\n",
+        "|conf - conf_fp32| / conf_fp32 per fp32 face, its quantized confidence taken from the candidate "
+        f"(down to score {CANDIDATE_FLOOR}) it overlaps at IoU >= {CONFIDENCE_IOU}, 0 if none. AP uses fp32 "
+        "faces as ground truth.\n\n",
         md_table(rows),
     ]
     text += ["\n" + image_link(name, "relative error graph") + _reading_hint() for name in figures]

@@ -32,10 +32,23 @@ class Section:
 
 
 def md_table(rows: list[dict[str, Any]], floatfmt: str = ".3g") -> str:
-    """GitHub-flavoured Markdown table of ``rows`` (keys of the first row are the headers)."""
+    """GitHub-flavoured Markdown table of ``rows`` (keys of the first row are the headers).
+
+    Floats are formatted with ``floatfmt``; everything else is shown as text, so names that
+    look like numbers (tensor "400") stay names.
+    """
     if not rows:
         return "(none)\n"
-    return tabulate(rows, headers="keys", tablefmt="github", floatfmt=floatfmt, missingval="–") + "\n"
+    cells = [{key: _cell(value, floatfmt) for key, value in row.items()} for row in rows]
+    return tabulate(cells, headers="keys", tablefmt="github", disable_numparse=True) + "\n"
+
+
+def _cell(value: Any, floatfmt: str) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if isinstance(value, float | np.floating):
+        return format(float(value), floatfmt)
+    return str(value)
 
 
 def image_link(file_name: str, caption: str) -> str:
