@@ -205,11 +205,9 @@ def _operand(ctx: BuildContext, name: str, out_ndim: int, data: np.ndarray | Non
 
 
 def _broadcastable(x: np.ndarray, out_ndim: int) -> np.ndarray:
-    """An ONNX-layout tensor of lower rank made rank ``out_ndim`` and moved to engine layout."""
-    if x.ndim < out_ndim:
-        x = x.reshape((1,) * (out_ndim - x.ndim) + x.shape)
-        return layout.from_onnx_layout(x)
-    return x
+    """An ONNX-layout tensor (a constant, or a computed one of lower rank) made rank ``out_ndim``
+    by numpy's broadcasting rule and moved to engine layout."""
+    return layout.from_onnx_layout(x.reshape((1,) * (out_ndim - x.ndim) + x.shape))
 
 
 class _Operands:
@@ -241,12 +239,11 @@ class _Operands:
 
 
 def build_add(ctx: BuildContext, node: Node) -> LayerFn:
-    if node.act is not None and node.act.kind not in (Op.RELU, Op.CLIP):
-        raise ModelError(
-            f"node {node.name!r}: {node.act.kind.value} fused into {node.op.value} is not supported"
-        )
+    """Add/Sub with rescaling; a fused ReLU/Clip clamps, a fused LeakyReLU/PReLU rescales the
+    negative side of the sum in a second output stage (multiplier 1 for positive values)."""
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
-    lo, hi = ctx.clamp_bounds(node.act, out) if node.act is not None else (None, None)
+    clamps = node.act is not None and node.act.kind in (Op.RELU, Op.CLIP)
+    lo, hi = ctx.clamp_bounds(node.act, out) if clamps else (None, None)
     fmt = ctx.fmt(out)
     params = make_add_params(
         ctx.scale(a),
@@ -262,7 +259,18 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         sign_b=-1 if node.op == Op.SUB else 1,
     )
     operands = _Operands(ctx, node)
-    return lambda args: add(*operands(args), params)
+    if node.act is None or clamps:
+        return lambda args: add(*operands(args), params)
+    shape = ctx.graph.shape(out)
+    slope_stage = ctx.stage(node, np.ones(1), shape[1] if len(shape) > 1 else 1)
+    zp = ctx.zp(out)
+
+    def run(args):
+        total, saturations = add(*operands(args), params)
+        out_q, more = requantize(total.astype(np.int64) - zp, slope_stage)
+        return out_q, saturations + more
+
+    return run
 
 
 def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
