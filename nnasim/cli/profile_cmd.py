@@ -59,6 +59,13 @@ def summary_row(cost: NetworkCost) -> dict:
 
 
 def layer_rows(cost: NetworkCost) -> list[dict]:
+    """One row per layer; a fused group's cycles are shared by its layers, so utilization is
+    given per group (``group util``)."""
+    group_macs: dict[int, float] = {}
+    group_cycles: dict[int, float] = {}
+    for c in cost.layers:
+        group_macs[c.group] = group_macs.get(c.group, 0) + c.macs
+        group_cycles[c.group] = group_cycles.get(c.group, 0.0) + c.cycles
     peak = cost.peak_macs_per_clock
     return [
         {
@@ -73,7 +80,9 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
             "compute kcyc": round(c.compute_cycles / 1e3, 2),
             "memory kcyc": round(c.memory_cycles / 1e3, 2),
             "kcycles": round(c.cycles / 1e3, 2),
-            "util": round(c.macs / (c.cycles * peak), 3) if c.cycles and c.macs else 0.0,
+            "group util": round(group_macs[c.group] / (group_cycles[c.group] * peak), 3)
+            if group_cycles[c.group]
+            else 0.0,
             "bound": c.bound,
         }
         for c in cost.layers
