@@ -129,3 +129,31 @@ def test_limit_and_bad_options_fail_cleanly(tinynet, tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "r3")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_same_inputs_and_options_give_the_same_report(tinynet, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_compare(tinynet, first) == 0
+    assert run_compare(tinynet, second) == 0
+    assert (first / "report.json").read_bytes() == (second / "report.json").read_bytes()
+    assert (first / "report.md").read_bytes() == (second / "report.md").read_bytes()
+
+
+def test_detect_task_on_a_model_without_detector_outputs_fails_before_running(tinynet, tmp_path, capsys):
+    args = ["compare", str(tinynet["model"]), "--task", "detect", "--data", str(tinynet["data"])]
+    assert main([*args, "-o", str(tmp_path / "r")]) == 2
+    assert "no detection decoder" in capsys.readouterr().err
+
+
+def test_lffd_outputs_of_the_zoo_model_are_decoded(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3)).astype(np.uint8)
+    (tmp_path / "data").mkdir()
+    Image.fromarray(image).save(tmp_path / "data" / "noise.png")
+    out = tmp_path / "report"
+    args = ["compare", "lffd@64x64", "--task", "detect", "--data", str(tmp_path / "data"), "--bits", "32"]
+    assert main([*args, "--score-threshold", "0.5", "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())["detect"]
+    assert report["decoder"] == "lffd" and report["faces"]  # synthetic weights find "faces" in noise
+    for face in report["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        assert face["score"]["fp32"] >= 0.5 and 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120

@@ -19,6 +19,7 @@ from nnasim.errors import UsageError
 from nnasim.ir import Graph
 from nnasim.report import metrics, plots
 from nnasim.report.data import ImageSet, Preprocess, load_images, preprocessing_for
+from nnasim.report.detect import decoder_for
 from nnasim.report.document import Section, image_link, md_table, write_report
 from nnasim.report.files import refuse_existing
 
@@ -267,6 +268,8 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
         raise UsageError(f"--task {request.task!r}: expected one of {', '.join(TASKS)}")
     refuse_existing(Path(request.out), request.force)
     graph = load_lowered(request.model, request.input_shape)
+    if request.task == "detect":
+        decoder_for(graph)  # fail before the long runs if the outputs cannot be decoded
     preprocess = request.preprocess or preprocessing_for(request.model)
     images = load_images(request.data, request.limit)
     feeds = input_feeds(graph, images, preprocess)

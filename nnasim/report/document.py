@@ -40,7 +40,7 @@ def md_table(rows: list[dict[str, Any]], floatfmt: str = ".3g") -> str:
     if not rows:
         return "(none)\n"
     cells = [{key: _cell(value, floatfmt) for key, value in row.items()} for row in rows]
-    return tabulate(cells, headers="keys", tablefmt="github", disable_numparse=True) + "\n"
+    return tabulate(cells, headers="keys", tablefmt="github", disable_numparse=True, missingval="–") + "\n"
 
 
 def _cell(value: Any, floatfmt: str) -> str:
@@ -77,6 +77,7 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, ``report.json`` and every section's figures into ``out``."""
     with atomic_dir(out, force) as tmp:
+        tmp.chmod(0o755)  # a report is for sharing; the temporary folder starts private
         for section in sections:
             for name, draw in section.figures.items():
                 draw(tmp / name)
