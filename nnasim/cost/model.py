@@ -187,7 +187,7 @@ def _group_costs(
             compute = 0.0
         else:
             compute = layer.vector_ops / hw.eltwise_per_clock[bits]
-        memory = (reads + writes + weights) / hw.bytes_per_cycle
+        memory = (reads + writes) / hw.bytes_per_cycle + weights / hw.weight_bytes_per_cycle
         parts.append((layer, weights, reads, writes, compute, memory))
     mac_compute = sum(p[4] for p in parts if p[0].kind == MAC)
     vector_compute = sum(p[4] for p in parts if p[0].kind != MAC)

@@ -67,11 +67,19 @@ class HwProfile:
     weight_compression: str
     weight_compression_ratio: dict[int, float]
     source: str = ""
+    weight_dram_gbps: float | None = None
 
     @property
     def bytes_per_cycle(self) -> float:
         """DRAM bytes transferred per NPU clock cycle."""
         return self.dram_gbps * 1e9 / (self.clock_mhz * 1e6)
+
+    @property
+    def weight_bytes_per_cycle(self) -> float:
+        """Weight bytes read per NPU clock: from ``weight_dram_gbps`` when weights live in a memory
+        of their own (e.g. flash), else the same memory as the feature maps."""
+        gbps = self.weight_dram_gbps if self.weight_dram_gbps is not None else self.dram_gbps
+        return gbps * 1e9 / (self.clock_mhz * 1e6)
 
     def macs_per_clock(self, bits: int) -> int:
         return self.mac_array[bits].macs_per_clock
@@ -121,7 +129,11 @@ _PER_BITS: dict[str, tuple[Any, str]] = {
     "weight_compression_ratio": (_ratio, "a number in (0, 1] (compressed / raw bytes)"),
 }
 _MAC_KEYS = ("in_channels", "out_channels", "pixels")
-_ALL_KEYS = {"inherits", "mac_array", *_SCALARS, *_PER_BITS}
+# Optional keys: absent means the behaviour described in hwprofiles/README.md.
+_OPTIONAL: dict[str, tuple[Any, str]] = {
+    "weight_dram_gbps": (_positive_number, "a positive number (GB/s, 10^9 bytes per second)"),
+}
+_ALL_KEYS = {"inherits", "mac_array", *_SCALARS, *_PER_BITS, *_OPTIONAL}
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -200,11 +212,11 @@ def _build(data: dict[str, Any], path: Path) -> HwProfile:
     for key in data:
         if key not in _ALL_KEYS:
             raise ProfileError(f"{path}: unknown key {key!r} (allowed: {', '.join(sorted(_ALL_KEYS))})")
-    for key in sorted(_ALL_KEYS - {"inherits"}):
+    for key in sorted(_ALL_KEYS - {"inherits", *_OPTIONAL}):
         if key not in data:
             raise ProfileError(f"{path}: missing key {key!r}")
-    for key, (check, expected) in _SCALARS.items():
-        if not check(data[key]):
+    for key, (check, expected) in (*_SCALARS.items(), *_OPTIONAL.items()):
+        if key in data and not check(data[key]):
             raise ProfileError(f"{path}: key {key!r}: must be {expected}, got {data[key]!r}")
     per_bits = {
         key: _per_bits(data[key], path, key, check, expected) for key, (check, expected) in _PER_BITS.items()
@@ -215,6 +227,7 @@ def _build(data: dict[str, Any], path: Path) -> HwProfile:
         mac_array={bits: _mac_array(spec, path, f"mac_array.{bits}") for bits, spec in mac_array.items()},
         source=str(path),
         **{key: data[key] for key in _SCALARS},
+        **{key: data[key] for key in _OPTIONAL if key in data},
         **per_bits,
     )
 

@@ -7,7 +7,8 @@ DRAM bytes over the bytes moved per cycle. So a network's cost separates into
 
 - per-layer DRAM bytes and group membership: the memory plan (plan fields and bit width);
 - per-layer compute cycles: the MAC array and the element engine (compute fields);
-- DRAM bandwidth, clock and pass overhead, which only enter the final sum.
+- DRAM bandwidths (feature maps; weights when they have a memory of their own), clock and
+  pass overhead, which only enter the final sum.
 
 The memory plan comes from one call of ``evaluate`` per distinct plan; MAC-array cycles from
 the cost model's own ``mac_cycles`` per distinct array; element-engine cycles from the
@@ -26,6 +27,7 @@ import numpy as np
 from nnasim.cost import HwProfile, NetworkCost, Workload, evaluate, mac_cycles
 from nnasim.cost.workload import MAC
 from nnasim.errors import NnasimError
+from nnasim.sweep.grid import TIMING_FIELDS, timing_value
 
 _TOLERANCE = 1e-9
 
@@ -33,7 +35,8 @@ _TOLERANCE = 1e-9
 @dataclass(frozen=True)
 class _Plan:
     group: np.ndarray  # group id of each layer
-    dram_bytes: np.ndarray  # per group
+    activation_bytes: np.ndarray  # per group: feature maps read and written
+    weight_bytes: np.ndarray  # per group
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,7 @@ class SeparableCost:
 
     def batch(self, hw: HwProfile, bits: int, plan_key: tuple, timing: dict[str, np.ndarray]) -> BatchCost:
         """Costs at the points that share ``hw``'s plan and compute fields; ``plan_key`` names
-        the plan fields' values and ``timing`` holds ``dram_gbps``, ``clock_mhz`` and
-        ``pass_overhead_cycles`` per point."""
+        the plan fields' values and ``timing`` holds every ``grid.TIMING_FIELDS`` per point."""
         vector_key = (bits, hw.eltwise_per_clock[bits])
         if plan_key not in self._plans or vector_key not in self._vector:
             self._evaluate(hw, bits, plan_key, vector_key)
@@ -83,20 +85,33 @@ class SeparableCost:
         self.evaluations += 1
         group = np.array([layer.group for layer in cost.layers], dtype=np.int64)
         n_groups = int(group.max()) + 1 if len(group) else 0
-        layer_bytes = np.array([layer.dram_bytes for layer in cost.layers])
+        weights = np.array([layer.weight_bytes for layer in cost.layers])
+        activations = np.array([layer.act_read_bytes + layer.act_write_bytes for layer in cost.layers])
         cycles = np.array([layer.compute_cycles for layer in cost.layers])
-        self._plans.setdefault(plan_key, _Plan(group, np.bincount(group, layer_bytes, minlength=n_groups)))
+        plan = _Plan(
+            group,
+            np.bincount(group, activations, minlength=n_groups),
+            np.bincount(group, weights, minlength=n_groups),
+        )
+        self._plans.setdefault(plan_key, plan)
         self._vector.setdefault(vector_key, np.where(self.is_mac, 0.0, cycles))
         self._check(cost, hw, bits, plan_key)
 
     def _combine(self, plan: _Plan, layer_cycles: np.ndarray, peak: int, timing: dict) -> BatchCost:
-        n_groups = len(plan.dram_bytes)
+        n_groups = len(plan.weight_bytes)
         mac = np.bincount(plan.group, np.where(self.is_mac, layer_cycles, 0.0), minlength=n_groups)
         vector = np.bincount(plan.group, np.where(self.is_mac, 0.0, layer_cycles), minlength=n_groups)
         compute = np.maximum(mac, vector)
         clock_hz = timing["clock_mhz"] * 1e6
-        bytes_per_cycle = timing["dram_gbps"] * 1e9 / clock_hz
-        memory = plan.dram_bytes[None, :] / bytes_per_cycle[:, None]
+        weight_gbps = np.where(
+            np.isnan(timing["weight_dram_gbps"]), timing["dram_gbps"], timing["weight_dram_gbps"]
+        )
+        activation_per_cycle = (timing["dram_gbps"] * 1e9 / clock_hz)[:, None]
+        weight_per_cycle = (weight_gbps * 1e9 / clock_hz)[:, None]
+        memory = (
+            plan.activation_bytes[None, :] / activation_per_cycle
+            + plan.weight_bytes[None, :] / weight_per_cycle
+        )
         group_cycles = np.maximum(compute[None, :], memory) + timing["pass_overhead_cycles"][:, None]
         total = group_cycles.sum(axis=1)
         compute_cycles = np.where(compute[None, :] >= memory, group_cycles, 0.0).sum(axis=1)
@@ -104,15 +119,14 @@ class SeparableCost:
             ips = np.where(total > 0, clock_hz / np.where(total > 0, total, 1.0), np.inf)
             utilization = np.where(total > 0, self.macs / (np.where(total > 0, total, 1.0) * peak), 0.0)
         return BatchCost(
-            megabytes=np.full(len(total), plan.dram_bytes.sum() / 1e6),
+            megabytes=np.full(len(total), (plan.activation_bytes.sum() + plan.weight_bytes.sum()) / 1e6),
             inferences_per_second=ips,
             utilization=utilization,
             compute_bound=compute_cycles >= total - compute_cycles,
         )
 
     def _check(self, cost: NetworkCost, hw: HwProfile, bits: int, plan_key: tuple):
-        timing = {name: np.array([float(getattr(hw, name))]) for name in ("dram_gbps", "clock_mhz")}
-        timing["pass_overhead_cycles"] = np.array([float(hw.pass_overhead_cycles)])
+        timing = {name: np.array([timing_value(getattr(hw, name))]) for name in TIMING_FIELDS}
         fast = self.batch(hw, bits, plan_key, timing)
         pairs = {
             "MB/inference": (fast.megabytes[0], cost.megabytes),

@@ -4,7 +4,7 @@ A point is an integer id; ``unravel`` turns ids into the index of each axis's va
 chunk of points is a few integer arrays, not a list of profiles. Each axis is classed by
 what its fields change in the cost model (see ``fastcost``):
 
-- *timing* fields (DRAM bandwidth, clock, pass overhead) only rescale the final sum;
+- *timing* fields (DRAM bandwidths, clock, pass overhead) only rescale the final sum;
 - *compute* fields (the MAC array, the element engine) change per-layer compute cycles;
 - every other field may change the memory plan (which layers fuse, what stays on chip).
 
@@ -24,9 +24,10 @@ from nnasim.cost import HwProfile, load_profile, profile_from_dict
 from nnasim.errors import NnasimError, ProfileError, UsageError
 from nnasim.sweep.spec import Axis, SweepSpec
 
-TIMING_FIELDS = ("dram_gbps", "clock_mhz", "pass_overhead_cycles")
+TIMING_FIELDS = ("dram_gbps", "weight_dram_gbps", "clock_mhz", "pass_overhead_cycles")
 COMPUTE_FIELDS = ("mac_array", "eltwise_per_clock")
 _METADATA_FIELDS = ("name", "source")
+_OPTIONAL_FIELDS = tuple(f.name for f in dataclasses.fields(HwProfile) if f.default is None)
 
 
 def profile_dict(hw: HwProfile) -> dict[str, Any]:
@@ -34,7 +35,12 @@ def profile_dict(hw: HwProfile) -> dict[str, Any]:
     data = dataclasses.asdict(hw)
     for key in _METADATA_FIELDS:
         data.pop(key, None)
-    return data
+    return {key: value for key, value in data.items() if value is not None or key not in _OPTIONAL_FIELDS}
+
+
+def timing_value(value: float | None) -> float:
+    """A timing value per point; NaN for an optional field that is absent (see ``fastcost``)."""
+    return np.nan if value is None else float(value)
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -46,7 +52,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             raise KeyError(".".join(keys[:depth]))
         if key not in node and key.isdigit() and int(key) in node:
             key = int(key)
-        if key not in node:
+        if key not in node and not (depth == 0 and key in _OPTIONAL_FIELDS):
             raise KeyError(".".join(keys[: depth + 1]))
         if depth == len(keys) - 1:
             node[key] = value
@@ -103,8 +109,10 @@ class Grid:
         return self._structures[key]
 
     def timing(self, index: np.ndarray) -> dict[str, np.ndarray]:
-        """Per point: the value of each timing field (swept or from the base profile)."""
-        values = {name: np.full(index.shape[1], float(getattr(self.base, name))) for name in TIMING_FIELDS}
+        """Per point: the value of each timing field (swept or from the base profile; NaN if absent)."""
+        values = {
+            name: np.full(index.shape[1], timing_value(getattr(self.base, name))) for name in TIMING_FIELDS
+        }
         for a, axis in enumerate(self.spec.axes):
             for path in axis.paths:
                 if field_class(path) == 0:
