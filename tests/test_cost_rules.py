@@ -158,3 +158,15 @@ def test_weight_compression_ratio_and_estimate():
     levels = np.tile(np.array([-1.0, -0.5, 0.5, 1.0], np.float32), 1000)
     assert weight_entropy_bits(levels, 8) == pytest.approx(2.0)
     assert weight_entropy_bits(levels, 16) == pytest.approx(2.0)
+
+
+def test_entropy_uses_a_quantized_tensors_own_integers():
+    from nnasim.ir import QuantParams
+
+    fmt = QuantParams(scale=np.array(0.1, np.float32), zero_point=np.array(0), bits=8)
+    ints = np.repeat(np.array([-3, 0, 0, 5]), 250)  # probabilities 1/4, 1/2, 1/4: 1.5 bits
+    assert weight_entropy_bits(ints, 8, fmt) == pytest.approx(1.5)
+    # Stored at 16 bits, the same three values still need 1.5 bits each.
+    assert weight_entropy_bits(ints, 16, fmt) == pytest.approx(1.5)
+    # Real values with their own 8-bit format are quantized with its scale, not re-ranged.
+    assert weight_entropy_bits(ints * np.float32(0.1), 8, fmt) == pytest.approx(1.5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
+from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph, parse_input_shape
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
+from nnasim.ir import Graph
 from nnasim.report.tables import render
 
 UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
@@ -90,6 +91,15 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
     ]
 
 
+def _load(args: argparse.Namespace) -> Graph:
+    """The lowered graph; a QDQ model keeps its own integer weights (for the compression estimate)."""
+    from nnasim.quant.qdq import import_qdq, is_qdq_file, load_qdq
+
+    if is_qdq_file(args.model):
+        return import_qdq(load_qdq(args.model, parse_input_shape(args.input_shape)))
+    return load_graph(args)
+
+
 def run(args: argparse.Namespace) -> int:
     from nnasim.sweep.cascade import cascade_stages, run_profile
 
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return run_profile(args, stages)
     bits = parse_bits(args.bits)
     hw = load_profile(args.hw)
-    workload = build_workload(load_graph(args))
+    workload = build_workload(_load(args))
     costs = [evaluate(workload, hw, b) for b in bits]
     summary = [summary_row(cost) for cost in costs]
     layers = [row for cost in costs for row in layer_rows(cost)] if args.per_layer else []

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnasim.errors import ModelError
-from nnasim.ir import Graph, Node, Op
+from nnasim.ir import Graph, Node, Op, QuantParams
+from nnasim.quant.params import per_axis
 
 MAC = "mac"  # runs on the MAC array
 VECTOR = "vector"  # runs on the element engine (elementwise, pooling, standalone BN, ...)
@@ -95,24 +96,35 @@ class Workload:
         return self._entropy[bits]
 
 
-def weight_entropy_bits(weights: np.ndarray, bits: int, quant=None) -> float:
-    """Bits per weight a lossless entropy coder needs for ``weights`` quantized to ``bits``.
+def weight_entropy_bits(weights: np.ndarray, bits: int, quant: QuantParams | None = None) -> float:
+    """Bits per weight a lossless entropy coder needs for ``weights`` stored with ``bits`` bits.
 
-    Uses the tensor's own quantization parameters when it has them, else symmetric
-    per-tensor max-abs quantization (what a float model gets at ``bits``).
+    Uses the tensor's own integers when it is quantized to ``bits`` already (a QDQ model, a
+    quantized graph), else symmetric per-tensor max-abs quantization of its real values.
     """
-    values = np.asarray(weights, dtype=np.float64).ravel()
-    if values.size == 0:
+    q = _integers(np.asarray(weights), bits, quant).ravel()
+    if q.size == 0:
         return 0.0
-    qmax = (1 << (bits - 1)) - 1
-    if quant is not None and quant.axis is None:
-        q = np.round(values / float(np.ravel(quant.scale)[0])) + float(np.ravel(quant.zero_point)[0])
-    else:
-        peak = float(np.max(np.abs(values))) or 1.0
-        q = np.round(values / peak * qmax)
-    counts = np.bincount((np.clip(q, -qmax - 1, qmax) + qmax + 1).astype(np.int64))
-    p = counts[counts > 0] / values.size
+    counts = np.unique(q, return_counts=True)[1] if q.size < 4096 else np.bincount(q - q.min())
+    p = counts[counts > 0] / q.size
     return float(-(p * np.log2(p)).sum())
+
+
+def _integers(weights: np.ndarray, bits: int, quant: QuantParams | None) -> np.ndarray:
+    if quant is not None and quant.bits == bits:
+        if weights.dtype.kind in "iu":
+            return weights.astype(np.int64)
+        scale = per_axis(quant.scale, weights.ndim, quant.axis)
+        return np.rint(weights / scale).astype(np.int64) + per_axis(
+            quant.zero_point, weights.ndim, quant.axis
+        )
+    if quant is not None and weights.dtype.kind in "iu":
+        zero = per_axis(quant.zero_point, weights.ndim, quant.axis)
+        weights = (weights - zero) * per_axis(quant.scale, weights.ndim, quant.axis)
+    values = np.asarray(weights, dtype=np.float64)
+    qmax = (1 << (bits - 1)) - 1
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    return np.rint(values / (peak or 1.0) * qmax).astype(np.int64)
 
 
 def build_workload(graph: Graph) -> Workload:
