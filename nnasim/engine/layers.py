@@ -426,9 +426,9 @@ def build_lut(ctx: BuildContext, node: Node) -> LayerFn:
 def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
     x, out = node.inputs[0], node.outputs[0]
     fin, fout = ctx.fmt(x), ctx.fmt(out)
-    shift = -np.log2(ctx.scale(out))
-    if shift != int(shift):
-        raise ModelError(f"node {node.name!r} (Softmax): the output scale must be a power of two")
+    multiplier = round(1.0 / ctx.scale(out))
+    if abs(multiplier * ctx.scale(out) - 1.0) > 1e-6:
+        raise ModelError(f"node {node.name!r} (Softmax): the output scale must be 1/R for an integer R")
     table = exp_table(ctx.scale(x), fin.qmax - fin.qmin + 1)
     axis = layout.onnx_axis_to_engine(node.attrs["axis"], ctx.ndim(x))
     zo = ctx.zp(out)
@@ -436,7 +436,7 @@ def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
     def run(args):
         moved = np.moveaxis(args[0], axis, -1)
         flat = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
-        result = softmax_last_axis(flat, table, int(shift), zo, fout.qmax).reshape(moved.shape)
+        result = softmax_last_axis(flat, table, multiplier, zo, fout.qmax).reshape(moved.shape)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), 0
 
     return run

@@ -1,8 +1,9 @@
 """Integer softmax over the last axis.
 
-``d = x - max(x)`` (integer, <= 0) indexes a table of ``round(exp(s_in * d) * 2**30)``; with the
-output format fixed at ``scale = 2**-k``, the output is ``zo + round_half_away(e << k, sum e)``,
-an exact integer division. Only the table construction uses floating point.
+``d = x - max(x)`` (integer, <= 0) indexes a table of ``round(exp(s_in * d) * 2**30)``; with an
+output scale ``1 / R`` for an integer ``R`` (``2**k`` in nnasim's own formats, 255 in onnxruntime's
+QDQ models), the output is ``zo + round(e * R / sum e)``, an exact integer division rounding
+half up. Only the table construction uses floating point.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ def exp_table(in_scale: float, levels: int) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def softmax_last_axis(x, table, out_shift, zo, qmax):
-    """``x``: int (P, C); returns int32 (P, C) with real value 2**-out_shift * (q - zo)."""
+def softmax_last_axis(x, table, out_multiplier, zo, qmax):
+    """``x``: int (P, C); returns int32 (P, C) with real value ``(q - zo) / out_multiplier``."""
     p_count, c_count = x.shape
     out = np.empty((p_count, c_count), np.int32)
     for p in prange(p_count):
@@ -31,7 +32,7 @@ def softmax_last_axis(x, table, out_shift, zo, qmax):
         for c in range(c_count):
             total += table[top - x[p, c]]
         for c in range(c_count):
-            numerator = table[top - x[p, c]] << out_shift
+            numerator = table[top - x[p, c]] * out_multiplier
             value = (2 * numerator + total) // (2 * total)  # round half up; numerator >= 0
             out[p, c] = min(value + zo, qmax)
     return out

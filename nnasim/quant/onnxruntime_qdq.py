@@ -46,6 +46,11 @@ def quantize_with_onnxruntime(
     quant_type = {"int8": q.QuantType.QInt8, "uint8": q.QuantType.QUInt8}[activation_type]
     with tempfile.TemporaryDirectory() as tmp:
         source = _at_least_opset(Path(model_path), Path(tmp) / "opset13.onnx")
+        # onnxruntime's recommended pre-processing: shape inference and graph optimisation (folds BN)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(source), str(Path(tmp) / "prepared.onnx"), skip_symbolic_shape=True)
+        source = Path(tmp) / "prepared.onnx"
         _quantize(q, source, out_path, Reader(), per_channel, quant_type, reduce_range)
     return Path(out_path)
 

@@ -28,6 +28,18 @@ def has_qdq(graph: Graph) -> bool:
     return any(node.op in QDQ_OPS for node in graph.nodes)
 
 
+def is_qdq_file(spec: str | Path) -> bool:
+    """Whether ``spec`` names an ONNX file holding QuantizeLinear/DequantizeLinear nodes."""
+    path = Path(str(spec))
+    if not path.is_file():
+        return False
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # unreadable files are reported by the frontend, with its own message
+        return False
+    return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node)
+
+
 def format_of(scale: np.ndarray, zero_point: np.ndarray | None, axis: int | None) -> QuantParams:
     """QuantParams of an ONNX (De)QuantizeLinear's scale and zero point (uint8 when absent, as ONNX)."""
     zero_point = np.zeros(np.shape(scale), np.uint8) if zero_point is None else np.asarray(zero_point)
@@ -55,12 +67,32 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     model = onnx.ModelProto()
     model.CopyFrom(spec if isinstance(spec, onnx.ModelProto) else onnx.load(str(spec)))
     formats = _fold_constant_dequantize(model)
+    formats |= _frontend_renamed(model, formats)
     graph = load_lowered(model, input_shape)
     tensors = {
         name: replace(tensor, quant=formats[name]) if tensor.is_const and name in formats else tensor
         for name, tensor in graph.tensors.items()
     }
     return graph.with_(tensors=tensors)
+
+
+def _frontend_renamed(model: onnx.ModelProto, formats: dict[str, QuantParams]) -> dict[str, QuantParams]:
+    """Formats of the constants the frontend rewrites: Gemm/MatMul weights become ``OUT::weight``
+    of shape (N, K) (transposed unless transB) and Gemm biases ``OUT::bias``."""
+    renamed = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Gemm", "MatMul") or node.input[1] not in formats:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+            raise ModelError(f"QDQ model: Gemm {node.name!r} with alpha/beta != 1 is not supported")
+        fmt = formats[node.input[1]]
+        transposed = node.op_type == "MatMul" or not attrs.get("transB", 0)
+        axis = None if fmt.axis is None else (1 - fmt.axis if transposed else fmt.axis)
+        renamed[f"{node.output[0]}::weight"] = replace(fmt, axis=axis)
+        if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in formats:
+            renamed[f"{node.output[0]}::bias"] = formats[node.input[2]]
+    return renamed
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

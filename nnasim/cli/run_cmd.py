@@ -1,0 +1,152 @@
+"""``nnasim run MODEL --bits 8|16|32 --input FILE|DIR``: fp32 or bit-exact integer inference.
+
+Prints a summary of every output per input, the engine's notes and the most saturated layers;
+``--dump DIR`` writes every layer's integer tensor and quantization format as golden data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from nnasim.cli.common import add_model_argument, parse_input_shape
+from nnasim.errors import UsageError
+from nnasim.quant.calibrate import METHODS
+from nnasim.quant.params import SCHEMES
+
+REQUANT_RULES = ("float32", "fixedpoint", "pow2")
+TOP_SATURATED = 5
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a model in fp32 or the bit-exact 8/16-bit integer engine",
+        description="fp32 or bit-exact integer inference, with optional per-layer golden dumps",
+        epilog="Images are resized (bilinear) to the model input and normalised as (pixel - mean) / std "
+        "on RGB. Defaults: the model's own preprocessing where nnasim knows it (ultraface: 127/128, "
+        "mobilefacenet: 127.5/128), else mean 127.5, std 127.5.",
+    )
+    add_model_argument(parser)
+    parser.add_argument(
+        "--bits", type=int, choices=(8, 16, 32), default=8, help="8/16: integer engine; 32: fp32"
+    )
+    parser.add_argument("--input", required=True, metavar="FILE|DIR", help="an image, .npy, .npz or a folder")
+    parser.add_argument(
+        "--calib", metavar="DIR", help="calibration inputs (default: generated inputs, with a note)"
+    )
+    parser.add_argument("--calib-method", choices=METHODS, default="minmax", help="activation range method")
+    parser.add_argument(
+        "--scheme", choices=SCHEMES, default="pow2", help="power-of-two exponents or scale+zero point"
+    )
+    parser.add_argument("--per-channel", action="store_true", help="per-output-channel weight formats")
+    parser.add_argument(
+        "--requant",
+        choices=REQUANT_RULES,
+        help="requantization rule (default: pow2 for --scheme pow2, fixedpoint for affine, float32 for QDQ)",
+    )
+    parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from RGB pixels")
+    parser.add_argument("--std", type=float, help="image preprocessing: then divide by this")
+    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs")
+    parser.add_argument(
+        "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing --dump folder")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnasim.engine.dump import DumpWriter
+    from nnasim.engine.inputs import load_feeds
+    from nnasim.engine.session import build_session
+    from nnasim.report.data import preprocessing_for
+
+    _check_options(args)
+    graph = _load(args)
+    preprocess = preprocessing_for(args.model, args.mean, None if args.std is None else 1.0 / args.std)
+    feeds = load_feeds(args.input, graph, preprocess)[: args.limit]
+    calib = [feed for _, feed in load_feeds(args.calib, graph, preprocess)] if args.calib else None
+    session = build_session(
+        graph,
+        args.bits,
+        scheme=args.scheme,
+        per_channel=args.per_channel,
+        requant=args.requant,
+        calib=calib,
+        calib_method=args.calib_method,
+    )
+    integer = args.bits != 32
+    header = {"model": str(args.model), "bits": session.bits if integer else 32}
+    if integer:
+        header |= {"rule": session.rule, "scheme": args.scheme, "per_channel": args.per_channel}
+    dump = DumpWriter(args.dump, args.force, header) if args.dump else None
+    lines = []
+    try:
+        for name, feed in tqdm(feeds, desc="run", unit="input", disable=None):
+            if dump is None:
+                outputs = session.run(feed)
+            else:
+                tensors = session.run_integers(feed, keep_all=True) if integer else session.run_layers(feed)
+                dump.add(name, session.graph, tensors, integer)
+                outputs = {n: _as_float(session, n, tensors[n], integer) for n in session.graph.outputs}
+            lines += _summary(name, outputs)
+    except BaseException as error:
+        if dump is not None:
+            dump.abort(error)
+        raise
+    if dump is not None:
+        dump.close(dict(session.saturations))
+    print("\n".join(lines + _engine_lines(args, session)))
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if (args.mean is None) != (args.std is None):
+        raise UsageError("--mean and --std go together")
+    if args.std is not None and args.std <= 0:
+        raise UsageError(f"--std must be positive, got {args.std}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.dump and Path(args.dump).exists() and not args.force:
+        raise UsageError(f"{args.dump}: already exists; use --force to overwrite it")
+
+
+def _load(args: argparse.Namespace):
+    """The lowered graph; a QDQ ONNX file keeps its own weights' and activations' formats."""
+    from nnasim.frontend import load_lowered
+    from nnasim.quant.qdq import is_qdq_file, load_qdq
+
+    shape = parse_input_shape(args.input_shape)
+    if is_qdq_file(args.model):
+        return load_qdq(args.model, shape)
+    return load_lowered(args.model, shape)
+
+
+def _as_float(session, name: str, value: np.ndarray, integer: bool) -> np.ndarray:
+    return session.dequantize(name, value) if integer else value
+
+
+def _summary(input_name: str, outputs: dict[str, np.ndarray]) -> list[str]:
+    lines = [f"{input_name}:"]
+    for name, value in outputs.items():
+        lines.append(
+            f"  {name}: shape {list(value.shape)}  min {value.min():.6g}  max {value.max():.6g}  "
+            f"mean {value.mean():.6g}"
+        )
+    return lines
+
+
+def _engine_lines(args: argparse.Namespace, session) -> list[str]:
+    lines = [f"notes: {note}" for note in session.notes]
+    worst = sorted(((n, c) for n, c in session.saturations.items() if c), key=lambda item: -item[1])
+    if worst:
+        listed = ", ".join(f"{n} ({c})" for n, c in worst[:TOP_SATURATED])
+        lines.append(f"saturated values: {sum(c for _, c in worst)} in {len(worst)} layers; most: {listed}")
+    elif args.bits != 32:
+        lines.append("saturated values: none")
+    if args.dump:
+        lines.append(f"golden tensors written to {args.dump}/ (index.json)")
+    return lines
