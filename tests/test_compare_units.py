@@ -17,7 +17,8 @@ from nnasim.report.data import (
     read_box_labels,
     read_name_table,
 )
-from nnasim.report.detect import decode_lffd, decode_ultraface, decoder_for, nms
+from nnasim.report.detect import Detections, decode_lffd, decode_ultraface, decoder_for, nms
+from nnasim.report.detection import against_labels, against_reference, mark_shared_extras
 
 # ------------------------------------------------------------------------------------------ NMS
 
@@ -193,3 +194,44 @@ def test_bit_configs_put_fp32_first_and_reject_bad_widths():
         parse_configs("x")
     with pytest.raises(UsageError, match="--scheme"):
         parse_configs("8", scheme="log")
+
+
+# ---------------------------------------------------------------------------- detection analysis
+
+
+def _dets(boxes, scores) -> Detections:
+    return Detections(np.array(boxes, float).reshape(-1, 4), np.array(scores, float))
+
+
+G1, G2, X, Y = [0, 0, 10, 10], [50, 0, 60, 10], [100, 0, 110, 10], [200, 0, 210, 10]
+
+
+def test_false_positives_against_labels_and_those_shared_with_fp32():
+    truth = [np.array([G1, G2], float)]
+    kept = {"fp32": [_dets([G1, X], [0.9, 0.8])], "int8": [_dets([G1, X, Y], [0.9, 0.85, 0.7])]}
+    summary = {"fp32": {}, "int8": {}}
+    against_labels(truth, kept, kept, summary)
+    # fp32: TP, FP -> recall 1/2 at precision 1 -> AP .5; int8: TP, FP, FP -> AP .5
+    assert summary["fp32"] == {
+        "AP vs labels": 0.5,
+        "FP vs labels": 1,
+        "missed vs labels": 1,
+        "FP shared with fp32": 1,
+    }
+    assert summary["int8"]["FP vs labels"] == 2 and summary["int8"]["FP shared with fp32"] == 1
+
+
+def test_misses_and_extras_against_fp32_and_shared_extras():
+    reference = [_dets([G1, G2], [0.9, 0.8])]
+    int16 = [_dets([G1, X], [0.9, 0.75])]
+    int8 = [_dets([G1, [101, 0, 111, 10], Y], [0.8, 0.72, 0.71])]
+    summary16, extras16, misses16 = against_reference(["a.jpg"], reference, int16, int16)
+    summary8, extras8, _ = against_reference(["a.jpg"], reference, int8, int8)
+    assert (summary16["matched"], summary16["missed"], summary16["extra"]) == (1, 1, 1)
+    assert [m["box"] for m in misses16] == [G2]
+    extras = {"int16": extras16, "int8": extras8}
+    mark_shared_extras(extras)
+    assert [e["also_in"] for e in extras["int16"]] == [["int8"]]  # X and its 1-px shift: IoU .82
+    assert [e["also_in"] for e in extras["int8"]] == [["int16"], []]
+    # AP with fp32 as truth: TP(.9), FP(.75) and G2 never found -> recall 1/2 at precision 1
+    assert summary16["AP vs fp32"] == pytest.approx(0.5)

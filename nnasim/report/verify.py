@@ -153,8 +153,8 @@ def _markdown(data: dict, faces: Faces, figures: dict) -> str:
     first = next(iter(data["configs"].values()))["verification"]
     text = [
         f"{len(faces.names)} faces of {len(known)} people ({', '.join(known)}); "
-        f"{first['pairs_same']} same-person and {first['pairs_different']} different-person pairs.\n",
-        md_table(rows),
+        f"{first['pairs_same']} same-person and {first['pairs_different']} different-person pairs.\n\n",
+        md_table(rows, floatfmt=".4f"),
         f"\nThreshold chosen on fp32 (maximises TAR - FAR): **{data['threshold']:.3f}**. "
         "`flips` counts pairs whose accept/reject decision at that threshold differs from fp32.\n",
     ]
