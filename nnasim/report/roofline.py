@@ -16,30 +16,46 @@ DPI = 90
 
 
 def roofline_plot(path: str | Path, costs: list[NetworkCost], hw: HwProfile, force: bool = False) -> Path:
-    """One PNG: a point per MAC layer (x: MACs per DRAM byte, y: GMAC/s), roofs per bit width."""
+    """One PNG: a point per pass (fused group) with MACs, at its MACs per DRAM byte and its
+    achieved GMAC/s, under the compute and bandwidth roofs of each bit width."""
     figure = Figure(figsize=(8, 5.5))
     axes = figure.add_subplot()
     clock_hz = hw.clock_mhz * 1e6
-    intensity_span = np.logspace(-2, 4, 200)
     for colour, cost in zip(("#1f77b4", "#d62728"), costs, strict=False):
+        passes = _passes(cost)
+        x = np.array([macs / max(nbytes, 1.0) for macs, nbytes, _, _ in passes])
+        y = np.array([macs / (cycles / clock_hz) / 1e9 for macs, _, cycles, _ in passes])
+        compute = np.array([bound == COMPUTE for *_, bound in passes])
+        span = np.logspace(np.log10(max(x.min() / 3, 1e-3)), np.log10(x.max() * 3), 200)
         peak = hw.macs_per_clock(cost.bits) * clock_hz / 1e9
-        roof = np.minimum(peak, intensity_span * hw.dram_gbps)
-        axes.plot(intensity_span, roof, color=colour, linewidth=1.5, label=f"{cost.bits}-bit roof")
-        layers = [c for c in cost.layers if c.macs > 0 and c.cycles > 0]
-        x = np.array([c.macs / max(c.dram_bytes, 1.0) for c in layers])
-        y = np.array([c.macs / (c.cycles / clock_hz) / 1e9 for c in layers])
-        marker = np.array([c.bound == COMPUTE for c in layers])
-        axes.scatter(
-            x[marker], y[marker], s=14, color=colour, marker="o", label=f"{cost.bits}-bit, compute-bound"
+        axes.plot(
+            span,
+            np.minimum(peak, span * hw.dram_gbps),
+            color=colour,
+            linewidth=1.5,
+            label=f"{cost.bits}-bit roof",
         )
         axes.scatter(
-            x[~marker], y[~marker], s=14, color=colour, marker="x", label=f"{cost.bits}-bit, memory-bound"
+            x[compute],
+            y[compute],
+            s=16,
+            color=colour,
+            marker="o",
+            label=f"{cost.bits}-bit pass, compute-bound",
+        )
+        axes.scatter(
+            x[~compute],
+            y[~compute],
+            s=20,
+            color=colour,
+            marker="x",
+            label=f"{cost.bits}-bit pass, memory-bound",
         )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("arithmetic intensity (MACs per DRAM byte)")
     axes.set_ylabel("achieved GMAC/s (10^9 MAC/s)")
-    axes.set_title(f"{costs[0].model} on {hw.name}: per-layer roofline ({hw.dram_gbps:g} GB/s DRAM)")
+    axes.set_title(f"{costs[0].model} on {hw.name}: roofline per pass ({hw.dram_gbps:g} GB/s DRAM)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     FigureCanvasAgg(figure)
@@ -47,3 +63,14 @@ def roofline_plot(path: str | Path, costs: list[NetworkCost], hw: HwProfile, for
     with atomic_file(path, force) as tmp:
         figure.savefig(tmp, dpi=DPI, format="png")
     return Path(path)
+
+
+def _passes(cost: NetworkCost) -> list[tuple[float, float, float, str]]:
+    """(MACs, DRAM bytes, cycles, bound) of each fused group that does MACs."""
+    groups: dict[int, list] = {}
+    for layer in cost.layers:
+        entry = groups.setdefault(layer.group, [0.0, 0.0, 0.0, layer.bound])
+        entry[0] += layer.macs
+        entry[1] += layer.dram_bytes
+        entry[2] += layer.cycles
+    return [tuple(entry) for entry in groups.values() if entry[0] > 0 and entry[2] > 0]
