@@ -9,20 +9,27 @@ figures, on the grid of benchmarks/sweep_example.yaml:
   one run of the full cost model per network; the example has 16 plans per network);
 - warm: the same points again, plans known: the per-point cost of the separated form.
 
+Rates are given per second of wall time and per CPU-second of this single-threaded process,
+which is the per-core rate even on a machine shared with other work.
+
     python benchmarks/sweep_speed.py [SPEC.yaml]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
-from nnasim.sweep import load_spec
-from nnasim.sweep.points import PointEvaluator
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # one core: CPU time is then this core's time
 
 
 def main(spec_path: str) -> None:
+    from nnasim.sweep import load_spec
+    from nnasim.sweep.points import PointEvaluator
+
     spec = load_spec(spec_path)
     start = time.perf_counter()
     evaluator = PointEvaluator(spec)
@@ -31,20 +38,28 @@ def main(spec_path: str) -> None:
             cost.workload.entropy_bits_per_weight(bits)
     setup = time.perf_counter() - start
     ids = range(spec.n_points)
-    start = time.perf_counter()
-    evaluator.rows(ids)
-    cold = time.perf_counter() - start
+    cold_wall, cold_cpu = timed(lambda: evaluator.rows(ids))
     runs = evaluator.evaluations
-    start = time.perf_counter()
     repeats = 5
-    for _ in range(repeats):
-        evaluator.rows(ids)
-    warm = (time.perf_counter() - start) / repeats
+    warm_wall, warm_cpu = timed(lambda: [evaluator.rows(ids) for _ in range(repeats)])
+    n = spec.n_points
     models = " + ".join(label for label, _ in spec.models)
-    print(f"{spec.n_points} design points ({models}, bits {'/'.join(map(str, spec.bits))}) from {spec_path}")
+    print(f"{n} design points ({models}, bits {'/'.join(map(str, spec.bits))}) from {spec_path}")
     print(f"setup (load models, workloads, weight entropy; once per worker): {setup:.1f} s")
-    print(f"cold: {spec.n_points / cold:,.0f} points/s ({cold:.2f} s, {runs} full cost-model runs)")
-    print(f"warm: {spec.n_points / warm:,.0f} points/s ({warm * 1e3:.1f} ms, plans cached)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; points per second of wall")
+    print("time and per CPU-second of this process (= per core, whatever else the machine runs):")
+    print(
+        f"cold: {n / cold_wall:,.0f} /s wall, {n / cold_cpu:,.0f} /s per core ({runs} full cost-model runs)"
+    )
+    warm = f"{repeats * n / warm_wall:,.0f} /s wall, {repeats * n / warm_cpu:,.0f} /s per core"
+    print(f"warm: {warm} (plans cached)")
+
+
+def timed(work) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of ``work()`` (one thread: CPU time is this core's time)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 if __name__ == "__main__":

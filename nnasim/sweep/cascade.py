@@ -163,6 +163,7 @@ def plot_cascade(
     for ax in (ax_fps, ax_mb):
         ax.set_xlabel("faces per frame (verifier runs)")
         ax.set_xscale("log", base=2)
+        ax.set_xticks([n for n in faces if n > 0], [str(n) for n in faces if n > 0])
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
     ax_fps.legend(fontsize=7, title="dotted: verifier time = detector time", title_fontsize=7)
