@@ -7,8 +7,8 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.mutators import mutate, seed_model
-from fuzz.targets import model_target
+from fuzz.mutators import mutate, mutate_profile, seed_model
+from fuzz.targets import model_target, profile_target
 
 SEED = seed_model()
 SEED_BYTES = SEED.SerializeToString()
@@ -22,3 +22,9 @@ def test_seed_model_loads():
 @given(st.integers(min_value=0, max_value=2**32 - 1))
 def test_mutated_models_work_or_raise_nnasim_errors(seed):
     model_target(mutate(random.Random(seed), SEED, SEED_BYTES))
+
+
+@settings(max_examples=300, deadline=5000, derandomize=True)
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_mutated_profiles_load_or_raise_nnasim_errors(seed):
+    profile_target(mutate_profile(random.Random(seed)))

@@ -171,7 +171,7 @@ def _resolve(spec: str | Path, base: Path | None) -> Path:
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ProfileError(f"{path}: cannot read profile: {first_line}") from None
     if not isinstance(data, dict):
@@ -234,7 +234,7 @@ def _build(data: dict[str, Any], path: Path) -> HwProfile:
 
 def _per_bits(value: Any, path: Path, key: str, check, expected: str) -> dict[int, Any]:
     """A mapping with one entry per supported bit width (keys 8 and 16)."""
-    if not isinstance(value, dict) or sorted(value) != list(SUPPORTED_BITS):
+    if not isinstance(value, dict) or set(value) != set(SUPPORTED_BITS):
         raise ProfileError(f"{path}: key {key!r}: must map each bit width {list(SUPPORTED_BITS)} to a value")
     for bits, item in value.items():
         if not check(item):
