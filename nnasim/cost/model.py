@@ -9,6 +9,7 @@ cycles that its own compute or traffic takes, so layer costs add up to the netwo
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from nnasim.cost.plan import Group, MemoryPlan, buffered_weight_bytes, plan_memory
@@ -40,12 +41,19 @@ class LayerCost:
         return self.weight_bytes + self.act_read_bytes + self.act_write_bytes
 
     def __add__(self, other: LayerCost) -> LayerCost:
-        numbers = {
-            f.name: getattr(self, f.name) + getattr(other, f.name)
-            for f in fields(self)
-            if f.name not in ("name", "op", "group", "bound")
-        }
-        return LayerCost(name="total", **numbers)
+        return LayerCost.total((self, other))
+
+    @staticmethod
+    def total(costs: Iterable[LayerCost]) -> LayerCost:
+        """The sum of ``costs``: every number adds; name, op, group and bound do not."""
+        sums = dict.fromkeys(_NUMBERS, 0)
+        for cost in costs:
+            for name in _NUMBERS:
+                sums[name] += getattr(cost, name)
+        return LayerCost(name="total", **sums)
+
+
+_NUMBERS = tuple(f.name for f in fields(LayerCost) if f.name not in ("name", "op", "group", "bound"))
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ def evaluate(workload: Workload, hw: HwProfile, bits: int) -> NetworkCost:
     costs: list[LayerCost] = []
     for gid, group in enumerate(plan.groups):
         costs.extend(_group_costs(workload, plan, gid, group, dram_weights, hw, bits))
-    total = sum(costs, LayerCost(name="total"))
+    total = LayerCost.total(costs)
     return NetworkCost(
         model=workload.name,
         hw=hw.name,
