@@ -103,6 +103,7 @@ def test_ranges_and_linked_paths(tmp_path):
         (changed(area={"mm2_per_mac": -1, "mm2_per_kib": 0}), "area.mm2_per_mac"),
         (changed(models=["lffd", "lffd@64x64"]), "models.lffd"),
         (changed(base="nosuch"), "base"),
+        (changed(models={"face": "missing.onnx"}), "models.face"),
     ],
 )
 def test_malformed_spec_names_file_and_key(tmp_path, capsys, data, key):
@@ -288,10 +289,19 @@ def test_dask_cluster_gives_the_same_results(tmp_path, uninterrupted):
     assert json.loads((tmp_path / "out/sweep.json").read_text())["points"] == 36
 
 
-def test_dask_needs_a_scheduler(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"executor": "dask"}, "--scheduler"),
+        ({"workers": 0}, "--workers"),
+        ({"force": True, "resume": True}, "one"),
+    ],
+)
+def test_contradictory_options(tmp_path, options, message):
     spec = load_spec(write_spec(tmp_path, SPEC))
-    with pytest.raises(UsageError, match="--scheduler"):
-        run_sweep(spec, tmp_path / "out", executor="dask")
+    with pytest.raises(UsageError, match=message):
+        run_sweep(spec, tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_grid_is_the_full_product(tmp_path):

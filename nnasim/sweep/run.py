@@ -56,6 +56,10 @@ def run_sweep(
     """
     if executor not in EXECUTORS:
         raise UsageError(f"--executor {executor!r}: must be one of {', '.join(EXECUTORS)}")
+    if force and resume:
+        raise UsageError("--force starts the sweep again, --resume continues it: give one of them")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: must be at least 1")
     if executor == "dask" and not scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     grid = Grid(spec)

@@ -263,7 +263,11 @@ def _models(value: Any, path: Path, check: _Checker) -> tuple[tuple[str, str], .
     for label in labels:
         if labels.count(label) > 1 or label in _RESERVED_LABELS or not label.isidentifier():
             check.fail(f"models.{label}", "labels must be distinct identifiers other than 'total'")
-    return tuple((label, _model_path(spec, path)) for label, spec in items)
+    models = tuple((label, _model_path(spec, path)) for label, spec in items)
+    for label, model in models:
+        if model.endswith(".onnx") and not Path(model).is_file():
+            check.fail(f"models.{label}", f"ONNX file not found: {model}")
+    return models
 
 
 def _label(spec: str) -> str:
