@@ -104,6 +104,12 @@ def test_ranges_and_linked_paths(tmp_path):
         (changed(models=["lffd", "lffd@64x64"]), "models.lffd"),
         (changed(base="nosuch"), "base"),
         (changed(models={"face": "missing.onnx"}), "models.face"),
+        (
+            changed(
+                parameters={"fusion": ["none", "layers"]}, objectives={"fusion": "min", "tiny_ips": "max"}
+            ),
+            "objectives.fusion",
+        ),
     ],
 )
 def test_malformed_spec_names_file_and_key(tmp_path, capsys, data, key):

@@ -15,6 +15,7 @@ bits: [8, 16]
 area: {mm2_per_mac: 0.00042, mm2_per_kib: 0.004}    # the area proxy's coefficients
 objectives: {area_mm2: min, total_ips: max}         # results.csv columns to minimise/maximise
 plots: [ocm_kib, dram_gbps]       # parameters drawn against inferences/s and MB/inference
+chunk_points: 512                 # optional: points per task (the unit of progress and resume)
 ```
 """
 
@@ -131,7 +132,12 @@ def parse_spec(data: Any, path: Path, text: str = "") -> SweepSpec:
         if name not in plotted:
             check.fail(f"plots.{name}", f"not a swept parameter (swept: {', '.join(sorted(plotted))})")
     columns = set(result_columns(spec))
+    swept = {path: values for axis in spec.axes for path, values in ((axis.path, axis.values), *axis.linked)}
     for column, _ in spec.objectives:
+        if column in swept and not all(_is_number(v) for v in swept[column]):
+            check.fail(
+                f"objectives.{column}", "an objective must be numeric; this parameter has other values"
+            )
         if column not in columns:
             check.fail(
                 f"objectives.{column}", f"not a numeric results.csv column ({', '.join(sorted(columns))})"
