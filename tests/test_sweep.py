@@ -106,7 +106,9 @@ def test_ranges_and_linked_paths(tmp_path):
         (changed(models={"face": "missing.onnx"}), "models.face"),
         (
             changed(
-                parameters={"fusion": ["none", "layers"]}, objectives={"fusion": "min", "tiny_ips": "max"}
+                parameters={"fusion": ["none", "layers"]},
+                objectives={"fusion": "min", "tiny_ips": "max"},
+                plots=[],
             ),
             "objectives.fusion",
         ),
