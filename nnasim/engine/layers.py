@@ -151,7 +151,7 @@ def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
     zp = ctx.zp(x)
-    return lambda args: requantize(conv(args[0], zp), stage)
+    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
 
 
 def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
@@ -169,8 +169,8 @@ def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
 
     def run(args):
         onnx_x = layout.to_onnx_layout(args[0])
-        acc = fc(np.ascontiguousarray(onnx_x), zp)
-        out, saturations = requantize(acc, stage)
+        acc = fc.accumulate(np.ascontiguousarray(onnx_x), zp)
+        out, saturations = requantize(acc, stage, fc.bias)
         return layout.from_onnx_layout(out), saturations
 
     return run

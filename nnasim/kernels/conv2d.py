@@ -55,29 +55,36 @@ class Conv2d:
             ]
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        """int64 accumulators (N, OH, OW, O), bias included."""
+        raw = self.accumulate(x, x_zp)
+        return raw.astype(np.int64) + self.bias if raw.dtype != np.int64 else raw + self.bias
+
+    def accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        """Accumulators without the bias, (N, OH, OW, O): int64, or floats holding exact integers
+        (the BLAS result; the output stage converts them and adds the bias in one pass)."""
         g = self.geometry
         if self.depthwise:
+            zero_bias = np.zeros_like(self.bias)
             return depthwise_conv2d(
-                x, np.int64(x_zp), self.weight, self.bias, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
+                x, np.int64(x_zp), self.weight, zero_bias, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
             )
-        n = x.shape[0]
         cin_g = x.shape[3] // g.groups
-        outs = []
-        for group, matmul in enumerate(self.matmuls):
-            cols = im2col(
-                x[..., group * cin_g : (group + 1) * cin_g],
-                np.int64(x_zp),
-                *g.kernel,
-                *g.strides,
-                *g.pads[:2],
-                *g.dilations,
-                *g.out_hw,
-                np.zeros(1, matmul.dtype),
-            )
-            outs.append(matmul(cols))
+        outs = [
+            matmul(self._columns(x[..., group * cin_g : (group + 1) * cin_g], x_zp, matmul.dtype))
+            for group, matmul in enumerate(self.matmuls)
+        ]
         acc = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
-        acc += self.bias
-        return acc.reshape(n, *g.out_hw, -1)
+        return acc.reshape(x.shape[0], *g.out_hw, -1)
+
+    def _columns(self, x: np.ndarray, x_zp: int, dtype) -> np.ndarray:
+        """The im2col matrix of ``x - x_zp``; a pointwise (1x1, unpadded) conv needs no gather."""
+        g = self.geometry
+        if g.kernel == (1, 1) and not any(g.pads):
+            strided = x[:, :: g.strides[0], :: g.strides[1]]
+            return np.subtract(strided.reshape(-1, x.shape[3]), dtype(x_zp), dtype=dtype)
+        return im2col(
+            x, np.int64(x_zp), *g.kernel, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw, np.zeros(1, dtype)
+        )
 
 
 @njit(cache=True, parallel=True)
@@ -105,23 +112,30 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, dtype_pro
 
 @njit(cache=True, parallel=True)
 def depthwise_conv2d(x, x_zp, weight, bias, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
-    """Depthwise convolution (one filter per channel, channel multiplier 1) with int64 accumulators."""
+    """Depthwise convolution (one filter per channel, channel multiplier 1) with int64 accumulators.
+
+    ``weight`` is (C, KH, KW, 1); the loops run tap by tap over whole output rows so the channel
+    loop is contiguous and vectorises.
+    """
     n, h, w, c = x.shape
     kh, kw = weight.shape[1], weight.shape[2]
+    taps = np.ascontiguousarray(weight[:, :, :, 0].transpose(1, 2, 0))
     acc = np.empty((n, oh, ow, c), np.int64)
     for row in prange(n * oh):
         b, oy = row // oh, row % oh
+        out = acc[b, oy]
         for ox in range(ow):
-            for ch in range(c):
-                acc[b, oy, ox, ch] = bias[ch]
-            for ky in range(kh):
-                iy = oy * sh - pad_top + ky * dh
-                if iy < 0 or iy >= h:
-                    continue
-                for kx in range(kw):
+            out[ox, :] = bias
+        for ky in range(kh):
+            iy = oy * sh - pad_top + ky * dh
+            if iy < 0 or iy >= h:
+                continue
+            for kx in range(kw):
+                tap = taps[ky, kx]
+                for ox in range(ow):
                     ix = ox * sw - pad_left + kx * dw
                     if ix < 0 or ix >= w:
                         continue
                     for ch in range(c):
-                        acc[b, oy, ox, ch] += (np.int64(x[b, iy, ix, ch]) - x_zp) * weight[ch, ky, kx, 0]
+                        out[ox, ch] += (np.int64(x[b, iy, ix, ch]) - x_zp) * tap[ch]
     return acc

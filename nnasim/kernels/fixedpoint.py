@@ -38,22 +38,15 @@ def rounding_divide_by_pot(x: int, exponent: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _div_trunc(a: int, b: int) -> int:
-    """C integer division (truncation toward zero) for b > 0."""
-    q = a // b
-    if q < 0 and q * b != a:
-        q += 1
-    return q
-
-
-@njit(cache=True, inline="always")
 def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
     """gemmlowp SaturatingRoundingDoublingHighMul on int32 operands: round(a*b / 2**31), ties away."""
     if a == INT32_MIN and b == INT32_MIN:
         return INT32_MAX
     ab = np.int64(a) * np.int64(b)
     nudge = (1 << 30) if ab >= 0 else (1 - (1 << 30))
-    return _div_trunc(ab + nudge, np.int64(1) << 31)
+    total = ab + nudge
+    # C division by 2**31 (truncation toward zero) as a shift: bias negative values by 2**31 - 1
+    return (total + ((total >> 63) & ((np.int64(1) << 31) - 1))) >> 31
 
 
 @njit(cache=True, inline="always")

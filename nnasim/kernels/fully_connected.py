@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.gemm import ExactMatmul
 
@@ -16,19 +15,11 @@ class FullyConnected:
         self.bias = None if bias is None else np.asarray(bias, np.int64)
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
-        lead = x.shape[:-1]
-        cols = centered(x.reshape(-1, x.shape[-1]), np.int64(x_zp), np.zeros(1, self.matmul.dtype))
-        acc = self.matmul(cols)
-        if self.bias is not None:
-            acc += self.bias
-        return acc.reshape(*lead, -1)
+        """int64 accumulators, bias included."""
+        acc = self.accumulate(x, x_zp).astype(np.int64)
+        return acc if self.bias is None else acc + self.bias
 
-
-@njit(cache=True)
-def centered(x, x_zp, dtype_probe):
-    """``x - x_zp`` as floats of ``dtype_probe``'s type (exact: small integers)."""
-    out = np.empty(x.shape, dtype_probe.dtype)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[i, j] = x[i, j] - x_zp
-    return out
+    def accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        """Accumulators without the bias: int64 or floats holding exact integers (see ``gemm``)."""
+        cols = np.subtract(x.reshape(-1, x.shape[-1]), self.matmul.dtype(x_zp), dtype=self.matmul.dtype)
+        return self.matmul(cols).reshape(*x.shape[:-1], -1)

@@ -56,9 +56,12 @@ class ExactMatmul:
             return None
 
     def __call__(self, cols: np.ndarray) -> np.ndarray:
-        """int64 (M x N) result; ``cols`` must already be in ``self.dtype``."""
+        """(M x N) products of exact integers: a float array (one chunk) or int64 (chunks summed).
+
+        ``cols`` must already be in ``self.dtype``.
+        """
         if len(self.chunks) == 1:
-            return (cols @ self.weights[0]).astype(np.int64)
+            return cols @ self.weights[0]
         total = np.zeros((cols.shape[0], self.weights[0].shape[1]), np.int64)
         for (k0, k1), weight in zip(self.chunks, self.weights, strict=True):
             total += (cols[:, k0:k1] @ weight).astype(np.int64)

@@ -16,7 +16,7 @@ multiplier for negative accumulators (the sign of the accumulator is the sign of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -92,6 +92,22 @@ class OutputStage:
     qmin: int
     qmax: int
     acc_bits: int
+    _expanded: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def per_channel(self, channels: int) -> tuple[np.ndarray, ...]:
+        """(float32, int, shift, sign) arrays of shape (2, channels): row 0 positive, row 1 negative."""
+        if channels not in self._expanded:
+            self._expanded[channels] = self._expand(channels)
+        return self._expanded[channels]
+
+    def _expand(self, channels: int) -> tuple[np.ndarray, ...]:
+        neg = self.neg if self.neg is not None else self.pos
+        return tuple(
+            np.ascontiguousarray(
+                np.stack([np.broadcast_to(getattr(m, field), (channels,)) for m in (self.pos, neg)])
+            )
+            for field in ("as_float32", "as_int", "shift", "sign")
+        )
 
     @property
     def rule_code(self) -> int:
@@ -129,27 +145,27 @@ def make_output_stage(
     )
 
 
-def requantize(acc: np.ndarray, stage: OutputStage) -> tuple[np.ndarray, int]:
-    """Apply ``stage`` to accumulators ``acc`` (channels last); returns int32 outputs and saturations.
+def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Apply ``stage`` to accumulators ``acc`` (channels last) plus an optional per-channel ``bias``.
 
-    Saturations count accumulators clamped to the accumulator width plus outputs clamped to
+    ``acc`` may be int64 or a float array of exact integers (a BLAS result, see ``gemm``): the
+    conversion and the bias addition happen in the same pass. Returns int32 outputs and the
+    saturation count: accumulators clamped to the accumulator width plus outputs clamped to
     ``[qmin, qmax]`` on a side without a ReLU/Clip bound (activation clamps are not saturations).
     """
-    neg = stage.neg if stage.neg is not None else stage.pos
-    flat = np.ascontiguousarray(acc, dtype=np.int64).reshape(-1, acc.shape[-1] if acc.ndim else 1)
+    channels = acc.shape[-1] if acc.ndim else 1
+    flat = acc.reshape(-1, channels)
+    if not flat.flags.c_contiguous or flat.dtype not in (np.int64, np.float32, np.float64):
+        flat = np.ascontiguousarray(flat, dtype=np.int64)
+    bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
     out = np.empty(flat.shape, np.int32)
+    params = stage.per_channel(channels)
     saturations = _requantize_2d(
+        _RULE_FUNCTIONS[stage.rule_code],
         flat,
+        bias,
         out,
-        stage.rule_code,
-        stage.pos.as_float32,
-        stage.pos.as_int,
-        stage.pos.shift,
-        stage.pos.sign,
-        neg.as_float32,
-        neg.as_int,
-        neg.shift,
-        neg.sign,
+        *params,
         stage.neg is not None,
         stage.zero_point,
         stage.lo,
@@ -164,59 +180,47 @@ def requantize(acc: np.ndarray, stage: OutputStage) -> tuple[np.ndarray, int]:
 
 
 @njit(cache=True, inline="always")
-def _scale_one(acc, code, mf, mi, sh, sign):
-    """One accumulator through one rule (see the module docstring)."""
-    if code == 0:
-        return requant_float32(acc, mf)
-    acc = acc * sign
-    if code == 1:
-        return multiply_by_quantized_multiplier(acc, mi, sh)
-    if code == 2:
-        return multiply_by_quantized_multiplier_64(acc, mi, sh)
-    return rounding_divide_by_pot(acc * mi, sh)
+def _float32_rule(a, mf, mi, sh, sg):
+    return requant_float32(a, mf)
+
+
+@njit(cache=True, inline="always")
+def _fixedpoint_rule(a, mf, mi, sh, sg):
+    return multiply_by_quantized_multiplier(a * sg, mi, sh)
+
+
+@njit(cache=True, inline="always")
+def _fixedpoint64_rule(a, mf, mi, sh, sg):
+    return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
+
+
+@njit(cache=True, inline="always")
+def _pow2_rule(a, mf, mi, sh, sg):
+    return rounding_divide_by_pot(a * sg * mi, sh)
+
+
+_RULE_FUNCTIONS = {0: _float32_rule, 1: _fixedpoint_rule, _FIXEDPOINT64: _fixedpoint64_rule, 3: _pow2_rule}
 
 
 @njit(cache=True)
 def _requantize_2d(
-    acc,
-    out,
-    code,
-    mf,
-    mi,
-    sh,
-    sg,
-    nmf,
-    nmi,
-    nsh,
-    nsg,
-    has_neg,
-    zp,
-    lo,
-    hi,
-    qmin,
-    qmax,
-    count_low,
-    count_high,
-    acc_bits,
+    rule, acc, bias, out, mf, mi, sh, sg, has_neg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
+    """The output stage over (positions, channels); row 1 of the parameters is the negative branch.
+
+    ``rule`` is one of the rule functions: Numba compiles one specialised loop per rule.
+    """
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
-    per_channel = mf.shape[0] > 1
-    nper_channel = nmf.shape[0] > 1
     saturations = 0
     for p in range(acc.shape[0]):
         for c in range(acc.shape[1]):
-            a = acc[p, c]
+            a = np.int64(acc[p, c]) + bias[c]
             if a > acc_max or a < acc_min:
                 saturations += 1
                 a = saturate(a, acc_min, acc_max)
-            if has_neg and a < 0:
-                k = c if nper_channel else 0
-                y = _scale_one(a, code, nmf[k], nmi[k], nsh[k], nsg[k])
-            else:
-                k = c if per_channel else 0
-                y = _scale_one(a, code, mf[k], mi[k], sh[k], sg[k])
-            y += zp
+            r = 1 if has_neg and a < 0 else 0
+            y = rule(a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
             if (y > qmax and count_high) or (y < qmin and count_low):
                 saturations += 1
             out[p, c] = saturate(y, lo, hi)
