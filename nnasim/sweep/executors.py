@@ -37,19 +37,25 @@ def run_processes(spec: SweepSpec, chunks: list[Chunk], workers: int) -> Done:
                 future.cancel()
 
 
-def run_dask(spec: SweepSpec, chunks: list[Chunk], scheduler: str) -> Done:
-    """Chunks as tasks on an existing Dask cluster at ``scheduler`` (``tcp://host:8786``)."""
+def connect_dask(scheduler: str):
+    """A client of the Dask cluster at ``scheduler`` (``tcp://host:8786``); connects now, so a
+    wrong address fails before anything is written."""
     try:
         from distributed import Client
-        from distributed import as_completed as dask_completed
     except ImportError:
         raise UsageError(
             "--executor dask needs the optional dependency dask[distributed]: pip install 'nnasim[dask]'"
         ) from None
     try:
-        client = Client(scheduler, timeout="10s")
+        return Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as error:
         raise UsageError(f"--scheduler {scheduler}: cannot reach the Dask scheduler: {error}") from None
+
+
+def run_dask(spec: SweepSpec, chunks: list[Chunk], client) -> Done:
+    """Chunks as tasks on the cluster of ``client`` (closed when done)."""
+    from distributed import as_completed as dask_completed
+
     with client:
         spec_future = client.scatter(spec, broadcast=True)
         futures = {

@@ -63,11 +63,17 @@ def run_sweep(
     if executor == "dask" and not scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     grid = Grid(spec)
+    client = executors.connect_dask(scheduler) if executor == "dask" else None
     store = PointStore(Path(out_dir), spec)
-    finished = store.open(force=force, resume=resume)
+    try:
+        finished = store.open(force=force, resume=resume)
+    except UsageError:
+        if client is not None:
+            client.close()
+        raise
     chunks = _chunks(grid, finished, spec.chunk_points)
     start = time.perf_counter()
-    done_now = _evaluate(spec, chunks, store, executor, workers, scheduler, progress, on_chunk, len(finished))
+    done_now = _evaluate(spec, chunks, store, client, workers, progress, on_chunk, len(finished))
     seconds = time.perf_counter() - start
     front = write_outputs(spec, store.rows(), Path(out_dir))
     return SweepRun(evaluated=done_now, resumed=len(finished), seconds=seconds, pareto=front)
@@ -85,11 +91,11 @@ def _chunks(grid: Grid, finished: set[int], size: int) -> list[list[int]]:
     return [ids[i : i + size].tolist() for i in range(0, len(ids), size)]
 
 
-def _evaluate(spec, chunks, store, executor, workers, scheduler, progress, on_chunk, already) -> int:
+def _evaluate(spec, chunks, store, client, workers, progress, on_chunk, already) -> int:
     from tqdm import tqdm
 
-    if executor == "dask":
-        stream = executors.run_dask(spec, chunks, scheduler)
+    if client is not None:
+        stream = executors.run_dask(spec, chunks, client)
     else:
         workers = workers or executors.default_workers()
         workers = min(workers, max(len(chunks), 1))
