@@ -17,6 +17,12 @@ from nnasim.errors import NnasimError
 COMMANDS = ("info", "zoo", "profile", "hw", "compare", "cascade", "sweep", "run")
 
 
+DESCRIPTION = (
+    "nnasim, an embedded NPU simulator: a hardware cost model (MB and inferences per second) and a "
+    "bit-exact fixed-point integer engine, from one ONNX file."
+)
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2."""
 
@@ -27,14 +33,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog="nnasim", description=__doc__.splitlines()[0])
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with ``only`` the parser of that one command (imports only its module)."""
+    parser = OneLineErrorParser(prog="nnasim", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"nnasim {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         importlib.import_module(f"nnasim.cli.{name}_cmd").add_parser(subparsers)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The sub-command in ``argv`` when it is a known one, so only its module need be imported."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words and words[0] in COMMANDS else None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -44,7 +57,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = build_parser(_command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
