@@ -39,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     rate = done.evaluated / done.seconds if done.seconds > 0 else 0.0
+    objectives = ", ".join(f"{goal} {column}" for column, goal in spec.objectives)
     print(
         f"{spec.n_points} points ({done.resumed} already done, {done.evaluated} evaluated in "
-        f"{done.seconds:.1f} s, {rate:,.0f} points/s); {done.pareto} on the Pareto front of "
-        f"{', '.join(f'{goal} {column}' for column, goal in spec.objectives)}; results in {args.output}/"
+        f"{done.seconds:.1f} s with model loading, {rate:,.0f} points/s); {done.pareto} on the "
+        f"Pareto front of {objectives}; results in {args.output}/"
     )
     return 0
