@@ -175,9 +175,11 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
     }
     grid = grid_analysis(faces, embeddings, list(faces), list(ver_sessions))
     sections = [grid_section(grid, list(faces), list(ver_sessions))]
+    threshold = (grid["threshold"], "of the all-fp32 cascade")
     for d in faces:
         row = {v: embeddings[(d, v)] for v in ver_sessions}
-        section = analyse_embeddings(row, Faces(faces[d].names, faces[d].persons), prefix=f"det-{d}_")
+        crops = Faces(faces[d].names, faces[d].persons)
+        section = analyse_embeddings(row, crops, prefix=f"det-{d}_", threshold=threshold)
         section.key, section.title = f"detector_{d}", f"Detector {d}: verifier configurations"
         sections.append(section)
     header = {

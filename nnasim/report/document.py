@@ -39,7 +39,7 @@ def md_table(rows: list[dict[str, Any]], floatfmt: str = ".3g") -> str:
     """
     if not rows:
         return "(none)\n"
-    cells = [{key: _cell(value, floatfmt) for key, value in row.items()} for row in rows]
+    cells = [{_escape(key): _cell(value, floatfmt) for key, value in row.items()} for row in rows]
     return tabulate(cells, headers="keys", tablefmt="github", disable_numparse=True, missingval="–") + "\n"
 
 
@@ -48,7 +48,12 @@ def _cell(value: Any, floatfmt: str) -> str:
         return "–"
     if isinstance(value, float | np.floating):
         return format(float(value), floatfmt)
-    return str(value)
+    return _escape(str(value))
+
+
+def _escape(text: str) -> str:
+    """A ``|`` inside a cell (the set sizes |A|) would end the cell in Markdown."""
+    return text.replace("|", "\\|")
 
 
 def image_link(file_name: str, caption: str) -> str:
