@@ -99,6 +99,11 @@ def conv(ctx: Context, node: onnx.NodeProto) -> list[Node]:
             f"{ctx.label}: node {node.name!r} (Conv): weight {weight.shape} with group={group} does not fit "
             f"an input of {channels} channels"
         )
+    bias = ctx.const(node, 2, "the bias")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (Conv): bias {bias.shape} is not one per output channel"
+        )
     kernel = tuple(weight.shape[2:])
     strides = tuple(attrs.get("strides", (1, 1)))
     dilations = tuple(attrs.get("dilations", (1, 1)))
@@ -187,6 +192,12 @@ def batchnorm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     """Inference BatchNormalization as a per-channel affine ``x * scale + bias`` on axis 1."""
     gamma, beta = ctx.const(node, 1, "scale"), ctx.const(node, 2, "B")
     mean, var = ctx.const(node, 3, "mean"), ctx.const(node, 4, "var")
+    channels = ctx.shapes[node.input[0]][1] if ctx.rank(node.input[0]) > 1 else None
+    if any(v.shape != (channels,) for v in (gamma, beta, mean, var)):
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (BatchNormalization): scale, B, mean and var must each hold "
+            f"one value per channel ({channels})"
+        )
     epsilon = np.float32(attributes(node).get("epsilon", 1e-5))
     scale = (gamma / np.sqrt(var + epsilon)).astype(np.float32)
     bias = (beta - mean * scale).astype(np.float32)
