@@ -40,15 +40,21 @@ class ImageSet:
     skipped: tuple[str, ...]  # names of files that could not be read
 
 
+def files_under(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files under ``root`` (recursively) whose suffix is one of ``suffixes``, sorted by relative path
+    so that runs are repeatable."""
+    return sorted(
+        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+
+
 def image_files(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted by relative path so runs are repeatable."""
+    """Image files under ``folder`` (recursively), sorted by relative path."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist or is not a folder")
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+    files = files_under(root, IMAGE_EXTENSIONS)
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
     return files
