@@ -20,6 +20,7 @@ from nnasim.report.cascade import (
     square_crop,
     weakest_link,
 )
+from nnasim.report.verify import Faces, analyse_embeddings
 
 GRADIENT = (np.arange(100).reshape(10, 10, 1) * np.ones((1, 1, 3))).astype(np.uint8)
 
@@ -133,3 +134,9 @@ def test_small_real_cascade_writes_the_grid_report(tmp_path, shared_dir):
     assert "Weakest link" in text
     for name in ("cascade_decisions.png", "det-int8_heatmap_int8.png", "det-fp32_roc.png"):
         assert_nontrivial_png(out / name)
+
+
+def test_a_detector_that_finds_no_face_gives_an_empty_section_not_a_crash():
+    empty = np.zeros((0, 128), np.float32)
+    section = analyse_embeddings({"fp32": empty, "int8": empty}, Faces([], []))
+    assert section.figures == {} and section.markdown == "No faces to compare.\n"

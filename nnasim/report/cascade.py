@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from nnasim.errors import UsageError
+from nnasim.errors import DataError
 from nnasim.ir import Graph
 from nnasim.report import metrics, plots
 from nnasim.report.compare import (
@@ -163,7 +163,7 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
     faces = detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factory)
     reference_crops = faces[request.detector_configs[0].label].crops
     if not reference_crops:
-        raise UsageError(f"the fp32 detector found no face in {request.data}; nothing to verify")
+        raise DataError(f"the fp32 detector found no face in {request.data}; nothing to verify")
     ver_calib = _verifier_calibration(request, ver_graph, ver_pre, reference_crops)
     ver_sessions = build_sessions(
         ver_graph, list(request.verifier_configs), ver_calib, request.calib_method, factory

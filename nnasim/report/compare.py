@@ -76,11 +76,7 @@ SessionFactory = Callable[[Graph, QuantConfig, list[dict[str, np.ndarray]], str]
 def make_session(
     graph: Graph, config: QuantConfig, calib: list[dict[str, np.ndarray]], calib_method: str
 ) -> Session:
-    """fp32 -> the float executor; otherwise the integer engine calibrated on ``calib``."""
-    from nnasim.engine.float_exec import FloatSession
-
-    if config.bits == 32:
-        return FloatSession(graph)
+    """The integer engine calibrated on ``calib`` (the fp32 executor for 32 bits)."""
     from nnasim.engine.session import build_session
 
     return build_session(

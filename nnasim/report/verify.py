@@ -130,6 +130,8 @@ def analyse_embeddings(
 
 
 def _figures(sims, faces: Faces, i, j, same, prefix: str) -> dict:
+    if not faces.names:
+        return {}
     order = faces.display_order()
     names = [faces.names[k] for k in order]
     persons = [faces.persons[k] or UNKNOWN for k in order]
@@ -148,6 +150,8 @@ def _figures(sims, faces: Faces, i, j, same, prefix: str) -> dict:
 
 
 def _markdown(data: dict, faces: Faces, figures: dict) -> str:
+    if not faces.names:
+        return "No faces to compare.\n"
     rows = []
     for label, entry in data["configs"].items():
         cos = np.asarray(entry["cosine_to_fp32"])
