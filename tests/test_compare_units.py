@@ -186,7 +186,7 @@ def test_box_labels_csv(tmp_path):
 
 
 def test_bit_configs_put_fp32_first_and_reject_bad_widths():
-    assert [c.label for c in parse_configs("8,16")] == ["fp32", "int8", "int16"]
+    assert [c.label for c in parse_configs("8,16,8")] == ["fp32", "int16", "int8"]
     assert [c.label for c in parse_configs("32,8", per_channel=True)] == ["fp32", "int8-pc"]
     with pytest.raises(UsageError, match="--bits '4'"):
         parse_configs("4")

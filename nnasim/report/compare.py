@@ -56,7 +56,8 @@ class QuantConfig:
 
 
 def parse_configs(bits: str, scheme: str = "pow2", per_channel: bool = False) -> list[QuantConfig]:
-    """``"32,16,8"`` -> configurations, fp32 first (added if missing: it is the reference)."""
+    """``"8,16"`` -> fp32, int16, int8: fp32 first (added if missing: it is the reference), then
+    narrowing widths, so figures and tables read from least to most lossy."""
     try:
         widths = [int(b) for b in bits.split(",") if b.strip()]
     except ValueError:
@@ -66,7 +67,7 @@ def parse_configs(bits: str, scheme: str = "pow2", per_channel: bool = False) ->
         raise UsageError(f"--bits {bits!r}: each width must be one of {', '.join(map(str, BIT_WIDTHS))}")
     if scheme not in SCHEMES:
         raise UsageError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    ordered = [32] + [b for b in dict.fromkeys(widths) if b != 32]
+    ordered = sorted(set(widths) | {32}, reverse=True)  # widest first: the last is the most lossy
     return [QuantConfig(b, scheme, per_channel and b != 32) for b in ordered]
 
 

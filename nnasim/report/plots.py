@@ -33,7 +33,7 @@ def _save(figure: Figure, path: Path) -> None:
 def layer_sqnr_bars(path: Path, sqnr: dict[str, dict[str, float]], worst: int = 20) -> None:
     """Horizontal bars: SQNR (dB) of the ``worst`` layers, ranked by the lowest-precision config.
 
-    ``sqnr`` maps config label -> {tensor name: dB}; the last config ranks the layers.
+    ``sqnr`` maps config label -> {tensor name: dB}; the last (most lossy) config ranks the layers.
     """
     labels = list(sqnr)
     ranking = sqnr[labels[-1]]
@@ -94,7 +94,7 @@ def similarity_heatmap(
     axes = figure.add_subplot()
     image = axes.imshow(matrix, vmin=-0.2, vmax=1.0, cmap="viridis")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="cosine similarity")
-    ticks = [_short(name, 22) for name in names]
+    ticks = [_short(name, 28) for name in names]
     font = 7 if n <= 40 else 5
     axes.set_xticks(range(n))
     axes.set_xticklabels(ticks, rotation=90, fontsize=font)
