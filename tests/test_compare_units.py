@@ -188,10 +188,16 @@ def test_box_labels_csv(tmp_path):
 def test_bit_configs_put_fp32_first_and_reject_bad_widths():
     assert [c.label for c in parse_configs("8,16,8")] == ["fp32", "int16", "int8"]
     assert [c.label for c in parse_configs("32,8", per_channel=True)] == ["fp32", "int8-pc"]
+    assert [c.label for c in parse_configs("8,8pc,16")] == ["fp32", "int16", "int8-pc", "int8"]
+    assert [c.per_channel for c in parse_configs("16pc")] == [False, True]
+    with pytest.raises(UsageError, match="--bits '32pc'"):
+        parse_configs("32pc")
     with pytest.raises(UsageError, match="--bits '4'"):
         parse_configs("4")
     with pytest.raises(UsageError, match="--bits 'x'"):
         parse_configs("x")
+    with pytest.raises(UsageError, match="at least one width"):
+        parse_configs(",")
     with pytest.raises(UsageError, match="--scheme"):
         parse_configs("8", scheme="log")
 

@@ -15,7 +15,9 @@ def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, 
     """Bit widths, scheme, per-channel and calibration options (shared with ``cascade``)."""
     for flag in bits_flags:
         parser.add_argument(
-            flag, default="32,16,8", help="comma-separated bit widths of 32, 16, 8 (default 32,16,8)"
+            flag,
+            default="32,16,8",
+            help="comma-separated widths of 32, 16, 8; 8pc/16pc for per-channel weights (default 32,16,8)",
         )
     parser.add_argument("--scheme", choices=SCHEMES, default="pow2", help="fixed-point scheme (default pow2)")
     parser.add_argument("--per-channel", action="store_true", help="per-channel weight quantization")

@@ -56,19 +56,28 @@ class QuantConfig:
 
 
 def parse_configs(bits: str, scheme: str = "pow2", per_channel: bool = False) -> list[QuantConfig]:
-    """``"8,16"`` -> fp32, int16, int8: fp32 first (added if missing: it is the reference), then
-    narrowing widths, so figures and tables read from least to most lossy."""
-    try:
-        widths = [int(b) for b in bits.split(",") if b.strip()]
-    except ValueError:
-        raise UsageError(f"--bits {bits!r}: expected bit widths like 32,16,8") from None
-    bad = [b for b in widths if b not in BIT_WIDTHS]
-    if bad or not widths:
-        raise UsageError(f"--bits {bits!r}: each width must be one of {', '.join(map(str, BIT_WIDTHS))}")
+    """``"8,16,8pc"`` -> fp32, int16, int8-pc, int8.
+
+    A width may end in ``pc`` for per-channel weights (``per_channel`` makes every width so).
+    fp32 comes first (added if missing: it is the reference), then narrowing widths with
+    per-channel before per-tensor, so figures and tables read from least to most lossy.
+    """
     if scheme not in SCHEMES:
         raise UsageError(f"--scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
-    ordered = sorted(set(widths) | {32}, reverse=True)  # widest first: the last is the most lossy
-    return [QuantConfig(b, scheme, per_channel and b != 32) for b in ordered]
+    tokens = [t.strip().lower() for t in bits.split(",") if t.strip()]
+    widths = {(32, False)}
+    for token in tokens:
+        width = token.removesuffix("pc")
+        if not width.isdigit() or int(width) not in BIT_WIDTHS or (token != width and width == "32"):
+            raise UsageError(
+                f"--bits {bits!r}: each width must be one of {', '.join(map(str, BIT_WIDTHS))}, "
+                "8 and 16 optionally with 'pc' for per-channel (e.g. 32,16,8,8pc)"
+            )
+        widths.add((int(width), (token != width or per_channel) and width != "32"))
+    if not tokens:
+        raise UsageError(f"--bits {bits!r}: give at least one width, e.g. 32,16,8")
+    ordered = sorted(widths, key=lambda w: (-w[0], not w[1]))
+    return [QuantConfig(b, scheme, pc) for b, pc in ordered]
 
 
 SessionFactory = Callable[[Graph, QuantConfig, list[dict[str, np.ndarray]], str], Session]
