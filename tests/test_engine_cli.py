@@ -122,3 +122,11 @@ def test_qdq_file_runs_with_its_own_formats(inputs, tmp_path, capsys):
     assert "QDQ model" in out and "'float32'" in out
     index = json.loads((dump / "index.json").read_text())
     assert index["rule"] == "float32"
+
+
+def test_profile_sets_the_accumulator_width(inputs, capsys):
+    argv = ["run", "tinynet", "--bits", "16", "--input", str(inputs / "a.npy"), "--calib", str(inputs)]
+    assert main([*argv, "--profile", "2nx"]) == 0
+    assert "48-bit saturating accumulators" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "64-bit saturating accumulators" in capsys.readouterr().out

@@ -48,6 +48,12 @@ def add_parser(subparsers) -> None:
         choices=REQUANT_RULES,
         help="requantization rule (default: pow2 for --scheme pow2, fixedpoint for affine, float32 for QDQ)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME|FILE",
+        help="take the accumulator width (saturating) from this hardware profile (default: 32 bits for "
+        "8-bit, 64 for 16-bit)",
+    )
     parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from RGB pixels")
     parser.add_argument("--std", type=float, help="image preprocessing: then divide by this")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs")
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         requant=args.requant,
         calib=calib,
         calib_method=args.calib_method,
+        acc_bits=_accumulator_bits(args),
     )
     integer = args.bits != 32
     header = {"model": str(args.model), "bits": session.bits if integer else 32}
@@ -112,6 +119,14 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.dump and Path(args.dump).exists() and not args.force:
         raise UsageError(f"{args.dump}: already exists; use --force to overwrite it")
+
+
+def _accumulator_bits(args: argparse.Namespace) -> int | None:
+    if not args.profile or args.bits == 32:
+        return None
+    from nnasim.cost.profile import load_profile
+
+    return load_profile(args.profile).accumulator_bits.get(args.bits)
 
 
 def _load(args: argparse.Namespace):

@@ -443,18 +443,26 @@ def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
 
 
 def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
-    """A ReLU/Clip/LeakyReLU/PReLU left standalone: rescale ``x - zp`` with the activation fused."""
+    """A ReLU/Clip/LeakyReLU/PReLU left standalone: rescale ``x - zp`` with the activation fused.
+
+    A ReLU/Clip whose output keeps the input's format (common with pow2 scales) is only a clamp.
+    """
     from nnasim.engine.float_exec import activation_of
 
     x, out = node.inputs[0], node.outputs[0]
+    act = activation_of(node)
+    real = ctx.multiplier(ctx.product(x, 1.0), out)
+    if act.kind in (Op.RELU, Op.CLIP) and float(real) == 1.0 and ctx.zp(x) == ctx.zp(out):
+        clamp = _clamp_only(ctx, node.with_(act=act))
+        return lambda args: (clamp(args[0]), 0)
     channels = ctx.graph.shape(out)[1] if ctx.ndim(out) > 1 else 1
-    stage = ctx.stage(node.with_(act=activation_of(node)), ctx.multiplier(ctx.product(x, 1.0), out), channels)
+    stage = ctx.stage(node.with_(act=act), real, channels)
     zp = ctx.zp(x)
     axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
 
     def run(args):
-        acc = np.moveaxis(args[0].astype(np.int64) - zp, axis, -1)
-        result, saturations = requantize(acc, stage)
+        acc = np.moveaxis(args[0], axis, -1)
+        result, saturations = requantize(acc.astype(np.int64) - zp, stage)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), saturations
 
     return run

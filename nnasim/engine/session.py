@@ -126,13 +126,16 @@ def build_session(
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
         quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
     _check_rule(rule, scheme if not has_qdq(graph) else "affine")
-    notes.append(f"{bits}-bit integer engine, requantization rule {rule!r}")
+    acc_bits = acc_bits or default_acc_bits(bits)
+    notes.append(
+        f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
+    )
     lut_ops = sorted(
         {node.op.value for node in quantized.nodes if node.op in (Op.SIGMOID, Op.EXP, Op.SOFTMAX)}
     )
     if lut_ops:
         notes.append(f"integer lookup tables (no float at run time) for: {', '.join(lut_ops)}")
-    ctx = BuildContext(quantized, rule, acc_bits or default_acc_bits(bits))
+    ctx = BuildContext(quantized, rule, acc_bits)
     layers = [build_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)
 

@@ -219,8 +219,10 @@ def _requantize_2d(
             if a > acc_max or a < acc_min:
                 saturations += 1
                 a = saturate(a, acc_min, acc_max)
-            r = 1 if has_neg and a < 0 else 0
-            y = rule(a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+            if has_neg and a < 0:
+                y = rule(a, mf[1, c], mi[1, c], sh[1, c], sg[1, c]) + zp
+            else:
+                y = rule(a, mf[0, c], mi[0, c], sh[0, c], sg[0, c]) + zp
             if (y > qmax and count_high) or (y < qmin and count_low):
                 saturations += 1
             out[p, c] = saturate(y, lo, hi)
