@@ -140,3 +140,11 @@ def test_a_detector_that_finds_no_face_gives_an_empty_section_not_a_crash():
     empty = np.zeros((0, 128), np.float32)
     section = analyse_embeddings({"fp32": empty, "int8": empty}, Faces([], []))
     assert section.figures == {} and section.markdown == "No faces to compare.\n"
+
+
+@pytest.mark.parametrize(("option", "message"), [("--margin=-1", "--margin -1"), ("--limit=0", "--limit 0")])
+def test_cascade_rejects_bad_options_before_loading_anything(tmp_path, capsys, option, message):
+    args = ["cascade", "--detector", "missing.onnx", "--verifier", "missing.onnx", "--data", str(tmp_path)]
+    assert main([*args, option, "-o", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
