@@ -39,3 +39,20 @@ def test_output_file_is_not_overwritten_without_force(tmp_path, capsys):
     assert out.read_text() == "mine" and "--force" in capsys.readouterr().err
     assert main(["info", "tinynet", "--format", "json", "-o", str(out), "--force"]) == 0
     assert json.loads(out.read_text())["model"] == "tinynet"
+
+
+def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
+    import os
+
+    from nnasim.report.files import atomic_dir, write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "report") as folder:
+            (folder / "r.md").write_text("y")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "report").stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "report"]

@@ -82,7 +82,6 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, ``report.json`` and every section's figures into ``out``."""
     with atomic_dir(out, force) as tmp:
-        tmp.chmod(0o755)  # a report is for sharing; the temporary folder starts private
         for section in sections:
             for name, draw in section.figures.items():
                 draw(tmp / name)

@@ -12,6 +12,13 @@ from pathlib import Path
 from nnasim.errors import UsageError
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it): temp files get the modes a plain open would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def refuse_existing(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise UsageError(f"{path}: already exists; use --force to overwrite it")
@@ -32,6 +39,7 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -47,6 +55,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     refuse_existing(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
