@@ -25,15 +25,16 @@ def _aligned_faces(shared_dir, count: int) -> list[np.ndarray]:
     return [((image - 127.5) / 128.0).transpose(2, 0, 1)[None] for image in images]
 
 
-@pytest.fixture(scope="module")
-def qdq_mobilefacenet(tmp_path_factory, shared_dir):
+@pytest.fixture(scope="module", params=["int8", "uint8"])
+def qdq_mobilefacenet(request, tmp_path_factory, shared_dir):
+    """MobileFaceNet quantized by onnxruntime (int8 weights, int8 or uint8 activations)."""
     from nnasim.quant.onnxruntime_qdq import quantize_with_onnxruntime
 
     source = shared_model("mobilefacenet")
     name = onnx.load(str(source)).graph.input[0].name
     feeds = [{name: x} for x in _aligned_faces(shared_dir, 6)]
-    path = tmp_path_factory.mktemp("qdq") / "mobilefacenet_qdq.onnx"
-    quantize_with_onnxruntime(source, path, feeds[:4])
+    path = tmp_path_factory.mktemp("qdq") / f"mobilefacenet_qdq_{request.param}.onnx"
+    quantize_with_onnxruntime(source, path, feeds[:4], activation_type=request.param)
     return path, feeds
 
 

@@ -17,19 +17,20 @@ FLOAT64_EXACT = 2**53
 def exact_chunks(weight: np.ndarray, input_bound: int, limit: int) -> list[tuple[int, int]]:
     """Split the reduction axis (rows of ``weight``, K x N) so each chunk's worst sum is < ``limit``.
 
-    The worst partial sum of column n over rows [k0, k1) is input_bound * sum |w[k, n]|.
+    The worst partial sum of column n over rows [k0, k1) is input_bound * sum |w[k, n]|; chunks
+    are taken greedily, each as long as the bound allows.
     """
     magnitude = np.abs(weight.astype(np.int64)) * int(input_bound)
     if int(magnitude.max(initial=0)) >= limit:
         raise ValueError("a single product exceeds the exact float range")
+    cumulative = np.vstack([np.zeros((1, weight.shape[1]), np.int64), np.cumsum(magnitude, axis=0)])
     chunks, start = [], 0
-    running = np.zeros(weight.shape[1], np.int64)
-    for k in range(weight.shape[0]):
-        running += magnitude[k]
-        if int(running.max(initial=0)) >= limit:
-            chunks.append((start, k))
-            start, running = k, magnitude[k].copy()
-    chunks.append((start, weight.shape[0]))
+    while start < weight.shape[0]:
+        worst = (cumulative[start + 1 :] - cumulative[start]).max(axis=1)
+        too_big = np.flatnonzero(worst >= limit)
+        end = start + int(too_big[0]) if too_big.size else weight.shape[0]
+        chunks.append((start, end))
+        start = end
     return chunks
 
 
