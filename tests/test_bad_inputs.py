@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from nnasim.cli import main
-from tests.bad_inputs.catalogue import MODEL_CASES, Case
+from tests.bad_inputs.catalogue import MODEL_CASES, OPTION_CASES, PROFILE_CASES, Case
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
-CASES = MODEL_CASES
+CASES = MODEL_CASES + PROFILE_CASES + OPTION_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -22,8 +22,10 @@ def test_bad_input_gets_its_message_and_exit_code_2(case: Case, tmp_path, capsys
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.startswith("nnasim: error: ") and err.count("\n") == 1, err
-    assert re.search(case.message, err), f"{case.name}: {err!r} does not match {case.message!r}"
+    *warnings, error = err.splitlines()
+    assert error.startswith("nnasim: error: ") and err.endswith("\n"), err
+    assert all(line.startswith("nnasim: warning: ") for line in warnings), err
+    assert re.search(case.message, error), f"{case.name}: {error!r} does not match {case.message!r}"
 
 
 def test_usage_errors_are_one_line_with_exit_code_2(capsys):

@@ -145,3 +145,76 @@ MODEL_CASES = [
     Case("bad zoo size", ("info", "lffd@big"), r"lffd@big"),
     Case("bad --input-shape text", ("info", "tinynet", "--input-shape", "1,3,x"), r"--input-shape '1,3,x'"),
 ]
+
+
+def _profile_case(name: str, file: str, message: str) -> Case:
+    return Case(name, ("profile", "tinynet", "--hw", f"{{here}}/{file}"), rf"{file}: {message}")
+
+
+PROFILE_CASES = [
+    _profile_case("profile not YAML", "not_yaml.yaml", r"cannot read profile"),
+    _profile_case("profile missing key", "missing_key.yaml", r"missing key 'clock_mhz'"),
+    _profile_case(
+        "profile wrong type", "wrong_type.yaml", r"key 'clock_mhz': must be a positive number \(MHz\)"
+    ),
+    _profile_case("profile unknown key", "unknown_key.yaml", r"unknown key 'extra_speed' \(allowed: "),
+    _profile_case(
+        "profile negative rate", "negative_rate.yaml", r"key 'dram_gbps': must be a positive number"
+    ),
+    _profile_case(
+        "profile zero rate", "zero_rate.yaml", r"key 'dram_gbps': must be a positive number.*got 0"
+    ),
+    _profile_case(
+        "profile inherits missing", "inherits_missing.yaml", r"key 'inherits': unknown hardware profile"
+    ),
+    _profile_case(
+        "profile inherits cycle",
+        "inherits_cycle_a.yaml",
+        r"key .inherits.: inheritance cycle inherits_cycle_a\.yaml -> inherits_cycle_b\.yaml",
+    ),
+]
+
+
+def _images(folder: Path, readable: int, unreadable: int) -> None:
+    from PIL import Image
+
+    (folder / "data" / "cat").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(readable):
+        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / "data" / "cat" / f"ok{index}.png")
+    for index in range(unreadable):
+        (folder / "data" / "cat" / f"broken{index}.png").write_bytes(b"not a picture")
+
+
+OPTION_CASES = [
+    Case(
+        "--bits 7 (profile)",
+        ("profile", "tinynet", "--hw", "2nx", "--bits", "7"),
+        r"--bits '7': supported widths",
+    ),
+    Case("--bits 7 (run)", ("run", "tinynet", "--bits", "7"), r"argument --bits: invalid choice: 7"),
+    Case(
+        "unknown --hw",
+        ("profile", "tinynet", "--hw", "9nx"),
+        r"unknown hardware profile '9nx' \(built-in: 2nx",
+    ),
+    Case(
+        "data folder empty",
+        ("compare", "tinynet", "--task", "classify", "--data", "{dir}/data", "-o", "{dir}/out"),
+        r"no images \(.*\) in .*data",
+        lambda folder: (folder / "data").mkdir(),
+    ),
+    Case(
+        "data folder of unreadable images",
+        ("compare", "tinynet", "--task", "classify", "--data", "{dir}/data", "-o", "{dir}/out"),
+        r"none of the images in .*data could be read \(2 skipped\)",
+        lambda folder: _images(folder, 0, 2),
+    ),
+    Case(
+        "output folder exists",
+        ("compare", "tinynet", "--task", "classify", "--data", "{dir}/data", "-o", "{dir}/data"),
+        r"data: already exists; use --force",
+        lambda folder: _images(folder, 1, 0),
+    ),
+]
