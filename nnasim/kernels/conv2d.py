@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from nnasim.kernels.gemm import ExactMatmul
+from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,11 @@ class Conv2d:
         self.bias = np.asarray(bias, dtype=np.int64)
         out_ch, kh, kw, cin_g = weight.shape
         self.depthwise = geometry.groups > 1 and cin_g == 1 and out_ch == geometry.groups
-        if not self.depthwise:
+        if self.depthwise:
+            # taps (KH, KW, C) in the narrowest exact accumulator type (see ``exact_dtype``)
+            worst = input_bound * int(np.abs(self.weight).reshape(out_ch, -1).sum(axis=1).max(initial=0))
+            self.taps = np.ascontiguousarray(self.weight[..., 0].transpose(1, 2, 0), dtype=exact_dtype(worst))
+        else:
             per_group = out_ch // geometry.groups
             self.matmuls = [
                 ExactMatmul(
@@ -64,9 +68,8 @@ class Conv2d:
         (the BLAS result; the output stage converts them and adds the bias in one pass)."""
         g = self.geometry
         if self.depthwise:
-            zero_bias = np.zeros_like(self.bias)
             return depthwise_conv2d(
-                x, np.int64(x_zp), self.weight, zero_bias, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
+                x, np.int64(x_zp), self.taps, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
             )
         cin_g = x.shape[3] // g.groups
         outs = [
@@ -112,22 +115,31 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, dtype_pro
     return cols
 
 
-@njit(cache=True, parallel=True)
-def depthwise_conv2d(x, x_zp, weight, bias, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
-    """Depthwise convolution (one filter per channel, channel multiplier 1) with int64 accumulators.
+def exact_dtype(worst_sum: int) -> type:
+    """float32 while every partial sum stays below 2**24, float64 below 2**53, else int64.
 
-    ``weight`` is (C, KH, KW, 1); the loops run tap by tap over whole output rows so the channel
-    loop is contiguous and vectorises.
+    Floats vectorise on AVX2 where int64 multiplies do not; below these bounds they are exact.
+    """
+    if worst_sum < FLOAT32_EXACT:
+        return np.float32
+    return np.float64 if worst_sum < FLOAT64_EXACT else np.int64
+
+
+@njit(cache=True, parallel=True)
+def depthwise_conv2d(x, x_zp, taps, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
+    """Depthwise convolution (one filter per channel, channel multiplier 1), bias not included.
+
+    ``taps`` is (KH, KW, C) in the accumulator type (exact, see ``exact_dtype``); the loops run
+    tap by tap over whole output rows so the channel loop is contiguous and vectorises.
     """
     n, h, w, c = x.shape
-    kh, kw = weight.shape[1], weight.shape[2]
-    taps = np.ascontiguousarray(weight[:, :, :, 0].transpose(1, 2, 0))
-    acc = np.empty((n, oh, ow, c), np.int64)
+    kh, kw = taps.shape[0], taps.shape[1]
+    acc = np.zeros((n, oh, ow, c), taps.dtype)
+    to_acc = taps.dtype.type
+    zp = to_acc(x_zp)
     for row in prange(n * oh):
         b, oy = row // oh, row % oh
         out = acc[b, oy]
-        for ox in range(ow):
-            out[ox, :] = bias
         for ky in range(kh):
             iy = oy * sh - pad_top + ky * dh
             if iy < 0 or iy >= h:
@@ -139,5 +151,5 @@ def depthwise_conv2d(x, x_zp, weight, bias, sh, sw, pad_top, pad_left, dh, dw, o
                     if ix < 0 or ix >= w:
                         continue
                     for ch in range(c):
-                        out[ox, ch] += (np.int64(x[b, iy, ix, ch]) - x_zp) * tap[ch]
+                        out[ox, ch] += (to_acc(x[b, iy, ix, ch]) - zp) * tap[ch]
     return acc

@@ -162,11 +162,11 @@ def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = No
     params = stage.per_channel(channels)
     saturations = _requantize_2d(
         _RULE_FUNCTIONS[stage.rule_code],
+        _row_by_sign if stage.neg is not None else _positive_row,
         flat,
         bias,
         out,
         *params,
-        stage.neg is not None,
         stage.zero_point,
         stage.lo,
         stage.hi,
@@ -202,13 +202,24 @@ def _pow2_rule(a, mf, mi, sh, sg):
 _RULE_FUNCTIONS = {0: _float32_rule, 1: _fixedpoint_rule, _FIXEDPOINT64: _fixedpoint64_rule, 3: _pow2_rule}
 
 
+@njit(cache=True, inline="always")
+def _positive_row(a):
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _row_by_sign(a):
+    return 1 if a < 0 else 0
+
+
 @njit(cache=True)
 def _requantize_2d(
-    rule, acc, bias, out, mf, mi, sh, sg, has_neg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
+    rule, row, acc, bias, out, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
     """The output stage over (positions, channels); row 1 of the parameters is the negative branch.
 
-    ``rule`` is one of the rule functions: Numba compiles one specialised loop per rule.
+    ``rule`` and ``row`` are functions (the rule; which parameter row an accumulator uses):
+    Numba compiles one specialised, branch-free loop per combination.
     """
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
@@ -219,11 +230,8 @@ def _requantize_2d(
             if a > acc_max or a < acc_min:
                 saturations += 1
                 a = saturate(a, acc_min, acc_max)
-            if has_neg and a < 0:
-                y = rule(a, mf[1, c], mi[1, c], sh[1, c], sg[1, c]) + zp
-            else:
-                y = rule(a, mf[0, c], mi[0, c], sh[0, c], sg[0, c]) + zp
-            if (y > qmax and count_high) or (y < qmin and count_low):
-                saturations += 1
+            r = row(a)
+            y = rule(a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+            saturations += (y > qmax and count_high) or (y < qmin and count_low)
             out[p, c] = saturate(y, lo, hi)
     return saturations
