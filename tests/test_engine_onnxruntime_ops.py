@@ -110,3 +110,42 @@ def test_qlinearmatmul_per_channel_matches_onnxruntime(seed):
         a, p["a_scale"], p["a_zp"], b, p["b_scale"], p["b_zp"], p["y_scale"], p["y_zp"]
     )
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_qlinearadd_matches_onnxruntime(seed):
+    """The add kernel's float32 rule is onnxruntime's QLinearAdd (com.microsoft), tails included."""
+    from nnasim.kernels.add import add, make_add_params
+
+    rng = np.random.default_rng(200 + seed)
+    x_type = np.uint8 if seed % 2 else np.int8
+    info = np.iinfo(x_type)
+    n = int(rng.integers(1, 200))
+    a, b = (rng.integers(info.min, info.max + 1, n).astype(x_type) for _ in range(2))
+    scales = [np.float32(rng.uniform(0.005, 0.1)) for _ in range(3)]
+    zps = [np.array(rng.integers(info.min, info.max + 1), x_type) for _ in range(3)]
+    names = ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"]
+    node = helper.make_node("QLinearAdd", names, ["c"], domain="com.microsoft")
+    initializers = dict(zip(["sa", "sb", "sc"], scales, strict=True)) | dict(
+        zip(["za", "zb", "zc"], zps, strict=True)
+    )
+    graph = helper.make_graph(
+        [node],
+        "oracle",
+        [helper.make_tensor_value_info(k, ONNX_TYPE[x_type], [n]) for k in ("a", "b")],
+        [helper.make_tensor_value_info("c", ONNX_TYPE[x_type], None)],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"a": a, "b": b})[0]
+    params = make_add_params(
+        *(float(s) for s in scales), tuple(int(z) for z in zps), 8, "float32", info.min, info.max
+    )
+    got, _ = add(a.astype(np.int32), b.astype(np.int32), params)
+    assert np.array_equal(got, expected.astype(np.int32))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nnasim.kernels.concat import concat
 from nnasim.kernels.requant import make_output_stage
 from tests.kernel_strategies import bits_st, int_arrays, int_range
-from tests.reference.requant_ref import requantize_ref
+from tests.reference.concat_ref import concat_ref
 
 
 @settings(max_examples=40, deadline=None)
@@ -17,17 +17,17 @@ from tests.reference.requant_ref import requantize_ref
 def test_concat_matches_reference(data, bits, rule, axis):
     lo, hi = int_range(bits)
     acc_bits = 32 if bits == 8 else 48
-    inputs, zps, stages, expected = [], [], [], []
+    inputs, zps, stages, reals = [], [], [], []
     for _ in range(data.draw(st.integers(1, 3))):
         shape = [2, 3, 4]
         shape[axis] = data.draw(st.integers(1, 3))
         x = data.draw(int_arrays(tuple(shape), bits))
         zp = 0 if rule == "pow2" else data.draw(st.integers(lo // 2, hi // 2))
         real = 2.0 ** data.draw(st.integers(-4, 1)) if rule == "pow2" else data.draw(st.floats(0.05, 1.5))
-        zo = 0 if rule == "pow2" else 3
         inputs.append(x)
         zps.append(zp)
-        stages.append(make_output_stage(np.array([real]), rule, zo, lo, hi, acc_bits))
-        expected.append(requantize_ref(x.astype(np.int64) - zp, real, rule, zo, lo, hi, acc_bits)[0])
+        reals.append(real)
+    zo = 0 if rule == "pow2" else 3
+    stages = [make_output_stage(np.array([real]), rule, zo, lo, hi, acc_bits) for real in reals]
     out, _ = concat(inputs, zps, stages, axis)
-    assert np.array_equal(out, np.concatenate(expected, axis=axis))
+    assert np.array_equal(out, concat_ref(inputs, zps, reals, rule, zo, lo, hi, acc_bits, axis))
