@@ -127,6 +127,22 @@ def test_fused_layers_keep_their_intermediate_on_chip():
     assert acts(evaluate(build_workload(graph), hw(fusion="layers", weight_buffer_kib=2.5), 8)) == 4 * 1024
 
 
+def test_line_buffer_holds_kernel_height_minus_one_rows_plus_the_profiles_extra_rows():
+    # Rows of a 16-channel 8-wide input are 128 B at 8 bits.
+    acts = lambda c: c.total.act_read_bytes + c.total.act_write_bytes  # noqa: E731
+    # Two 1x1 convs: 1 row each with one extra row (256 B > 128 B: apart), none without (fused).
+    pointwise = build_workload(conv_graph([(16, 1, 1, 0, True), (16, 1, 1, 0, True)], (1, 16, 8, 8)))
+    small = {"fusion": "layers", "line_buffer_kib": 128 / 1024}
+    assert acts(evaluate(pointwise, hw(**small, line_buffer_extra_rows=1), 8)) == 4 * 1024
+    assert acts(evaluate(pointwise, hw(**small, line_buffer_extra_rows=0), 8)) == 2 * 1024
+    # Two 3x3 convs: 3 rows each (768 B > 512 B: apart) or 2 rows each (512 B: fused).
+    window = build_workload(conv_graph([(16, 3, 1, 1, True), (16, 3, 1, 1, True)], (1, 16, 8, 8)))
+    half = {"fusion": "layers", "line_buffer_kib": 0.5}
+    assert acts(evaluate(window, hw(**half, line_buffer_extra_rows=1), 8)) == 4 * 1024
+    assert acts(evaluate(window, hw(**half, line_buffer_extra_rows=0), 8)) == 2 * 1024
+    assert hw().line_buffer_extra_rows == 1  # absent from a profile: the whole window is held
+
+
 def test_resident_tensor_skips_dram_and_costs_add_up():
     graph = conv_graph([(16, 3, 1, 1, True), (16, 3, 1, 1, True), (8, 1, 1, 0, False)], (1, 16, 8, 8))
     spilled = evaluate(build_workload(graph), hw(), 8)

@@ -54,6 +54,7 @@ def test_profile_by_path_and_deep_merge(tmp_path):
         (lambda d: d["mac_array"][8].update(pixels=0), "mac_array.8.pixels"),
         (lambda d: d["weight_compression_ratio"].update({8: 1.5}), "weight_compression_ratio.8"),
         (lambda d: d.update(fusion="always"), "fusion"),
+        (lambda d: d.update(line_buffer_extra_rows=-1), "line_buffer_extra_rows"),
     ],
 )
 def test_malformed_profile_names_file_and_key(tmp_path, capsys, change, key):

@@ -46,14 +46,18 @@ def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
     return layer.weight_elems * bits // 8 + layer.bias_elems * hw.accumulator_bits[bits] // 8
 
 
-def line_buffer_bytes(layer: LayerWork, bits: int) -> int:
+def line_buffer_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
     """Bytes of input rows a layer must hold on chip to produce one output row.
 
-    The MAC array reads ``kernel height`` rows of its input (one row for a 1x1 conv: all
-    its input channels across the width); elementwise ops work on data as it streams past.
+    A ``kernel height`` window slides down the input: ``kernel height - 1`` rows are held
+    for reuse by the next output row, plus the profile's ``line_buffer_extra_rows`` (1: the
+    newest row is buffered whole before the window moves, so a 1x1 conv holds one row of all
+    its input channels; 0: it streams from DMA straight into the MAC array, so a 1x1 conv
+    holds none). Elementwise ops work on data as it streams past.
     """
-    rows = layer.kernel[0] if layer.kind == MAC else 0
-    return rows * layer.row_elems * bits // 8
+    if layer.kind != MAC:
+        return 0
+    return (layer.kernel[0] - 1 + hw.line_buffer_extra_rows) * layer.row_elems * bits // 8
 
 
 def plan_memory(workload: Workload, hw: HwProfile, bits: int) -> MemoryPlan:
@@ -102,7 +106,7 @@ class _OpenGroup:
         if layer.kind != ALIAS:
             self.produced.add(layer.output)
         self.weight_bytes += buffered_weight_bytes(layer, hw, bits)
-        self.line_bytes += line_buffer_bytes(layer, bits)
+        self.line_bytes += line_buffer_bytes(layer, hw, bits)
         self.mac_layers += layer.kind == MAC
 
 
@@ -120,7 +124,7 @@ def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, bits: int) -> boo
     if layer.kind == MAC and (hw.fusion != "layers" or group.mac_layers >= hw.max_fused_layers):
         return False
     need_w = buffered_weight_bytes(layer, hw, bits)
-    need_l = line_buffer_bytes(layer, bits)
+    need_l = line_buffer_bytes(layer, hw, bits)
     fits_weights = need_w == 0 or group.weight_bytes + need_w <= hw.weight_buffer_kib * 1024
     fits_lines = need_l == 0 or group.line_bytes + need_l <= hw.line_buffer_kib * 1024
     return fits_weights and fits_lines
@@ -129,7 +133,7 @@ def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, bits: int) -> boo
 def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, bits: int) -> Group:
     """A group with its stripe count and the halo re-read factor of its DRAM inputs."""
     layers = [workload.layers[i] for i in indices]
-    need = sum(line_buffer_bytes(layer, bits) for layer in layers)
+    need = sum(line_buffer_bytes(layer, hw, bits) for layer in layers)
     stripes = max(1, math.ceil(need / (hw.line_buffer_kib * 1024)))
     halo_cols = sum(layer.kernel[1] - layer.stride[1] for layer in layers if layer.kind == MAC)
     width = layers[0].in_width

@@ -68,6 +68,7 @@ class HwProfile:
     weight_compression_ratio: dict[int, float]
     source: str = ""
     weight_dram_gbps: float | None = None
+    line_buffer_extra_rows: int = 1
 
     @property
     def bytes_per_cycle(self) -> float:
@@ -132,6 +133,7 @@ _MAC_KEYS = ("in_channels", "out_channels", "pixels")
 # Optional keys: absent means the behaviour described in hwprofiles/README.md.
 _OPTIONAL: dict[str, tuple[Any, str]] = {
     "weight_dram_gbps": (_positive_number, "a positive number (GB/s, 10^9 bytes per second)"),
+    "line_buffer_extra_rows": (_non_negative_int, "a non-negative integer (rows beyond kernel height - 1)"),
 }
 _ALL_KEYS = {"inherits", "mac_array", *_SCALARS, *_PER_BITS, *_OPTIONAL}
 
