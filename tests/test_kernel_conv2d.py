@@ -48,3 +48,25 @@ def test_conv2d_matches_reference(case):
     )
     assert acc.dtype == np.int64
     assert np.array_equal(acc, expected)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data(), bits_st)
+def test_stride_one_implicit_gemm_matches_reference(data, bits):
+    """Dense stride-1 convolutions take the implicit-GEMM path (no im2col): asymmetric pads, dilation."""
+    kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(2, 3)))
+    dilations = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    pads = tuple(data.draw(st.integers(0, 2)) for _ in range(4))
+    h, w = data.draw(st.integers(5, 9)), data.draw(st.integers(5, 9))
+    x = data.draw(int_arrays((data.draw(st.integers(1, 2)), h, w, data.draw(st.integers(1, 5))), bits))
+    weight = data.draw(int_arrays((data.draw(st.integers(1, 4)), *kernel, x.shape[3]), bits))
+    lo, hi = int_range(bits)
+    x_zp = data.draw(st.integers(lo, hi))
+    bias = np.arange(weight.shape[0]) * 1000
+    geometry = ConvGeometry(
+        kernel, (1, 1), pads, dilations, 1, output_hw((h, w), kernel, (1, 1), pads, dilations)
+    )
+    conv = Conv2d(weight, bias, geometry, input_bound=max(hi - x_zp, x_zp - lo))
+    assert conv.implicit is not None
+    expected = conv2d_ref(x, x_zp, weight, bias, (1, 1), pads, dilations, 1)
+    assert np.array_equal(conv(x, x_zp), expected)

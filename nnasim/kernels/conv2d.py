@@ -57,6 +57,15 @@ class Conv2d:
                 )
                 for g in range(geometry.groups)
             ]
+            self.implicit = self._implicit_taps(kh, kw, cin_g, out_ch)
+
+    def _implicit_taps(self, kh: int, kw: int, cin: int, out_ch: int) -> np.ndarray | None:
+        """Per-tap weights (KH, KW, C, O) when the implicit GEMM applies: one group, stride 1, a
+        real window, and one exact chunk (each tap's partial sums are then within the proved bound)."""
+        g = self.geometry
+        if g.groups != 1 or g.strides != (1, 1) or g.kernel == (1, 1) or len(self.matmuls[0].chunks) > 1:
+            return None
+        return self.matmuls[0].weights[0].reshape(kh, kw, cin, out_ch)
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
         """int64 accumulators (N, OH, OW, O), bias included."""
@@ -71,6 +80,8 @@ class Conv2d:
             return depthwise_conv2d(
                 x, np.int64(x_zp), self.taps, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
             )
+        if self.implicit is not None:
+            return self._implicit_gemm(x, x_zp)
         cin_g = x.shape[3] // g.groups
         outs = [
             matmul(self._columns(x[..., group * cin_g : (group + 1) * cin_g], x_zp, matmul.dtype))
@@ -78,6 +89,37 @@ class Conv2d:
         ]
         acc = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
         return acc.reshape(x.shape[0], *g.out_hw, -1)
+
+    def _implicit_gemm(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        """Stride-1 convolution without im2col: on the zero-padded input flattened to (rows, C), the
+        window tap (ky, kx) of every output pixel is one contiguous slice, shifted by
+        ``ky*dh*Wp + kx*dw``; one GEMM per tap accumulates into an output (OH, Wp, O) whose last
+        ``Wp - OW`` columns are discarded. Exact: every partial sum is within the proved bound."""
+        g = self.geometry
+        n, h, w, c = x.shape
+        (oh, ow), (dh, dw) = g.out_hw, g.dilations
+        top, left, bottom, right = g.pads
+        hp, wp = h + top + bottom, w + left + right
+        taps = self.implicit
+        kh, kw, _, out_ch = taps.shape
+        extra = (kw - 1) * dw  # the last output row's discarded columns read past the padded image
+        result = np.empty((n, oh, ow, out_ch), taps.dtype)
+        for b in range(n):
+            padded = np.zeros((hp * wp + extra, c), taps.dtype)
+            np.subtract(
+                x[b],
+                taps.dtype.type(x_zp),
+                out=padded[: hp * wp].reshape(hp, wp, c)[top : top + h, left : left + w],
+            )
+            acc = np.zeros((oh * wp, out_ch), taps.dtype)
+            product = np.empty_like(acc)
+            for ky in range(kh):
+                for kx in range(kw):
+                    start = ky * dh * wp + kx * dw
+                    np.matmul(padded[start : start + oh * wp], taps[ky, kx], out=product)
+                    acc += product
+            result[b] = acc.reshape(oh, wp, out_ch)[:, :ow]
+        return result
 
     def _columns(self, x: np.ndarray, x_zp: int, dtype) -> np.ndarray:
         """The im2col matrix of ``x - x_zp``; a pointwise (1x1, unpadded) conv needs no gather."""
