@@ -160,6 +160,21 @@ def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = No
     bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
     out = np.empty(flat.shape, np.int32)
     params = stage.per_channel(channels)
+    float_form = _float_form(stage, params, flat, bias)
+    if float_form is not None:
+        rule, multipliers = float_form
+        saturations = _requantize_2d_float(
+            rule,
+            flat,
+            bias.astype(np.float64),
+            out,
+            multipliers,
+            *(float(v) for v in (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)),
+            stage.count_low,
+            stage.count_high,
+            float(2 ** (stage.acc_bits - 1)),
+        )
+        return out.reshape(acc.shape), int(saturations)
     saturations = _requantize_2d(
         _RULE_FUNCTIONS[stage.rule_code],
         _row_by_sign if stage.neg is not None else _positive_row,
@@ -177,6 +192,60 @@ def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = No
         stage.acc_bits,
     )
     return out.reshape(acc.shape), int(saturations)
+
+
+FLOAT_EXACT_ACC_BITS = 53
+
+
+def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray) -> tuple | None:
+    """(rule, per-channel multipliers) of the floating-point form of ``stage``, where it exists.
+
+    The float32 rule and the pow2 rule's pure shifts (multiplier 1) without a negative branch
+    are exactly the same computation in floating point (accumulators below 2**53 are exact in
+    float64, power-of-two scaling is exact, rounding half away from zero is floor(|v| + 0.5)
+    with the sign): one float64 pass that vectorises, where int64 conversions do not on AVX2.
+    Wider accumulators qualify when this call's values are seen to stay below 2**53.
+    """
+    if stage.neg is not None:
+        return None
+    if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias):
+        return None
+    if stage.rule == "float32":
+        return _float32_rule_float, params[0][0]
+    if stage.rule == "pow2" and np.all(params[1][0] == 1):
+        return _pow2_rule_float, np.exp2(-params[2][0].astype(np.float64))
+    return None
+
+
+def _below_float_exact(acc: np.ndarray, bias: np.ndarray) -> bool:
+    largest = float(np.abs(acc).max(initial=0)) + float(np.abs(bias).max(initial=0))
+    return largest < 2.0**FLOAT_EXACT_ACC_BITS / 2
+
+
+@njit(cache=True, inline="always")
+def _float32_rule_float(v, m):
+    return np.float64(np.rint(np.float32(v) * m))
+
+
+@njit(cache=True, inline="always")
+def _pow2_rule_float(v, m):
+    w = v * m
+    return np.copysign(np.floor(np.abs(w) + 0.5), w)
+
+
+@njit(cache=True)
+def _requantize_2d_float(rule, acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The output stage in float64 (see ``_float_form``); ``acc_limit`` is 2**(acc_bits - 1)."""
+    saturations = 0
+    for p in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            v = np.float64(acc[p, c]) + bias[c]
+            saturations += (v > acc_limit - 1) + (v < -acc_limit)
+            v = min(max(v, -acc_limit), acc_limit - 1)
+            y = rule(v, m[c]) + zp
+            saturations += (y > qmax and count_high) + (y < qmin and count_low)
+            out[p, c] = np.int32(min(max(y, lo), hi))
+    return saturations
 
 
 @njit(cache=True, inline="always")
