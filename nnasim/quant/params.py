@@ -15,6 +15,7 @@ import numpy as np
 from nnasim.ir import QuantParams
 
 SCHEMES = ("pow2", "affine")
+MIN_SCALE = 2.0**-100  # ranges narrower than this are treated as this wide (float32 stays normal)
 
 
 def int_range(bits: int) -> tuple[int, int]:
@@ -25,7 +26,7 @@ def pow2_scale(magnitude: float, qmax: int) -> float:
     """Smallest power-of-two scale with ``magnitude <= qmax * scale`` (2**0 for an all-zero tensor)."""
     if not magnitude > 0 or not math.isfinite(magnitude):
         return 1.0
-    return 2.0 ** math.ceil(math.log2(magnitude / qmax))
+    return max(2.0 ** math.ceil(math.log2(magnitude / qmax)), MIN_SCALE)
 
 
 def activation_params(lo: float, hi: float, bits: int, scheme: str) -> QuantParams:
@@ -35,7 +36,7 @@ def activation_params(lo: float, hi: float, bits: int, scheme: str) -> QuantPara
     if scheme == "pow2":
         scale, zero_point = pow2_scale(max(-lo, hi), qmax), 0
     else:
-        scale = float(np.float32((hi - lo) / (qmax - qmin))) if hi > lo else 1.0
+        scale = max(float(np.float32((hi - lo) / (qmax - qmin))), MIN_SCALE) if hi > lo else 1.0
         zero_point = int(np.clip(qmin - round(lo / scale), qmin, qmax))
     return QuantParams(np.array(scale, np.float32), np.array(zero_point, np.int32), bits, scheme)
 
@@ -62,7 +63,7 @@ def weight_params(weight: np.ndarray, bits: int, scheme: str, axis: int | None) 
     if scheme == "pow2":
         scales = np.array([pow2_scale(float(m), qmax) for m in magnitudes])
     else:
-        scales = np.where(magnitudes > 0, magnitudes / qmax, 1.0)
+        scales = np.where(magnitudes > 0, np.maximum(magnitudes / qmax, MIN_SCALE), 1.0)
     scales = scales.astype(np.float32)
     shape = () if axis is None else scales.shape
     return QuantParams(scales.reshape(shape), np.zeros(shape, np.int32), bits, scheme, axis=axis)
