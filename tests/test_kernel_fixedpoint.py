@@ -132,3 +132,10 @@ def test_output_stage_matches_reference(case):
     )
     assert np.array_equal(out, expected)
     assert saturations == expected_saturations
+
+
+def test_int16x8_path_refuses_multipliers_beyond_its_shift_range():
+    """TFLite's int64 MultiplyByQuantizedMultiplier takes shifts up to 7 (multipliers below 2**7)."""
+    make_output_stage(np.array([2.0**6 * 1.99]), "fixedpoint", 0, -32768, 32767, 64)
+    with pytest.raises(ValueError, match="int16x8"):
+        make_output_stage(np.array([2.0**7]), "fixedpoint", 0, -32768, 32767, 64)

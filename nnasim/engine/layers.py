@@ -67,17 +67,11 @@ class BuildContext:
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
-        return make_output_stage(
-            np.asarray(real).reshape(-1),
-            self.rule,
-            self.zp(out),
-            fmt.qmin,
-            fmt.qmax,
-            self.acc_bits,
-            lo,
-            hi,
-            negative,
-        )
+        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, self.acc_bits, lo, hi, negative)
+        try:
+            return make_output_stage(np.asarray(real).reshape(-1), *args)
+        except ValueError as error:
+            raise ModelError(f"node {node.name!r} ({node.op.value}): {error}") from None
 
     def _activation(self, act: Activation | None, out: str, real: np.ndarray, channels: int):
         if act is None:

@@ -34,6 +34,7 @@ RULES = ("float32", "fixedpoint", "pow2")
 _RULE_CODE = {"float32": 0, "fixedpoint": 1, "pow2": 3}
 _FIXEDPOINT64 = 2
 POW2_SLOPE_BITS = 15
+MAX_INT16X8_SHIFT = 7  # TFLite's int16x8 MultiplyByQuantizedMultiplier takes shifts up to 7
 MAX_SHIFT = 62  # larger right shifts of in-range accumulators give 0
 
 
@@ -130,7 +131,7 @@ def make_output_stage(
     """Build a layer's output stage from its real multipliers ``real`` (per tensor or per channel)."""
     if rule not in RULES:
         raise ValueError(f"unknown requantization rule {rule!r}; choose from {', '.join(RULES)}")
-    return OutputStage(
+    stage = OutputStage(
         rule=rule,
         pos=make_multipliers(real, rule),
         neg=None if real_negative is None else make_multipliers(real_negative, rule),
@@ -143,6 +144,14 @@ def make_output_stage(
         qmax=int(qmax),
         acc_bits=int(acc_bits),
     )
+    if stage.rule_code == _FIXEDPOINT64:
+        shifts = [m.shift for m in (stage.pos, stage.neg) if m is not None]
+        if max(int(np.max(shift)) for shift in shifts) > MAX_INT16X8_SHIFT:
+            raise ValueError(
+                "a requantization multiplier is 2**7 or more, beyond TFLite's int16x8 path "
+                "(MultiplyByQuantizedMultiplier with int64 input); use the float32 or pow2 rule"
+            )
+    return stage
 
 
 def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None) -> tuple[np.ndarray, int]:
