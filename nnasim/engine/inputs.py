@@ -13,7 +13,7 @@ import numpy as np
 
 from nnasim.errors import DataError
 from nnasim.ir import Graph
-from nnasim.report.data import IMAGE_EXTENSIONS, Preprocess, read_rgb
+from nnasim.report.data import IMAGE_EXTENSIONS, Preprocess, files_under, read_rgb
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 
@@ -27,11 +27,7 @@ def input_files(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise DataError(f"input {path} does not exist")
-    suffixes = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS
-    files = sorted(
-        (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes),
-        key=lambda p: p.relative_to(path).as_posix(),
-    )
+    files = files_under(path, IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
     if not files:
         raise DataError(f"no images or .npy/.npz files in {path}")
     return files
