@@ -243,7 +243,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.CLIP: _activation_kernel,
     Op.PRELU: _activation_kernel,
     Op.LEAKY_RELU: _activation_kernel,
-    Op.SIGMOID: _unary(lambda x: 1.0 / (1.0 + np.exp(-x))),
+    Op.SIGMOID: _unary(lambda x: (0.5 * (1.0 + np.tanh(0.5 * x))).astype(x.dtype)),  # no overflow in exp
     Op.EXP: _unary(np.exp),
     Op.SOFTMAX: softmax,
     Op.ADD: _binary(np.add),
