@@ -70,6 +70,16 @@ CASES = {
             "t": np.array([1, 2], np.int64),
         },
     ),
+    "slice_reverse_channels": lambda: single_op_model(
+        "Slice",
+        X4,
+        {
+            "s": np.array([-1], np.int64),
+            "e": np.array([-100], np.int64),
+            "a": np.array([1], np.int64),
+            "t": np.array([-1], np.int64),
+        },
+    ),
     "slice_opset9": lambda: single_op_model("Slice", X4, opset=9, starts=[0, 2], ends=[2, 8], axes=[1, 2]),
     "concat": lambda: single_op_model("Concat", X4, {"c": weight(1, 2, 9, 11)}, axis=1),
     "resize_nearest": lambda: single_op_model(

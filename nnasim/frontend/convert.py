@@ -281,8 +281,19 @@ def slice_(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     slices = [[0, n, 1] for n in shape]
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         axis = int(axis) + len(shape) if axis < 0 else int(axis)
-        slices[axis] = list(slice(int(start), int(end), int(step)).indices(shape[axis]))
+        slices[axis] = _python_slice(int(start), int(end), int(step), shape[axis])
     return [_ir(node, Op.SLICE, node.input[:1], slices=tuple(tuple(s) for s in slices))]
+
+
+def _python_slice(start: int, end: int, step: int, size: int) -> list:
+    """(start, stop, step) clamped to ``size``; a reverse slice that runs past index 0 gets stop None.
+
+    ``slice.indices`` reports that stop as -1, which Python indexing would read as "the last element".
+    """
+    if step == 0:
+        raise ValueError("Slice step 0")
+    start, stop, step = slice(start, end, step).indices(size)
+    return [start, None if stop < 0 else stop, step]
 
 
 def resize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
