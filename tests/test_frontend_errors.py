@@ -143,3 +143,17 @@ def test_cycle_is_reported():
     ]
     with pytest.raises(ModelError, match="'first'.*cycle"):
         load_model(make_model(nodes, X))
+
+
+def test_constant_dequantize_folds_at_opset_13():
+    """onnx.reference has DequantizeLinear only from opset 19: opset-13 QDQ weights still fold, exactly."""
+    w_q = np.arange(-54, 54, dtype=np.int8).reshape(4, 3, 3, 3)
+    scale = np.array([0.5, 0.25, 0.125, 1.0], np.float32)
+    consts = {"w_q": w_q, "w_scale": scale, "w_zp": np.zeros(4, np.int8)}
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], axis=0),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+    ]
+    graph = load_model(make_model(nodes, X, consts, opset=13))
+    folded = graph.const(graph.nodes[0].inputs[1])
+    assert np.array_equal(folded, w_q.astype(np.float32) * scale.reshape(4, 1, 1, 1))

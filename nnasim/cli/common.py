@@ -38,10 +38,10 @@ def parse_input_shape(text: str | None):
 
 
 def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
-    """The lowered graph of the model named on the command line."""
-    from nnasim.frontend import load_lowered
+    """The lowered graph of the model named on the command line (QDQ files keep their own formats)."""
+    from nnasim.quant.qdq import load_any
 
-    return load_lowered(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
+    return load_any(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph, parse_input_shape
+from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
@@ -93,11 +93,10 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
 
 def _load(args: argparse.Namespace) -> Graph:
     """The lowered graph; a QDQ model keeps its own integer weights (for the compression estimate)."""
-    from nnasim.quant.qdq import import_qdq, is_qdq_file, load_qdq
+    from nnasim.quant.qdq import has_qdq, import_qdq
 
-    if is_qdq_file(args.model):
-        return import_qdq(load_qdq(args.model, parse_input_shape(args.input_shape)))
-    return load_graph(args)
+    graph = load_graph(args)
+    return import_qdq(graph) if has_qdq(graph) else graph
 
 
 def run(args: argparse.Namespace) -> int:

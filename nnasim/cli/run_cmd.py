@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_model_argument, parse_input_shape
+from nnasim.cli.common import add_model_argument, load_graph
 from nnasim.errors import UsageError
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.report.data import preprocessing_for
 
     _check_options(args)
-    graph = _load(args)
+    graph = load_graph(args)
     preprocess = preprocessing_for(args.model, args.mean, None if args.std is None else 1.0 / args.std)
     feeds = load_feeds(args.input, graph, preprocess)[: args.limit]
     calib = [feed for _, feed in load_feeds(args.calib, graph, preprocess)] if args.calib else None
@@ -127,17 +127,6 @@ def _accumulator_bits(args: argparse.Namespace) -> int | None:
     from nnasim.cost.profile import load_profile
 
     return load_profile(args.profile).accumulator_bits.get(args.bits)
-
-
-def _load(args: argparse.Namespace):
-    """The lowered graph; a QDQ ONNX file keeps its own weights' and activations' formats."""
-    from nnasim.frontend import load_lowered
-    from nnasim.quant.qdq import is_qdq_file, load_qdq
-
-    shape = parse_input_shape(args.input_shape)
-    if is_qdq_file(args.model):
-        return load_qdq(args.model, shape)
-    return load_lowered(args.model, shape)
 
 
 def _as_float(session, name: str, value: np.ndarray, integer: bool) -> np.ndarray:

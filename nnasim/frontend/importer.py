@@ -175,12 +175,20 @@ def _is_foldable(node: onnx.NodeProto, ctx: Context) -> bool:
     return all(n in ctx.consts for n in inputs) and node.op_type not in ("QuantizeLinear",)
 
 
+# onnx.reference implements (De)QuantizeLinear only from opset 19; their per-tensor and per-axis
+# semantics are unchanged since opset 13, so constant ones are evaluated at this opset.
+QDQ_OP_TYPES = ("QuantizeLinear", "DequantizeLinear")
+QDQ_REFERENCE_OPSET = 21
+
+
 def _fold(node: onnx.NodeProto, ctx: Context, opset: int) -> bool:
     """Evaluate ``node`` into constants (returns True, so it can filter the node out)."""
     if node.op_type == "Shape":
         ctx.add_const(node.output[0], _shape_output(node, ctx.shapes[node.input[0]]))
         return True
     feeds = {n: ctx.consts[n] for n in node.input if n}
+    if node.op_type in QDQ_OP_TYPES:
+        opset = max(opset, QDQ_REFERENCE_OPSET)
     try:
         values = ReferenceEvaluator(_single_node_model(node, feeds, opset)).run(None, feeds)
     except Exception as error:  # onnx.reference raises many types; name the node instead

@@ -40,6 +40,13 @@ def is_qdq_file(spec: str | Path) -> bool:
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node)
 
 
+def load_any(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
+    """The lowered graph of any model the engines run: a QDQ file keeps its own formats (``load_qdq``)."""
+    if not isinstance(spec, onnx.ModelProto) and is_qdq_file(spec):
+        return load_qdq(spec, input_shape)
+    return load_lowered(spec, input_shape)
+
+
 def format_of(scale: np.ndarray, zero_point: np.ndarray | None, axis: int | None) -> QuantParams:
     """QuantParams of an ONNX (De)QuantizeLinear's scale and zero point (uint8 when absent, as ONNX)."""
     zero_point = np.zeros(np.shape(scale), np.uint8) if zero_point is None else np.asarray(zero_point)

@@ -152,10 +152,10 @@ def embed_all(session, graph: Graph, crops: list[np.ndarray], preprocess, desc: 
 
 def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> dict[str, Any]:
     """Run the detector x verifier grid and write the report folder; returns report.json's content."""
-    from nnasim.frontend import load_lowered
+    from nnasim.quant.qdq import load_any
 
     refuse_existing(Path(request.out), request.force)
-    det_graph, ver_graph = load_lowered(request.detector), load_lowered(request.verifier)
+    det_graph, ver_graph = load_any(request.detector), load_any(request.verifier)
     det_pre, ver_pre = preprocessing_for(request.detector), preprocessing_for(request.verifier)
     images = load_images(request.data, request.limit)
     table = read_name_table(request.identities, "person") if request.identities else None

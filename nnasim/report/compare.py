@@ -268,12 +268,12 @@ class CompareRequest:
 
 def compare(request: CompareRequest, factory: SessionFactory = make_session) -> dict[str, Any]:
     """Run the comparison and write the report folder; returns what report.json holds."""
-    from nnasim.frontend import load_lowered
+    from nnasim.quant.qdq import load_any
 
     if request.task not in TASKS:
         raise UsageError(f"--task {request.task!r}: expected one of {', '.join(TASKS)}")
     refuse_existing(Path(request.out), request.force)
-    graph = load_lowered(request.model, request.input_shape)
+    graph = load_any(request.model, request.input_shape)
     if request.task == "detect":
         decoder_for(graph)  # fail before the long runs if the outputs cannot be decoded
     preprocess = request.preprocess or preprocessing_for(request.model)
