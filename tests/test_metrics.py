@@ -89,14 +89,6 @@ def test_average_precision_perfect_and_empty_cases():
     assert m.average_precision([np.zeros((0, 4))], [np.zeros(0)], gt) == 0.0
 
 
-def test_mean_average_precision_skips_classes_without_truth():
-    gt = [np.array([_box(0)])]
-    found = (gt, [np.array([1.0])], gt)
-    missed = ([np.zeros((0, 4))], [np.zeros(0)], gt)
-    empty = ([np.zeros((0, 4))], [np.zeros(0)], [np.zeros((0, 4))])
-    assert m.mean_average_precision([found, missed, empty]) == pytest.approx(0.5)
-
-
 SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
 SAME = np.array([1, 0, 1, 0, 0], bool)
 

@@ -45,7 +45,9 @@ def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    from nnasim.report.tables import FORMATS
+
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from nnasim.engine.float_exec import FloatSession, check_feeds
 from nnasim.engine.layers import BuildContext, LayerFn, build_layer
-from nnasim.errors import UsageError
+from nnasim.errors import NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
@@ -120,7 +120,7 @@ def build_session(
             message = (
                 f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
             )
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, NnasimWarning, stacklevel=2)
             notes.append(message)
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from nnasim.errors import UsageError
 from nnasim.ir import Graph, Node, Op, QuantParams
 from nnasim.quant.calibrate import Range
@@ -87,14 +85,3 @@ def _is_bias(node: Node, position: int) -> bool:
     return (position == 2 and node.op in (Op.CONV, Op.GEMM, Op.BATCHNORM)) or (
         position == 1 and node.op == Op.PRELU
     )
-
-
-def describe(params: QuantParams) -> dict:
-    """JSON-friendly summary of a format (for dumps and reports)."""
-    return {
-        "bits": params.bits,
-        "scheme": params.scheme,
-        "axis": params.axis,
-        "scale": np.asarray(params.scale, np.float64).tolist(),
-        "zero_point": np.asarray(params.zero_point, np.int64).tolist(),
-    }

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from nnasim.errors import DataError
+from nnasim.errors import DataError, NnasimWarning
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
@@ -66,7 +66,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        warnings.warn(f"skipping unreadable image {path}: {error}", stacklevel=2)
+        warnings.warn(f"skipping unreadable image {path}: {error}", NnasimWarning, stacklevel=2)
         return None
 
 

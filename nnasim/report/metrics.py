@@ -168,16 +168,6 @@ def _area_under_envelope(hits: np.ndarray, n_gt: int) -> float:
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
-def mean_average_precision(per_class: list[tuple[list, list, list]], iou_threshold: float = 0.5) -> float:
-    """Mean of ``average_precision`` over classes given as ``(det_boxes, det_scores, gt_boxes)``.
-
-    Classes without ground truth are left out; with one class (faces) mAP equals its AP.
-    """
-    aps = [average_precision(*entry, iou_threshold=iou_threshold) for entry in per_class]
-    aps = [ap for ap in aps if not np.isnan(ap)]
-    return float(np.mean(aps)) if aps else float("nan")
-
-
 # ---------------------------------------------------------------------------------------------
 # Verification (same / different pairs)
 
