@@ -67,3 +67,13 @@ def test_roofline_plot_is_a_png(model_path, tmp_path):
 def test_bad_bits_is_a_usage_error(bits, capsys):
     assert main(["profile", "lffd", "--bits", bits]) == 2
     assert "--bits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["tinynet", "tinynet+tinynet"])
+def test_existing_plot_is_refused_before_anything_is_printed_or_written(model, tmp_path, capsys):
+    png, out = tmp_path / "mine.png", tmp_path / "cost.txt"
+    png.write_text("mine")
+    assert main(["profile", model, "--hw", "2nx", "--bits", "8", "-o", str(out), "--plot", str(png)]) == 2
+    captured = capsys.readouterr()
+    assert "--force" in captured.err and captured.out == ""
+    assert png.read_text() == "mine" and not out.exists()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
+from nnasim.report.files import refuse_existing
 from nnasim.report.tables import render
 
 UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
@@ -102,6 +104,9 @@ def _load(args: argparse.Namespace) -> Graph:
 def run(args: argparse.Namespace) -> int:
     from nnasim.sweep.cascade import cascade_stages, run_profile
 
+    for path in (args.output, args.plot):  # refused before any work, not after the table is printed
+        if path:
+            refuse_existing(Path(path), args.force)
     stages = cascade_stages(args)  # DETECTOR+VERIFIER: frames/s against faces per frame
     if stages:
         return run_profile(args, stages)
