@@ -122,6 +122,8 @@ def test_qdq_file_runs_with_its_own_formats(inputs, tmp_path, capsys):
     assert "QDQ model" in out and "'float32'" in out
     index = json.loads((dump / "index.json").read_text())
     assert index["rule"] == "float32"
+    # the model's own formats (quantized per channel above), not the defaults of --scheme/--per-channel
+    assert index["scheme"] == "qdq" and index["per_channel"] is True
 
 
 def test_profile_sets_the_accumulator_width(inputs, capsys):

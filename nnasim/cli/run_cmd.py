@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     integer = args.bits != 32
     header = {"model": str(args.model), "bits": session.bits if integer else 32}
     if integer:
-        header |= {"rule": session.rule, "scheme": args.scheme, "per_channel": args.per_channel}
+        header |= {"rule": session.rule, **_formats(args, graph, session)}
     dump = DumpWriter(args.dump, args.force, header) if args.dump else None
     lines = []
     try:
@@ -119,6 +119,16 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     if args.dump and Path(args.dump).exists() and not args.force:
         raise UsageError(f"{args.dump}: already exists; use --force to overwrite it")
+
+
+def _formats(args: argparse.Namespace, graph, session) -> dict:
+    """The dump header's scheme and per-channel flag: a QDQ model's own, else the options'."""
+    from nnasim.quant.qdq import has_qdq
+
+    if not has_qdq(graph):
+        return {"scheme": args.scheme, "per_channel": args.per_channel}
+    constants = [t.quant for t in session.graph.tensors.values() if t.is_const and t.quant is not None]
+    return {"scheme": "qdq", "per_channel": any(q.axis is not None for q in constants)}
 
 
 def _accumulator_bits(args: argparse.Namespace) -> int | None:
