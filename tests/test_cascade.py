@@ -148,3 +148,10 @@ def test_cascade_rejects_bad_options_before_loading_anything(tmp_path, capsys, o
     assert main([*args, option, "-o", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--bits-detector", "--bits-verifier"])
+def test_a_bad_stage_width_names_its_option(option, tmp_path, capsys):
+    args = ["cascade", "--detector", "tinynet", "--verifier", "tinynet", "--data", str(tmp_path)]
+    assert main([*args, option, "32,4", "-o", str(tmp_path / "report")]) == 2
+    assert f"{option} '32,4'" in capsys.readouterr().err

@@ -44,8 +44,12 @@ def run(args: argparse.Namespace) -> int:
     request = CascadeRequest(
         detector=args.detector,
         verifier=args.verifier,
-        detector_configs=tuple(parse_configs(args.bits_detector, args.scheme, args.per_channel)),
-        verifier_configs=tuple(parse_configs(args.bits_verifier, args.scheme, args.per_channel)),
+        detector_configs=tuple(
+            parse_configs(args.bits_detector, args.scheme, args.per_channel, "--bits-detector")
+        ),
+        verifier_configs=tuple(
+            parse_configs(args.bits_verifier, args.scheme, args.per_channel, "--bits-verifier")
+        ),
         data=Path(args.data),
         out=Path(args.output),
         limit=args.limit,

@@ -55,8 +55,10 @@ class QuantConfig:
         return f"int{self.bits}" + ("-pc" if self.per_channel else "")
 
 
-def parse_configs(bits: str, scheme: str = "pow2", per_channel: bool = False) -> list[QuantConfig]:
-    """``"8,16,8pc"`` -> fp32, int16, int8-pc, int8.
+def parse_configs(
+    bits: str, scheme: str = "pow2", per_channel: bool = False, option: str = "--bits"
+) -> list[QuantConfig]:
+    """``"8,16,8pc"`` -> fp32, int16, int8-pc, int8 (errors name ``option``).
 
     A width may end in ``pc`` for per-channel weights (``per_channel`` makes every width so).
     fp32 comes first (added if missing: it is the reference), then narrowing widths with
@@ -70,12 +72,12 @@ def parse_configs(bits: str, scheme: str = "pow2", per_channel: bool = False) ->
         width = token.removesuffix("pc")
         if not width.isdigit() or int(width) not in BIT_WIDTHS or (token != width and width == "32"):
             raise UsageError(
-                f"--bits {bits!r}: each width must be one of {', '.join(map(str, BIT_WIDTHS))}, "
-                "8 and 16 optionally with 'pc' for per-channel (e.g. 32,16,8,8pc)"
+                f"{option} {bits!r}: each width must be one of {', '.join(map(str, BIT_WIDTHS))}; "
+                "16 and 8 may end in 'pc' for per-channel weights (e.g. 32,16,8pc,8)"
             )
         widths.add((int(width), (token != width or per_channel) and width != "32"))
     if not tokens:
-        raise UsageError(f"--bits {bits!r}: give at least one width, e.g. 32,16,8")
+        raise UsageError(f"{option} {bits!r}: give at least one width, e.g. 32,16,8")
     ordered = sorted(widths, key=lambda w: (-w[0], not w[1]))
     return [QuantConfig(b, scheme, pc) for b, pc in ordered]
 
