@@ -37,9 +37,10 @@ def images(tmp_path_factory):
 def test_dump_holds_the_sessions_integers(inputs, tmp_path, capsys):
     dump = tmp_path / "golden"
     argv = ["run", "tinynet", "--bits", "16", "--input", str(inputs), "--calib", str(inputs)]
-    assert main([*argv, "--scheme", "affine", "--per-channel", "--dump", str(dump)]) == 0
+    assert main([*argv, "--scheme", "affine", "--per-channel", "--dump", f"{dump}/"]) == 0  # as in the README
     printed = capsys.readouterr().out
     assert "a.npy:" in printed and "b.npz:" in printed and "probabilities: shape [1, 10]" in printed
+    assert f"golden tensors written to {dump}/ (index.json)" in printed
     index = json.loads((dump / "index.json").read_text())
     assert (index["bits"], index["rule"], index["scheme"]) == (16, "fixedpoint", "affine")
     graph = load_lowered("tinynet")

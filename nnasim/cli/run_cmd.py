@@ -162,5 +162,5 @@ def _engine_lines(args: argparse.Namespace, session) -> list[str]:
     elif args.bits != 32:
         lines.append("saturated values: none")
     if args.dump:
-        lines.append(f"golden tensors written to {args.dump}/ (index.json)")
+        lines.append(f"golden tensors written to {Path(args.dump)}/ (index.json)")
     return lines
