@@ -33,9 +33,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def median_ms(fn, repeat: int) -> float:

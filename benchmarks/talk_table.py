@@ -12,14 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from tabulate import tabulate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nnasim.cost import build_workload, evaluate, load_profile  # noqa: E402
-from nnasim.frontend import load_lowered  # noqa: E402
+from nnasim.cost import build_workload, evaluate, load_profile
+from nnasim.frontend import load_lowered
 
 NETWORKS = {"LFFD": "lffd", "ArcFace": "arcface"}
 # (profile, network) -> (MB 16-bit, MB 8-bit, inferences/s 16-bit, inferences/s 8-bit), from the talk.

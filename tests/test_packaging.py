@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,13 @@ def test_plain_install_runs_from_another_folder(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "2.29 M parameters" in result.stdout
+    # the README's benchmark scripts use the installed package, not the checkout's source folders;
+    # -S leaves out this environment's editable-install hook, as after a plain `pip install .`
+    plain = {**env, "PYTHONPATH": os.pathsep.join([str(target), *site.getsitepackages()])}
+    script = [sys.executable, "-S", str(ROOT / "benchmarks" / "talk_table.py")]
+    result = subprocess.run(script, cwd=tmp_path, env=plain, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "of 16 within 5%" in result.stdout
     installed = target / "nnasim"
     assert (installed / "models" / "lffd.py").exists()
     assert sorted(p.name for p in (installed / "hwprofiles").glob("*.yaml")) == sorted(
