@@ -56,3 +56,21 @@ def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "report").stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "report"]
+
+
+def test_a_qdq_model_lists_the_layers_of_its_float_model(tmp_path, capsys):
+    """Q/DQ pairs are formats, not layers: same layers, parameters and MACs as the float model."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from nnasim.models import zoo
+    from nnasim.quant.onnxruntime_qdq import quantize_with_onnxruntime
+
+    feeds = [{"input": np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)}]
+    qdq = quantize_with_onnxruntime(zoo.resolve("tinynet"), tmp_path / "tiny_qdq.onnx", feeds)
+    tables = []
+    for model in ("tinynet", str(qdq)):
+        assert main(["info", model, "--format", "json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        tables.append(([row["layer"] for row in report["rows"]], report["totals"]))
+    assert tables[1] == tables[0]

@@ -44,6 +44,14 @@ def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
     return load_any(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
 
 
+def load_engine_graph(args: argparse.Namespace) -> Graph:
+    """The lowered graph as the engines see it: a QDQ model's Q/DQ pairs become its tensors' formats."""
+    from nnasim.quant.qdq import has_qdq, import_qdq
+
+    graph = load_graph(args)
+    return import_qdq(graph) if has_qdq(graph) else graph
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     from nnasim.report.tables import FORMATS
 

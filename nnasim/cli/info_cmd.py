@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
+from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_engine_graph
 from nnasim.report.info import layer_table, totals
 from nnasim.report.tables import render
 
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    graph = load_graph(args)
+    graph = load_engine_graph(args)  # a QDQ model's Q/DQ pairs are formats, not layers
     rows = layer_table(graph)
     total = totals(rows)
     if args.format != "table":

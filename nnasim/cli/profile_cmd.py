@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_graph
+from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_engine_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
-from nnasim.ir import Graph
 from nnasim.report.files import refuse_existing
 from nnasim.report.tables import render
 
@@ -93,14 +92,6 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
     ]
 
 
-def _load(args: argparse.Namespace) -> Graph:
-    """The lowered graph; a QDQ model keeps its own integer weights (for the compression estimate)."""
-    from nnasim.quant.qdq import has_qdq, import_qdq
-
-    graph = load_graph(args)
-    return import_qdq(graph) if has_qdq(graph) else graph
-
-
 def run(args: argparse.Namespace) -> int:
     from nnasim.sweep.cascade import cascade_stages, run_profile
 
@@ -112,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return run_profile(args, stages)
     bits = parse_bits(args.bits)
     hw = load_profile(args.hw)
-    workload = build_workload(_load(args))
+    workload = build_workload(load_engine_graph(args))  # QDQ: its own integer weights
     costs = [evaluate(workload, hw, b) for b in bits]
     summary = [summary_row(cost) for cost in costs]
     layers = [row for cost in costs for row in layer_rows(cost)] if args.per_layer else []
