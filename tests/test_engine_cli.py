@@ -133,3 +133,12 @@ def test_profile_sets_the_accumulator_width(inputs, capsys):
     assert "48-bit saturating accumulators" in capsys.readouterr().out
     assert main(argv) == 0
     assert "64-bit saturating accumulators" in capsys.readouterr().out
+
+
+def test_an_unreadable_input_image_is_one_error_not_a_skip_warning(tmp_path, capsys):
+    """run refuses an unreadable input (compare skips them): one line, no 'skipping' warning before it."""
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "broken.png").write_bytes(b"junk")
+    assert main(["run", "tinynet", "--input", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnasim: error:") and "broken.png" in err[0], err

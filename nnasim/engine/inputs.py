@@ -13,7 +13,7 @@ import numpy as np
 
 from nnasim.errors import DataError
 from nnasim.ir import Graph
-from nnasim.report.data import IMAGE_EXTENSIONS, Preprocess, files_under, read_rgb
+from nnasim.report.data import IMAGE_EXTENSIONS, Preprocess, decode_rgb, files_under
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 
@@ -42,10 +42,7 @@ def read_feed(path: Path, graph: Graph, preprocess: Preprocess) -> Feed:
         feed = _read_npz(path, graph)
     elif suffix in IMAGE_EXTENSIONS:
         name = _single_input(graph, path)
-        pixels = read_rgb(path)
-        if pixels is None:
-            raise DataError(f"{path}: Pillow cannot read this image")
-        feed = {name: preprocess(pixels, graph.shape(name))}
+        feed = {name: preprocess(decode_rgb(path), graph.shape(name))}
     else:
         raise DataError(f"{path}: not an image or .npy/.npz file")
     return {name: _fit_shape(path, name, value, graph.shape(name)) for name, value in feed.items()}

@@ -60,13 +60,21 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """The image as an RGB uint8 array, or None (with a warning) if Pillow cannot read it."""
+def decode_rgb(path: Path) -> np.ndarray:
+    """The image as an RGB uint8 array; a DataError naming the file if Pillow cannot read it."""
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        warnings.warn(f"skipping unreadable image {path}: {error}", NnasimWarning, stacklevel=2)
+        raise DataError(f"{path}: Pillow cannot read this image ({error})") from None
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """The image as an RGB uint8 array, or None (with a warning) if Pillow cannot read it."""
+    try:
+        return decode_rgb(path)
+    except DataError as error:
+        warnings.warn(f"skipping unreadable image {error}", NnasimWarning, stacklevel=2)
         return None
 
 
