@@ -58,6 +58,21 @@ def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "report"]
 
 
+@pytest.mark.parametrize("command", [["info", "tinynet"], ["compare", "tinynet", "--task", "classify"]])
+def test_an_output_under_a_file_is_one_error_line(command, tmp_path, capsys):
+    """-o below a regular file (a typo'd folder): one error naming the path, the file untouched."""
+    from PIL import Image
+
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "cat" / "a.png")
+    (tmp_path / "notes").write_text("mine")
+    extra = ["--data", str(tmp_path / "images")] if command[0] == "compare" else []
+    assert main([*command, *extra, "-o", str(tmp_path / "notes" / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnasim: error: cannot write") and "notes" in err[0], err
+    assert (tmp_path / "notes").read_text() == "mine"
+
+
 def test_a_qdq_model_lists_the_layers_of_its_float_model(tmp_path, capsys):
     """Q/DQ pairs are formats, not layers: same layers, parameters and MACs as the float model."""
     pytest.importorskip("onnxruntime")

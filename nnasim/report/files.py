@@ -24,6 +24,20 @@ def refuse_existing(path: Path, force: bool) -> None:
         raise UsageError(f"{path}: already exists; use --force to overwrite it")
 
 
+def _temporary_beside(path: Path, folder: bool) -> Path:
+    """A new temporary file (or folder) in ``path``'s folder, created if needed; a UsageError naming
+    ``path`` where that folder cannot be made or written (a file in the way, no permission)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        return Path(tmp)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror} ({error.filename})") from None
+
+
 def write_text(path: str | Path, text: str, force: bool = False) -> Path:
     """Write ``text`` to ``path`` through a temporary file renamed into place."""
     with atomic_file(path, force) as tmp:
@@ -36,12 +50,10 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it goes."""
     path = Path(path)
     refuse_existing(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    tmp = _temporary_beside(path, folder=False)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -53,8 +65,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it becomes ``path`` (replacing it with force)."""
     path = Path(path)
     refuse_existing(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    tmp = _temporary_beside(path, folder=True)
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
