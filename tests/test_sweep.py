@@ -280,6 +280,14 @@ def test_existing_output_needs_force_or_resume(tmp_path, capsys, uninterrupted):
     assert "different sweep" in capsys.readouterr().err
 
 
+def test_output_under_a_file_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "notes").write_text("mine")
+    path = write_spec(tmp_path, SPEC)
+    assert main(["sweep", str(path), "-o", str(tmp_path / "notes" / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnasim: error: cannot write") and "notes" in err[0], err
+
+
 def test_local_processes_give_the_same_results(tmp_path, uninterrupted):
     spec = load_spec(write_spec(tmp_path, SPEC))
     run_sweep(spec, tmp_path / "out", workers=2, progress=False)

@@ -48,7 +48,10 @@ class PointStore:
             if not self.out_dir.is_dir():
                 raise UsageError(f"{self.out_dir}: exists and is not a folder")
             shutil.rmtree(self.out_dir)
-        self.out_dir.mkdir(parents=True)
+        try:
+            self.out_dir.mkdir(parents=True)
+        except OSError as error:
+            raise UsageError(f"cannot write {self.out_dir}: {error.strerror} ({error.filename})") from None
         manifest.write_text(
             json.dumps({"fingerprint": self.spec.fingerprint, "points": self.spec.n_points}, indent=1) + "\n"
         )
