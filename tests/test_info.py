@@ -73,6 +73,14 @@ def test_an_output_under_a_file_is_one_error_line(command, tmp_path, capsys):
     assert (tmp_path / "notes").read_text() == "mine"
 
 
+def test_an_output_file_that_is_a_folder_is_refused_even_with_force(tmp_path, capsys):
+    (tmp_path / "report").mkdir()
+    assert main(["info", "tinynet", "-o", str(tmp_path / "report"), "--force"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a folder" in err[0], err
+    assert (tmp_path / "report").is_dir()
+
+
 def test_a_qdq_model_lists_the_layers_of_its_float_model(tmp_path, capsys):
     """Q/DQ pairs are formats, not layers: same layers, parameters and MACs as the float model."""
     pytest.importorskip("onnxruntime")

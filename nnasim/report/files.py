@@ -50,6 +50,8 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it goes."""
     path = Path(path)
     refuse_existing(path, force)
+    if path.is_dir():  # --force replaces files, never a folder of the user's
+        raise UsageError(f"{path}: is a folder; give the name of a file to write")
     tmp = _temporary_beside(path, folder=False)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
