@@ -16,6 +16,7 @@ from nnasim.cli.common import add_model_argument, load_graph
 from nnasim.errors import UsageError
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
+from nnasim.report.files import refuse_existing
 
 REQUANT_RULES = ("float32", "fixedpoint", "pow2")
 TOP_SATURATED = 5
@@ -117,8 +118,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--std must be positive, got {args.std}")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    if args.dump and Path(args.dump).exists() and not args.force:
-        raise UsageError(f"{args.dump}: already exists; use --force to overwrite it")
+    if args.dump:
+        refuse_existing(Path(args.dump), args.force)
 
 
 def _formats(args: argparse.Namespace, graph, session) -> dict:

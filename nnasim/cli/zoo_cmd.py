@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from nnasim.errors import UsageError
 from nnasim.models import zoo
+from nnasim.report.files import refuse_existing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,8 +53,7 @@ def write_model(name: str, output: Path, force: bool) -> None:
     """Copy the (cached) zoo model ``name`` to ``output``; an existing file needs ``force``."""
     if output.is_dir():
         raise UsageError(f"{output} is a folder; give the ONNX file to write with -o")
-    if output.exists() and not force:
-        raise UsageError(f"{output} exists; use --force to overwrite it")
+    refuse_existing(output, force)
     if not output.parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {output.parent} does not exist")
     zoo.write_atomically(output, zoo.resolve(name).read_bytes())
