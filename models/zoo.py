@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from nnasim.errors import UsageError
 from . import iresnet, lffd, tinynet
 
 MAX_SIDE = 8192
-FILE_MODE = 0o644  # mkstemp creates 0o600; written models are ordinary files
 
 
 @dataclass(frozen=True)
@@ -177,27 +175,18 @@ def resolve(spec: str) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+    """Write ``data`` to ``path`` (replacing it) through ``nnasim.report.files.atomic_file``.
 
     Readers see the old file or the complete new one, never a partial write, even if the
     process is killed; the temporary file is removed on any error.
     """
+    from nnasim.report.files import atomic_file
+
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with atomic_file(path, force=True) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise UsageError(f"cannot write {path}: {error.strerror}") from None
-        raise
 
 
 def list_models() -> list[ModelInfo]:

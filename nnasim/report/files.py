@@ -56,6 +56,8 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
