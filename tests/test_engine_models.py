@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from oracles import SHARED
+from oracles import SHARED, shared_model
 
 from nnasim.engine.float_exec import run_float
 from nnasim.engine.inputs import load_feeds
@@ -49,9 +49,7 @@ def test_zoo_model_16_bits_closer_than_8(spec):
 
 @pytest.mark.parametrize("name", sorted(TRAINED))
 def test_trained_model_16_bits_closer_than_8(shared_dir, name):
-    path = shared_dir / "models" / f"{name}.onnx"
-    if not path.exists():
-        pytest.skip(f"needs {path}")
+    path = shared_model(name)
     graph = load_lowered(path)
     feeds = [
         feed for _, feed in load_feeds(SHARED / "images" / TRAINED[name], graph, preprocessing_for(path))
