@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnasim.sweep.cascade import DEFAULT_FACES, cascade_costs, plot_cascade
+from nnasim.cost.cascade import DEFAULT_FACES, cascade_costs
+from nnasim.report.cascade_plot import plot_cascade
 
 PROFILES = ("2nx", "3nx")
 IMAGE = Path(__file__).resolve().parents[1] / "docs" / "img" / "cascade_throughput.png"

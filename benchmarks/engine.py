@@ -115,7 +115,7 @@ def prepare(spec, tmp: Path, feeds_from=None):
 
 def face_feeds(graph):
     from nnasim.engine.inputs import load_feeds
-    from nnasim.report.data import preprocessing_for
+    from nnasim.io.data import preprocessing_for
 
     folder = SHARED / "images" / "aligned"
     return [feed for _, feed in load_feeds(folder, graph, preprocessing_for("mobilefacenet"))][:4]

@@ -12,8 +12,8 @@ from nnasim.errors import NnasimError
 
 def model_target(data: bytes, folder: Path | None = None) -> str:
     """Load, lower and run a model given as bytes; return 'ok' or 'error' (nnasim's own)."""
-    from nnasim.engine.float_exec import run_float
     from nnasim.frontend import load_lowered
+    from nnasim.ir.execute import run_float
 
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         path = Path(tmp) / "fuzzed.onnx"

@@ -175,12 +175,12 @@ def resolve(spec: str) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (replacing it) through ``nnasim.report.files.atomic_file``.
+    """Write ``data`` to ``path`` (replacing it) through ``nnasim.io.files.atomic_file``.
 
     Readers see the old file or the complete new one, never a partial write, even if the
     process is killed; the temporary file is removed on any error.
     """
-    from nnasim.report.files import atomic_file
+    from nnasim.io.files import atomic_file
 
     try:
         with atomic_file(path, force=True) as temporary:

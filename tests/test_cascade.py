@@ -9,8 +9,7 @@ import pytest
 from oracles import shared_model
 from report_checks import assert_nontrivial_png
 
-from nnasim.cli import main
-from nnasim.report.cascade import (
+from nnasim.analysis.cascade import (
     UNKNOWN,
     FaceCrops,
     Reference,
@@ -20,7 +19,8 @@ from nnasim.report.cascade import (
     square_crop,
     weakest_link,
 )
-from nnasim.report.verify import Faces, analyse_embeddings
+from nnasim.analysis.verify import Faces, analyse_embeddings
+from nnasim.cli import main
 
 GRADIENT = (np.arange(100).reshape(10, 10, 1) * np.ones((1, 1, 3))).astype(np.uint8)
 

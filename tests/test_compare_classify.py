@@ -18,8 +18,8 @@ from report_checks import assert_nontrivial_png
 from nnasim.cli import main
 from nnasim.engine.session import build_session
 from nnasim.frontend import load_lowered
+from nnasim.io.data import load_images, preprocessing_for
 from nnasim.models import zoo
-from nnasim.report.data import load_images, preprocessing_for
 
 IMAGES = 12
 

@@ -10,7 +10,7 @@ from oracles import ort_run, shared_model
 from report_checks import assert_nontrivial_png
 
 from nnasim.cli import main
-from nnasim.report.data import load_images, persons_of, preprocessing_for
+from nnasim.io.data import load_images, persons_of, preprocessing_for
 
 
 @pytest.fixture(scope="module")

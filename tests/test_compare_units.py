@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nnasim.analysis.compare import parse_configs
+from nnasim.analysis.detect import Detections, decode_lffd, decode_ultraface, decoder_for, nms
+from nnasim.analysis.detection import against_labels, against_reference, mark_shared_extras
 from nnasim.errors import DataError, ModelError, UsageError
-from nnasim.ir import Graph, Tensor
-from nnasim.report.compare import parse_configs
-from nnasim.report.data import (
+from nnasim.io.data import (
     class_labels,
     load_images,
     person_from_name,
@@ -17,8 +18,7 @@ from nnasim.report.data import (
     read_box_labels,
     read_name_table,
 )
-from nnasim.report.detect import Detections, decode_lffd, decode_ultraface, decoder_for, nms
-from nnasim.report.detection import against_labels, against_reference, mark_shared_extras
+from nnasim.ir import Graph, Tensor
 
 # ------------------------------------------------------------------------------------------ NMS
 

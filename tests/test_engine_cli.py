@@ -83,7 +83,7 @@ def test_images_and_generated_calibration(images, capsys):
 
 def test_fp32_matches_the_float_executor(inputs, capsys):
     assert main(["run", "tinynet", "--bits", "32", "--input", str(inputs / "b.npz")]) == 0
-    from nnasim.engine.float_exec import run_float
+    from nnasim.ir.execute import run_float
 
     probabilities = run_float(load_lowered("tinynet"), {"input": np.load(inputs / "b.npz")["input"]})
     line = next(x for x in capsys.readouterr().out.splitlines() if "probabilities" in x)

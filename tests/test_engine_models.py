@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from oracles import SHARED, shared_model
 
-from nnasim.engine.float_exec import run_float
 from nnasim.engine.inputs import load_feeds
 from nnasim.engine.session import build_session, generated_feeds
 from nnasim.frontend import load_lowered
-from nnasim.report.data import preprocessing_for
+from nnasim.io.data import preprocessing_for
+from nnasim.ir.execute import run_float
 
 ZOO = ["lffd@160x160", "arcface"]
 TRAINED = {"mobilefacenet": "aligned", "ultraface-rfb-320": "crowds", "ultraface-slim-320": "crowds"}

@@ -8,10 +8,10 @@ import pytest
 from onnx import helper
 from onnx_builders import bn_consts, make_model, weight
 
-from nnasim.engine.float_exec import FloatSession, run_float
 from nnasim.engine.session import build_session
 from nnasim.errors import UsageError
 from nnasim.frontend import load_lowered
+from nnasim.ir.execute import FloatSession, run_float
 from nnasim.kernels.layout import TO_NHWC
 from nnasim.quant.calibrate import calibrate
 from nnasim.quant.params import quantize_array

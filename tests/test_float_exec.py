@@ -8,8 +8,8 @@ from onnx import helper
 from onnx_builders import RNG, bn_consts, input_shape, make_model, single_op_model, weight
 from oracles import ort_run, shared_model
 
-from nnasim.engine.float_exec import run_float
 from nnasim.frontend import load_lowered, load_model
+from nnasim.ir.execute import run_float
 
 X4 = (1, 4, 9, 11)
 

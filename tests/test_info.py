@@ -44,7 +44,7 @@ def test_output_file_is_not_overwritten_without_force(tmp_path, capsys):
 def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
     import os
 
-    from nnasim.report.files import atomic_dir, write_text
+    from nnasim.io.files import atomic_dir, write_text
 
     mask = os.umask(0o022)
     try:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnasim.engine.float_exec import linear_taps, nearest_indices, source_coordinates
+from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates
 from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest
 from tests.kernel_strategies import bits_st, int_arrays, int_range
 from tests.reference.resize_ref import resize_bilinear_ref, resize_nearest_ref

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nnasim.report import metrics as m
+from nnasim.analysis import metrics as m
 
 
 def test_set_agreement_splits_samples_into_the_talks_sets():

@@ -7,9 +7,9 @@ import pytest
 from onnx import helper
 from onnx_builders import RNG, bn_consts, make_model, weight
 
-from nnasim.engine.float_exec import run_float
 from nnasim.frontend import load_model
 from nnasim.ir import Op
+from nnasim.ir.execute import run_float
 from nnasim.passes import PIPELINE, lower
 from nnasim.passes.activations import fuse_activations
 from nnasim.passes.batchnorm import fold_batchnorm

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from nnasim.cli import main
+from nnasim.cli.profile_cascade import parse_stage_bits
+from nnasim.cost.cascade import CascadeCost
 from nnasim.cost.model import LayerCost, NetworkCost
-from nnasim.sweep.cascade import CascadeCost, parse_stage_bits
 
 
 def network(cycles: float, megabytes: float, bits: int = 8) -> NetworkCost:

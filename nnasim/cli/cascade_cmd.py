@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnasim.analysis.cascade import CascadeRequest, cascade
+from nnasim.analysis.compare import parse_configs
 from nnasim.cli.compare_cmd import add_quant_arguments, check_limit
 from nnasim.errors import UsageError
-from nnasim.report.cascade import CascadeRequest, cascade
-from nnasim.report.compare import parse_configs
 
 
 def add_parser(subparsers) -> None:

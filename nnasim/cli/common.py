@@ -62,7 +62,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def emit(text: str, args: argparse.Namespace) -> None:
     """Print ``text`` or write it atomically to ``--output``."""
-    from nnasim.report.files import write_text
+    from nnasim.io.files import write_text
 
     if args.output:
         write_text(args.output, text, force=args.force)

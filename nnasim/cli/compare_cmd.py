@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
 from nnasim.cli.common import add_model_argument, parse_input_shape
 from nnasim.errors import UsageError
-from nnasim.report.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
-from nnasim.report.data import Preprocess, preprocessing_for
+from nnasim.io.data import Preprocess, preprocessing_for
 
 
 def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, ...] = ("--bits",)) -> None:

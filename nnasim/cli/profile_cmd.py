@@ -9,7 +9,7 @@ from nnasim.cli.common import add_model_argument, add_output_arguments, emit, lo
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
-from nnasim.report.files import refuse_existing
+from nnasim.io.files import refuse_existing
 from nnasim.report.tables import render
 
 UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
@@ -93,7 +93,7 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnasim.sweep.cascade import cascade_stages, run_profile
+    from nnasim.cli.profile_cascade import cascade_stages, run_profile
 
     for path in (args.output, args.plot):  # refused before any work, not after the table is printed
         if path:

@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from nnasim.cli.common import add_model_argument, load_graph
 from nnasim.errors import UsageError
+from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
-from nnasim.report.files import refuse_existing
 
 REQUANT_RULES = ("float32", "fixedpoint", "pow2")
 TOP_SATURATED = 5
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.engine.dump import DumpWriter
     from nnasim.engine.inputs import load_feeds
     from nnasim.engine.session import build_session
-    from nnasim.report.data import preprocessing_for
+    from nnasim.io.data import preprocessing_for
 
     _check_options(args)
     graph = load_graph(args)

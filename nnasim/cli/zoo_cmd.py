@@ -8,8 +8,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from nnasim.errors import UsageError
+from nnasim.io.files import refuse_existing
 from nnasim.models import zoo
-from nnasim.report.files import refuse_existing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

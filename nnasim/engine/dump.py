@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from nnasim.io.files import atomic_dir
 from nnasim.ir import Graph, QuantParams
 from nnasim.kernels import layout
-from nnasim.report.files import atomic_dir
 
 INDEX = "index.json"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from nnasim.errors import DataError
+from nnasim.io.data import IMAGE_EXTENSIONS, Preprocess, decode_rgb, files_under
 from nnasim.ir import Graph
-from nnasim.report.data import IMAGE_EXTENSIONS, Preprocess, decode_rgb, files_under
 
 ARRAY_EXTENSIONS = (".npy", ".npz")
 

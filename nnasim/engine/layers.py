@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnasim.engine.float_exec import linear_taps, nearest_indices, source_coordinates
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
+from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates
 from nnasim.kernels import layout
 from nnasim.kernels.add import add, make_add_params
 from nnasim.kernels.concat import concat
@@ -441,7 +441,7 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
 
     A ReLU/Clip whose output keeps the input's format (common with pow2 scales) is only a clamp.
     """
-    from nnasim.engine.float_exec import activation_of
+    from nnasim.ir.execute import activation_of
 
     x, out = node.inputs[0], node.outputs[0]
     act = activation_of(node)

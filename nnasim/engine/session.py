@@ -13,10 +13,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from nnasim.engine.float_exec import FloatSession, check_feeds
 from nnasim.engine.layers import BuildContext, LayerFn, build_layer
 from nnasim.errors import NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
+from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate

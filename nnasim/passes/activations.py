@@ -6,8 +6,8 @@ in the cost model, no extra requantization in the integer engine.
 
 from __future__ import annotations
 
-from nnasim.engine.float_exec import activation_of
 from nnasim.ir import ACTIVATION_OPS, Graph, Op
+from nnasim.ir.execute import activation_of
 from nnasim.passes.rewrite import prune, single_consumer
 
 FUSING_PRODUCERS = (Op.CONV, Op.GEMM, Op.MATMUL, Op.ADD, Op.SUB, Op.MUL, Op.BATCHNORM)

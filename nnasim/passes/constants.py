@@ -7,7 +7,7 @@ from nnasim.passes.rewrite import prune, with_const
 
 
 def fold_constants(graph: Graph) -> Graph:
-    from nnasim.engine.float_exec import run_node
+    from nnasim.ir.execute import run_node
 
     tensors, nodes = dict(graph.tensors), []
     for node in graph.nodes:

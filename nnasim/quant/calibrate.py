@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from nnasim.engine.float_exec import check_feeds, run_node
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
+from nnasim.ir.execute import check_feeds, run_node
 from nnasim.quant.params import activation_params
 
 METHODS = ("minmax", "percentile", "mse")

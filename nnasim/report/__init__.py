@@ -1,1 +1,1 @@
-"""report"""
+"""report: rendering only (tables, Markdown documents, plots)."""

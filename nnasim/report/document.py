@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from nnasim.report.files import atomic_dir
+from nnasim.io.files import atomic_dir
 
 Figure = Callable[[Path], None]  # draws one PNG at the given path
 

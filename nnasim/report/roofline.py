@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from nnasim.cost.model import COMPUTE, NetworkCost
 from nnasim.cost.profile import HwProfile
-from nnasim.report.files import atomic_file
+from nnasim.io.files import atomic_file
 
 DPI = 90
 

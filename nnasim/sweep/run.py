@@ -119,7 +119,7 @@ def _evaluate(spec, chunks, store, client, workers, progress, on_chunk, already)
 
 def write_outputs(spec: SweepSpec, rows: list[dict[str, Any]], out_dir: Path) -> int:
     """results.csv, pareto.csv and the plots; the number of Pareto points."""
-    from nnasim.report.files import write_text
+    from nnasim.io.files import write_text
 
     if len(rows) != spec.n_points:
         raise UsageError(

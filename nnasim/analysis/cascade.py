@@ -25,21 +25,22 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from nnasim.errors import DataError
-from nnasim.ir import Graph
-from nnasim.report import metrics, plots
-from nnasim.report.compare import (
+from nnasim.analysis import metrics
+from nnasim.analysis.compare import (
     QuantConfig,
     SessionFactory,
     build_sessions,
     input_feeds,
     make_session,
 )
-from nnasim.report.data import ImageSet, load_images, persons_of, preprocessing_for, read_name_table
-from nnasim.report.detect import Detections, decoder_for
+from nnasim.analysis.detect import Detections, decoder_for
+from nnasim.analysis.verify import Faces, analyse_embeddings, verification_stats
+from nnasim.errors import DataError
+from nnasim.io.data import ImageSet, load_images, persons_of, preprocessing_for, read_name_table
+from nnasim.io.files import refuse_existing
+from nnasim.ir import Graph
+from nnasim.report import plots
 from nnasim.report.document import Section, image_link, md_table, write_report
-from nnasim.report.files import refuse_existing
-from nnasim.report.verify import Faces, analyse_embeddings, verification_stats
 
 MATCH_IOU = 0.5
 UNKNOWN = "unknown"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnasim.analysis.metrics import iou_matrix
 from nnasim.errors import ModelError
 from nnasim.ir import Graph
-from nnasim.report.metrics import iou_matrix
 
 NMS_IOU = 0.3  # both families' authors suppress at IoU 0.3
 

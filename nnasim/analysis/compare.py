@@ -15,13 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from nnasim.analysis import metrics
+from nnasim.analysis.detect import decoder_for
 from nnasim.errors import UsageError
+from nnasim.io.data import ImageSet, Preprocess, load_images, preprocessing_for
+from nnasim.io.files import refuse_existing
 from nnasim.ir import Graph
-from nnasim.report import metrics, plots
-from nnasim.report.data import ImageSet, Preprocess, load_images, preprocessing_for
-from nnasim.report.detect import decoder_for
+from nnasim.report import plots
 from nnasim.report.document import Section, image_link, md_table, write_report
-from nnasim.report.files import refuse_existing
 
 TASKS = ("classify", "detect", "embed")
 BIT_WIDTHS = (32, 16, 8)
@@ -309,8 +310,8 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
 def _task_section(request: CompareRequest, graph: Graph, images: ImageSet, runs: Runs) -> Section:
     names = [s.name for s in images.samples]
     if request.task == "classify":
-        from nnasim.report.classify import classify_section
-        from nnasim.report.data import class_labels, read_name_table
+        from nnasim.analysis.classify import classify_section
+        from nnasim.io.data import class_labels, read_name_table
 
         table = read_name_table(request.labels, "label") if request.labels else None
         scores = {
@@ -320,11 +321,11 @@ def _task_section(request: CompareRequest, graph: Graph, images: ImageSet, runs:
         labels = class_labels(names, scores["fp32"].shape[1], table)
         return classify_section(names, labels, scores)
     if request.task == "detect":
-        from nnasim.report.detection import detection_section
+        from nnasim.analysis.detection import detection_section
 
         return detection_section(graph, images, runs.outputs, request.score_threshold, request.labels)
-    from nnasim.report.data import persons_of, read_name_table
-    from nnasim.report.verify import Faces, analyse_embeddings
+    from nnasim.analysis.verify import Faces, analyse_embeddings
+    from nnasim.io.data import persons_of, read_name_table
 
     table = read_name_table(request.identities, "person") if request.identities else None
     faces = Faces(names, persons_of(names, table))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnasim.report import metrics, plots
+from nnasim.analysis import metrics
+from nnasim.report import plots
 from nnasim.report.document import Section, image_link, md_table
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnasim.report import metrics, plots
+from nnasim.analysis import metrics
+from nnasim.report import plots
 from nnasim.report.document import Section, image_link, md_table
 
 FAR_TARGETS = (1e-2, 1e-3)

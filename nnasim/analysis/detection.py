@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnasim.analysis import metrics
+from nnasim.analysis.detect import Detections, decoder_for
+from nnasim.io.data import ImageSet, read_box_labels
 from nnasim.ir import Graph
-from nnasim.report import metrics, plots
-from nnasim.report.data import ImageSet, read_box_labels
-from nnasim.report.detect import Detections, decoder_for
+from nnasim.report import plots
 from nnasim.report.document import Section, image_link, md_table
 
 CANDIDATE_FLOOR = 0.1  # lowest score decoded: AP ranks these, and relative errors see faces that fell

@@ -1,0 +1,1 @@
+"""analysis: what quantization does to the answers (compare, cascade, metrics, decoders)."""
