@@ -31,13 +31,30 @@ from nnasim.quant.params import activation_params, per_axis, quantize_array
 LayerFn = Callable[[list[np.ndarray]], tuple[np.ndarray, int]]
 
 
+def default_acc_bits(bits: int) -> int:
+    """Accumulator width: int32 for 8-bit activations, int64 for 16-bit."""
+    return 32 if bits <= 8 else 64
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What every builder needs: the quantized graph, the requantization rule, accumulator width."""
+    """What every builder needs: the quantized graph, the requantization rule, accumulator width.
+
+    ``acc_bits`` None gives each node the accumulator of its widest input (``default_acc_bits``),
+    as a mixed-precision graph needs: int32 behind 8-bit inputs, int64 behind 16-bit ones.
+    """
 
     graph: Graph
     rule: str
-    acc_bits: int
+    acc_bits: int | None
+
+    def acc_bits_of(self, node: Node) -> int:
+        if self.acc_bits is not None:
+            return self.acc_bits
+        widest = max(
+            (self.fmt(n).bits for n in node.inputs if n and not self.graph.tensors[n].is_const), default=8
+        )
+        return default_acc_bits(widest)
 
     def fmt(self, name: str) -> QuantParams:
         params = self.graph.tensors[name].quant
@@ -67,7 +84,7 @@ class BuildContext:
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
-        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, self.acc_bits, lo, hi, negative)
+        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, self.acc_bits_of(node), lo, hi, negative)
         try:
             return make_output_stage(np.asarray(real).reshape(-1), *args)
         except ValueError as error:
@@ -113,7 +130,7 @@ def integer_bias(ctx: BuildContext, node: Node, acc_scale: np.ndarray, channels:
     data = ctx.graph.const(node.inputs[2]).reshape(-1)
     if np.issubdtype(data.dtype, np.integer):
         return np.broadcast_to(data.astype(np.int64), (channels,)).copy()
-    limit = 2 ** (ctx.acc_bits - 1)
+    limit = 2 ** (ctx.acc_bits_of(node) - 1)
     scaled = np.rint(data.astype(np.float64) / np.asarray(acc_scale, np.float64))
     return np.clip(np.broadcast_to(scaled, (channels,)), -limit, limit - 1).astype(np.int64)
 
@@ -244,7 +261,7 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         ctx.scale(b),
         ctx.scale(out),
         (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
-        fmt.bits,
+        max(ctx.fmt(a).bits, ctx.fmt(b).bits),  # the left shift must leave room for the widest input
         ctx.rule,
         fmt.qmin,
         fmt.qmax,
@@ -462,6 +479,17 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     return run
 
 
+def build_requantize(ctx: BuildContext, node: Node) -> LayerFn:
+    """An Identity between formats (mixed precision): ``x - zp_in`` rescaled to the output format."""
+    x, out = node.inputs[0], node.outputs[0]
+    fin, fout = ctx.fmt(x), ctx.fmt(out)
+    if (fin.bits, ctx.scale(x), ctx.zp(x)) == (fout.bits, ctx.scale(out), ctx.zp(out)):
+        return lambda args: (args[0], 0)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0), out))
+    zp = ctx.zp(x)
+    return lambda args: requantize(args[0].astype(np.int64) - zp, stage)
+
+
 BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.CONV: build_conv,
     Op.GEMM: build_gemm,
@@ -486,6 +514,7 @@ BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.CLIP: build_activation,
     Op.LEAKY_RELU: build_activation,
     Op.PRELU: build_activation,
+    Op.IDENTITY: build_requantize,
 }
 
 
