@@ -31,6 +31,7 @@ from nnasim.report.mixed_plot import plot_mixed_front
 
 DEFAULT_LADDER = ("16", "16x8", "8pc")
 DEFAULT_SQNR_FRACTION = 0.9
+TRAFFIC_FRACTION = 0.6  # the report also names the best point within this share of the widest traffic
 
 Feeds = list[dict[str, np.ndarray]]
 
@@ -70,6 +71,12 @@ class MixedResult:
 
     def uniform(self, width: str) -> Point:
         return next(p for p in self.points if p.kind == "uniform" and p.label == f"all {width}")
+
+    def best_within(self, traffic_fraction: float) -> Point | None:
+        """The most accurate point with at most ``traffic_fraction`` of the widest network's MB."""
+        budget = self.uniform(self.ladder[0]).megabytes * traffic_fraction
+        within = [p for p in self.points if p.megabytes <= budget]
+        return max(within, key=lambda p: p.sqnr_db) if within else None
 
 
 class Measurer:
@@ -257,6 +264,13 @@ def report_sections(result: MixedResult, title: str) -> list[Section]:
         f"{result.chosen.inferences_per_second:.0f} inferences/s.\n\n"
         f"{len(result.points)} assignments measured on the data.\n\n"
     )
+    best = result.best_within(TRAFFIC_FRACTION)
+    if best is not None:
+        summary += (
+            f"Most accurate point within {TRAFFIC_FRACTION:.0%} of all-{result.ladder[0]}'s traffic: "
+            f"**{best.label}**, {best.sqnr_db:.2f} dB ({best.sqnr_db / widest.sqnr_db:.0%} of its SQNR), "
+            f"{best.megabytes:.3f} MB/inference.\n\n"
+        )
     front = Section(
         "front",
         "Pareto front: SQNR against MB/inference",

@@ -2,15 +2,17 @@
 
 Every activation is followed by a QuantizeLinear/DequantizeLinear pair in its own format (int8
 or int16, per tensor); weights are stored as integers behind a DequantizeLinear (per channel
-along the output axis where the format is); biases as int32 at ``scale_in * scale_weight`` when
-they fit, else as float. A fused activation becomes its own ONNX node before the output's
-Q/DQ (after an Add, a PRelu/LeakyRelu reads the sum already in the output format, as in the
-engine), a requantize node (mixed precision) an Identity between two formats. Opset 21: the first
-with int16 QuantizeLinear in the default domain.
+along the output axis where the format is); biases as int32 at ``scale_in * scale_weight``
+when they fit, else at that scale times the smallest power of two that fits. A fused
+activation becomes its own ONNX node before the output's Q/DQ (after an Add, a PRelu or
+LeakyRelu reads the sum already in the output format, as in the engine); a requantize node
+(mixed precision) becomes an Identity between two formats. Opset 21: the first with int16
+QuantizeLinear in the default domain.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +80,7 @@ class _Writer:
         return f"{name}/dq"
 
     def bias(self, node: Node, x: str, w: str) -> list[str]:
-        """The bias as int32 at ``scale_x * scale_w`` (float where int32 cannot hold it)."""
+        """The bias as int32 at ``scale_x * scale_w`` (times a power of two where int32 cannot hold it)."""
         if len(node.inputs) < 3 or not node.inputs[2]:
             return []
         name = node.inputs[2]
@@ -86,9 +88,13 @@ class _Writer:
         w_fmt = self.graph.tensors[w].quant
         acc_scale = np.float32(self.graph.tensors[x].quant.scale) * np.asarray(w_fmt.scale, np.float32)
         acc_scale = np.broadcast_to(acc_scale.reshape(-1), data.shape).astype(np.float32)
-        q = np.rint(data.astype(np.float64) / acc_scale)
-        if np.abs(q).max(initial=0) >= 2**31:
-            return [self.const(name, data)]
+        # 16-bit accumulators can hold biases int32 cannot: coarsen the bias scale by powers of two
+        # (onnxruntime 1.32 quantizes a float bias itself, at scale_x * scale_w, overflowing int32)
+        peak = float(np.abs(data.astype(np.float64) / acc_scale).max(initial=0.0))
+        acc_scale = (
+            acc_scale * np.float32(2.0 ** max(0, math.ceil(math.log2(max(peak, 1.0) / (2**31 - 1)))))
+        ).astype(np.float32)
+        q = np.clip(np.rint(data.astype(np.float64) / acc_scale), -(2**31), 2**31 - 1)
         stored = self.const(f"{name}/int", q.astype(np.int32))
         scale = self.const(f"{name}/scale", acc_scale)
         zero = self.const(f"{name}/zero_point", np.zeros(acc_scale.shape, np.int32))
