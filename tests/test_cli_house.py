@@ -41,3 +41,18 @@ def test_the_example_sweep_spec_is_installed_and_named():
     assert "example" in builtin_specs()
     spec = load_spec("example")
     assert spec.path == builtin_specs()["example"] and spec.n_points == load_spec(spec.path).n_points > 1
+
+
+def test_tables_name_the_model_as_typed_not_by_its_graph_name(tmp_path, capsys):
+    import onnx
+
+    from nnasim.models import zoo
+
+    model = zoo.build("tinynet")
+    model.graph.name = "torch-jit-export"
+    onnx.save(model, tmp_path / "my-net.onnx")
+    assert main(["profile", str(tmp_path / "my-net.onnx"), "--bits", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "my-net.onnx on 3nx" in printed and "torch-jit-export" not in printed
+    assert main(["profile", "lffd@64x64", "--bits", "8"]) == 0
+    assert "lffd@64x64 on 3nx" in capsys.readouterr().out
