@@ -29,6 +29,10 @@ CASES = {
     "conv_depthwise": lambda: single_op_model(
         "Conv", X4, {"w": weight(4, 1, 3, 3), "b": weight(4)}, group=4, strides=[2, 2], auto_pad="SAME_LOWER"
     ),
+    "conv_one_input_channel": lambda: single_op_model(
+        "Conv", (1, 1, 9, 11), {"w": weight(6, 1, 3, 3), "b": weight(6)}, pads=[1, 1, 1, 1]
+    ),
+    "conv_depthwise_multiplier_2": lambda: single_op_model("Conv", X4, {"w": weight(8, 1, 3, 3)}, group=4),
     "conv_valid": lambda: single_op_model("Conv", X4, {"w": weight(3, 4, 2, 2)}, auto_pad="VALID"),
     "batchnorm": lambda: single_op_model("BatchNormalization", X4, bn_consts("bn", 4), epsilon=1e-3),
     "relu": lambda: single_op_model("Relu", X4),
@@ -143,7 +147,7 @@ def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(got - expected).max() / max(np.ptp(expected), 1e-12))
 
 
-@pytest.mark.parametrize("name", ["mobilefacenet", "ultraface-rfb-320", "ultraface-slim-320"])
+@pytest.mark.parametrize("name", ["mobilefacenet", "ultraface-rfb-320", "ultraface-slim-320", "landmarks-68"])
 def test_trained_models_match_onnxruntime(name):
     path = shared_model(name)
     graph = load_lowered(path)
