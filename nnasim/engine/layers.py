@@ -24,7 +24,7 @@ from nnasim.kernels.lut import build_table, lookup
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
 from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
-from nnasim.kernels.resize import WEIGHT_BITS, fixed_weights, resize_bilinear, resize_nearest
+from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
 
@@ -391,10 +391,11 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
     y0, y1, fy = linear_taps(coords_y, h)
     x0, x1, fx = linear_taps(coords_x, w)
-    wy, wx = fixed_weights(fy), fixed_weights(fx)
-    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * WEIGHT_BITS)), out))
+    bits = weight_bits(ctx.input_bound(x), ctx.acc_bits)
+    wy, wx = fixed_weights(fy, bits), fixed_weights(fx, bits)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * bits)), out))
     zp = np.int64(ctx.zp(x))
-    return lambda args: requantize(resize_bilinear(args[0], zp, y0, y1, wy, x0, x1, wx), stage)
+    return lambda args: requantize(resize_bilinear(args[0], zp, y0, y1, wy, x0, x1, wx, bits), stage)
 
 
 UNARY_FUNCTIONS = {Op.SIGMOID: lambda v: 1.0 / (1.0 + np.exp(-v)), Op.EXP: np.exp}
