@@ -213,7 +213,8 @@ def layer_norm(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
 
 
 def hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    return np.clip(np.float32(alpha) * x + np.float32(beta), 0.0, 1.0)
+    """In ``x``'s precision: float32 as onnxruntime, float64 when an integer table is built."""
+    return np.clip(np.asarray(alpha, x.dtype) * x + np.asarray(beta, x.dtype), 0.0, 1.0)
 
 
 def unary_function(node: Node) -> Callable[[np.ndarray], np.ndarray]:
