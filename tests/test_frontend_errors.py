@@ -157,3 +157,31 @@ def test_constant_dequantize_folds_at_opset_13():
     graph = load_model(make_model(nodes, X, consts, opset=13))
     folded = graph.const(graph.nodes[0].inputs[1])
     assert np.array_equal(folded, w_q.astype(np.float32) * scale.reshape(4, 1, 1, 1))
+
+
+def test_every_unsupported_op_is_named_in_one_error(tmp_path, capsys):
+    """Mapping a model takes one round: the error lists every unsupported node and its op."""
+    nodes = [
+        helper.make_node("Erf", ["x"], ["a"], name="erf_1"),
+        helper.make_node("Relu", ["a"], ["b"], name="fine"),
+        helper.make_node("Erf", ["b"], ["c"], name="erf_2"),
+        helper.make_node("Foo", ["c"], ["y"], domain="com.acme", name="mystery"),
+    ]
+    model = make_model(nodes, X)
+    model.opset_import.append(helper.make_opsetid("com.acme", 1))
+    path = save(tmp_path, model)
+    code, err = run_cli(capsys, "info", str(path))
+    assert code == 2 and err.count("\n") == 1 and str(path) in err
+    assert "3 nodes use 2 ops nnasim does not support (Erf, com.acme::Foo)" in err
+    for name, op in [("erf_1", "Erf"), ("erf_2", "Erf"), ("mystery", "com.acme::Foo")]:
+        assert f"node '{name}' uses op {op}" in err
+    assert "'fine'" not in err
+
+
+def test_every_shape_only_op_on_activations_is_named(tmp_path):
+    nodes = [
+        helper.make_node("Floor", ["x"], ["a"], name="floor_1"),
+        helper.make_node("Ceil", ["a"], ["y"], name="ceil_1"),
+    ]
+    with pytest.raises(ModelError, match=r"'floor_1' \(Floor\), node 'ceil_1' \(Ceil\) compute on"):
+        load_model(make_model(nodes, X))
