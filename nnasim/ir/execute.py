@@ -40,7 +40,7 @@ def conv(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
     x = _extend_with(x, out_shape[2:], a, 0.0)
     windows = _windows(x, a["kernel_shape"], a["strides"], a["dilations"], out_shape[2:])
     group = a["group"]
-    if group == x.shape[1] and weight.shape[1] == 1:
+    if group == x.shape[1] == weight.shape[0] and weight.shape[1] == 1:
         out = _depthwise(windows, weight)
     else:
         out = np.concatenate(
