@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         force=args.force,
     )
-    cascade(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import cascade_headline
+
+    result = cascade(request)
+    print("\n".join(cascade_headline(result)))
     return 0

@@ -29,6 +29,14 @@ def read_model(spec: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str
     return _parse_file(path), str(path)
 
 
+def display_name(spec: str | Path | onnx.ModelProto) -> str:
+    """The model's name as the user typed it: a zoo name (``lffd@320x240``) or the file's name."""
+    if isinstance(spec, onnx.ModelProto):
+        return spec.graph.name or "<model>"
+    path = Path(spec)
+    return path.name if path.exists() or path.suffix else str(spec)
+
+
 def _parse_file(path: Path) -> onnx.ModelProto:
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an ONNX file")
