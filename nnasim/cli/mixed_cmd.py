@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnasim.cli.common import add_model_argument, load_graph
-from nnasim.cli.compare_cmd import check_limit, parse_normalize
+from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
+from nnasim.cli.compare_cmd import check_limit
 from nnasim.errors import UsageError
 from nnasim.kernels.requant import RULES
 from nnasim.quant.params import SCHEMES
@@ -41,9 +41,7 @@ def add_parser(subparsers) -> None:
         metavar="F",
         help="choose the cheapest point with at least F x the widest network's SQNR in dB (default 0.9)",
     )
-    parser.add_argument(
-        "--normalize", metavar="MEAN,SCALE", help="input = (pixel - MEAN) * SCALE (default: by model name)"
-    )
+    add_image_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder to write")
     parser.add_argument(
         "--export", metavar="OUT.onnx", help="write the chosen assignment as a QDQ ONNX model"
@@ -72,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args)
     if has_qdq(graph):
         raise UsageError(f"{args.model}: a QDQ model has its own formats; give the float model to search")
-    preprocess = parse_normalize(args.normalize, args.model)
+    preprocess = image_preprocessing(args, args.model)
     images = load_images(args.data, args.limit)
     feeds = input_feeds(graph, images, preprocess)
     calib = input_feeds(graph, load_images(args.calib), preprocess) if args.calib else feeds
