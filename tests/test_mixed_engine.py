@@ -132,3 +132,12 @@ def test_unknown_width_and_unknown_layer_are_usage_errors(branchy):
         build_session(branchy, 8, ranges=ranges, layer_bits={"conv1": "12"})
     with pytest.raises(UsageError, match="nodes the graph does not have: nope"):
         build_session(branchy, 8, ranges=ranges, layer_bits={"nope": "8"})
+
+
+def test_a_huge_bias_behind_a_64_bit_accumulator_saturates_instead_of_wrapping():
+    from nnasim.engine.layers import saturate_to_int
+
+    values = np.array([1e30, -1e30, 2.0**63, -(2.0**63), 12345.0, -7.0])
+    expected = [2**63 - 1, -(2**63), 2**63 - 1, -(2**63), 12345, -7]
+    assert saturate_to_int(values, 64).tolist() == expected
+    assert saturate_to_int(values, 32).tolist() == [2**31 - 1, -(2**31), 2**31 - 1, -(2**31), 12345, -7]

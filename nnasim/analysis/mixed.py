@@ -284,7 +284,11 @@ def report_sections(result: MixedResult, title: str) -> list[Section]:
         + "\n\n"
         + image_link("mixed_front.png", "SQNR against MB/inference and inferences/s")
         + "\n",
-        {"mixed_front.png": lambda path: plot_mixed_front(path, points, fronts, chosen, title)},
+        {
+            "mixed_front.png": lambda path: plot_mixed_front(
+                path, points, fronts, chosen, title, result.target_db, TRAFFIC_FRACTION * widest.megabytes
+            )
+        },
     )
     chosen_section = Section(
         "chosen",

@@ -88,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
         "preprocessing": preprocess.source,
     }
     write_report(args.output, args.force, title, header, report_sections(result, title))
-    print(f"wrote {args.output}/report.md")
     chosen, widest = result.chosen, result.uniform(result.ladder[0])
     print(
         f"chosen: {chosen.sqnr_db:.2f} dB ({chosen.sqnr_db / widest.sqnr_db:.0%} of all-{result.ladder[0]}), "
@@ -98,5 +97,4 @@ def run(args: argparse.Namespace) -> int:
     if args.export:
         with atomic_file(args.export, args.force) as tmp:
             export_qdq(quantized_graph(graph, result, chosen, args.scheme, args.requant), tmp)
-        print(f"wrote {args.export}")
     return 0

@@ -134,9 +134,19 @@ def integer_bias(ctx: BuildContext, node: Node, acc_scale: np.ndarray, channels:
     data = ctx.graph.const(node.inputs[2]).reshape(-1)
     if np.issubdtype(data.dtype, np.integer):
         return np.broadcast_to(data.astype(np.int64), (channels,)).copy()
-    limit = 2 ** (ctx.acc_bits_of(node) - 1)
     scaled = np.rint(data.astype(np.float64) / np.asarray(acc_scale, np.float64))
-    return np.clip(np.broadcast_to(scaled, (channels,)), -limit, limit - 1).astype(np.int64)
+    return saturate_to_int(np.broadcast_to(scaled, (channels,)), ctx.acc_bits_of(node))
+
+
+def saturate_to_int(values: np.ndarray, bits: int) -> np.ndarray:
+    """Whole-number floats saturated to signed ``bits``-bit integers, as int64. (A float clip at
+    ``2**63 - 1`` rounds to ``2**63`` and wraps in the cast: a huge bias behind a 64-bit
+    accumulator, from a channel with near-zero weights, would flip sign.)"""
+    limit = 2 ** (bits - 1)
+    high, low = values >= limit, values < -limit
+    out = np.where(high | low, 0.0, values).astype(np.int64)
+    out[high], out[low] = limit - 1, -limit
+    return out
 
 
 def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:

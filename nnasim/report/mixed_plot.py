@@ -14,10 +14,17 @@ MARKERS = {"uniform": ("s", "#d62728"), "sensitivity": (".", "#bbbbbb"), "greedy
 
 
 def plot_mixed_front(
-    path: Path, points: list[dict], fronts: dict[str, list[dict]], chosen: dict, title: str
+    path: Path,
+    points: list[dict],
+    fronts: dict[str, list[dict]],
+    chosen: dict,
+    title: str,
+    target_db: float,
+    budget_mb: float,
 ) -> None:
     """Two panels (MB/inference, inferences/s), every point by kind, each panel's Pareto front
-    as a line, the uniform widths labelled and the chosen assignment circled."""
+    as a line, the uniform widths labelled, the chosen assignment circled; dashed guides at the
+    SQNR target and (MB panel) the traffic budget."""
     figure = Figure(figsize=(10, 4))
     panels = (("megabytes", "DRAM MB/inference (10^6 B)"), ("inferences_per_second", "inferences/s"))
     for column, (key, xlabel) in enumerate(panels, start=1):
@@ -60,6 +67,9 @@ def plot_mixed_front(
             label="chosen",
             zorder=4,
         )
+        ax.axhline(target_db, color="#7f7f7f", ls="--", lw=0.8, label=f"SQNR target {target_db:.1f} dB")
+        if key == "megabytes":
+            ax.axvline(budget_mb, color="#7f7f7f", ls=":", lw=0.8, label=f"traffic budget {budget_mb:.2f} MB")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("output SQNR vs fp32 (dB)")
         ax.grid(alpha=0.3)

@@ -61,7 +61,9 @@ def _bias(graph, node, acc_scale, channels: int, acc_bits: int) -> np.ndarray:
         return np.zeros(channels, np.int64)
     data = graph.tensors[node.inputs[2]].data.reshape(-1).astype(np.float64)
     limit = 2 ** (acc_bits - 1)
-    return np.clip(np.rint(data / np.asarray(acc_scale, np.float64)), -limit, limit - 1).astype(np.int64)
+    return np.array(
+        [min(max(int(v), -limit), limit - 1) for v in np.rint(data / np.asarray(acc_scale, np.float64))]
+    )
 
 
 def _activation(graph, node, real, out_fmt, channels):
