@@ -141,3 +141,23 @@ def test_a_huge_bias_behind_a_64_bit_accumulator_saturates_instead_of_wrapping()
     expected = [2**63 - 1, -(2**63), 2**63 - 1, -(2**63), 12345, -7]
     assert saturate_to_int(values, 64).tolist() == expected
     assert saturate_to_int(values, 32).tolist() == [2**31 - 1, -(2**31), 2**31 - 1, -(2**31), 12345, -7]
+
+
+def test_mixed_mobilefacenet_is_bit_exact_layer_by_layer(shared_dir):
+    """A trained network with residual Adds: every layer of a random mixed assignment (so with
+    fused and explicit requantizations) equals the reference, on one aligned face."""
+    from oracles import shared_model
+
+    from nnasim.analysis.compare import input_feeds
+    from nnasim.io.data import load_images, preprocessing_for
+
+    path = shared_model("mobilefacenet")
+    graph = load_lowered(str(path))
+    feeds = input_feeds(
+        graph, load_images(shared_dir / "images" / "aligned", limit=2), preprocessing_for(path)
+    )
+    ranges = calibrate(graph, feeds)
+    layer_bits = _random_assignments(weighted_layers(graph), 1, seed=15)[0]
+    session = build_session(graph, 8, "affine", ranges=ranges, layer_bits=layer_bits)
+    assert any(node.op == Op.IDENTITY for node in session.graph.nodes)  # readers disagreed somewhere
+    _assert_layers_bit_exact(session, feeds[1], "fixedpoint")
