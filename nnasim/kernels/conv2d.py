@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul
+from nnasim.kernels.jit import kernel
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Conv2d:
         )
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, dtype_probe):
     """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``; zero where the window leaves the input.
 
@@ -167,7 +168,7 @@ def exact_dtype(worst_sum: int) -> type:
     return np.float64 if worst_sum < FLOAT64_EXACT else np.int64
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def depthwise_conv2d(x, x_zp, taps, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
     """Depthwise convolution (one filter per channel, channel multiplier 1), bias not included.
 

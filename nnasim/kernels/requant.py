@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -29,6 +28,7 @@ from nnasim.kernels.fixedpoint import (
     rounding_divide_by_pot,
     saturate,
 )
+from nnasim.kernels.jit import kernel
 
 RULES = ("float32", "fixedpoint", "pow2")
 _RULE_CODE = {"float32": 0, "fixedpoint": 1, "pow2": 3}
@@ -154,13 +154,17 @@ def make_output_stage(
     return stage
 
 
-def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def requantize(
+    acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None, acc_bound: int | None = None
+) -> tuple[np.ndarray, int]:
     """Apply ``stage`` to accumulators ``acc`` (channels last) plus an optional per-channel ``bias``.
 
     ``acc`` may be int64 or a float array of exact integers (a BLAS result, see ``gemm``): the
-    conversion and the bias addition happen in the same pass. Returns int32 outputs and the
-    saturation count: accumulators clamped to the accumulator width plus outputs clamped to
-    ``[qmin, qmax]`` on a side without a ReLU/Clip bound (activation clamps are not saturations).
+    conversion and the bias addition happen in the same pass. ``acc_bound``, when the caller has
+    proved it from the formats, bounds ``|acc + bias|`` and spares wide accumulators a scan of
+    the values. Returns int32 outputs and the saturation count: accumulators clamped to the
+    accumulator width plus outputs clamped to ``[qmin, qmax]`` on a side without a ReLU/Clip
+    bound (activation clamps are not saturations).
     """
     channels = acc.shape[-1] if acc.ndim else 1
     flat = acc.reshape(-1, channels)
@@ -169,136 +173,123 @@ def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = No
     bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
     out = np.empty(flat.shape, np.int32)
     params = stage.per_channel(channels)
-    float_form = _float_form(stage, params, flat, bias)
+    clamp = (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)
+    float_form = _float_form(stage, params, flat, bias, acc_bound)
     if float_form is not None:
-        rule, multipliers = float_form
-        saturations = _requantize_2d_float(
-            rule,
+        loop, multipliers = float_form
+        saturations = loop(
             flat,
             bias.astype(np.float64),
             out,
             multipliers,
-            *(float(v) for v in (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)),
+            *(float(v) for v in clamp),
             stage.count_low,
             stage.count_high,
             float(2 ** (stage.acc_bits - 1)),
         )
-        return out.reshape(acc.shape), int(saturations)
-    saturations = _requantize_2d(
-        _RULE_FUNCTIONS[stage.rule_code],
-        _row_by_sign if stage.neg is not None else _positive_row,
-        flat,
-        bias,
-        out,
-        *params,
-        stage.zero_point,
-        stage.lo,
-        stage.hi,
-        stage.qmin,
-        stage.qmax,
-        stage.count_low,
-        stage.count_high,
-        stage.acc_bits,
-    )
+    else:
+        saturations = _requantize_2d(
+            stage.rule_code,
+            stage.neg is not None,
+            flat,
+            bias,
+            out,
+            *params,
+            *clamp,
+            stage.count_low,
+            stage.count_high,
+            stage.acc_bits,
+        )
     return out.reshape(acc.shape), int(saturations)
 
 
 FLOAT_EXACT_ACC_BITS = 53
 
 
-def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray) -> tuple | None:
-    """(rule, per-channel multipliers) of the floating-point form of ``stage``, where it exists.
+def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray, acc_bound) -> tuple | None:
+    """(float64 loop, per-channel multipliers) of the floating-point form of ``stage``, where it exists.
 
     The float32 rule and the pow2 rule's pure shifts (multiplier 1) without a negative branch
     are exactly the same computation in floating point (accumulators below 2**53 are exact in
     float64, power-of-two scaling is exact, rounding half away from zero is floor(|v| + 0.5)
-    with the sign): one float64 pass that vectorises, where int64 conversions do not on AVX2.
-    Wider accumulators qualify when this call's values are seen to stay below 2**53.
+    with the sign): one float64 pass that vectorises. Wider accumulators qualify when their
+    bound is proved (``acc_bound``) or, failing a proof, seen in this call's values to stay
+    below 2**52.
     """
     if stage.neg is not None:
         return None
-    if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias):
+    if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias, acc_bound):
         return None
     if stage.rule == "float32":
-        return _float32_rule_float, params[0][0]
+        return _requantize_float32_rule, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
-        return _pow2_rule_float, np.exp2(-params[2][0].astype(np.float64))
+        return _requantize_pow2_shift, np.exp2(-params[2][0].astype(np.float64))
     return None
 
 
-def _below_float_exact(acc: np.ndarray, bias: np.ndarray) -> bool:
-    largest = float(np.abs(acc).max(initial=0)) + float(np.abs(bias).max(initial=0))
+def _below_float_exact(acc: np.ndarray, bias: np.ndarray, acc_bound: int | None) -> bool:
+    if acc_bound is not None:
+        largest = acc_bound
+    else:
+        largest = float(np.abs(acc).max(initial=0)) + float(np.abs(bias).max(initial=0))
     return largest < 2.0**FLOAT_EXACT_ACC_BITS / 2
 
 
-@njit(cache=True, inline="always")
-def _float32_rule_float(v, m):
-    return np.float64(np.rint(np.float32(v) * m))
+@kernel(inline="always")
+def _clamp_and_count(v, acc_limit):
+    """The accumulator clamped to its width, and 1 where that clamps (a saturation)."""
+    return min(max(v, -acc_limit), acc_limit - 1), (v > acc_limit - 1) + (v < -acc_limit)
 
 
-@njit(cache=True, inline="always")
-def _pow2_rule_float(v, m):
-    w = v * m
-    return np.copysign(np.floor(np.abs(w) + 0.5), w)
+@kernel(inline="always")
+def _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high):
+    out[p, c] = np.int32(min(max(y, lo), hi))
+    return (y > qmax and count_high) + (y < qmin and count_low)
 
 
-@njit(cache=True)
-def _requantize_2d_float(rule, acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The output stage in float64 (see ``_float_form``); ``acc_limit`` is 2**(acc_bits - 1)."""
+@kernel(nogil=True)
+def _requantize_float32_rule(acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The float32 rule in float64 (see ``_float_form``); ``acc_limit`` is 2**(acc_bits - 1)."""
     saturations = 0
     for p in range(acc.shape[0]):
         for c in range(acc.shape[1]):
-            v = np.float64(acc[p, c]) + bias[c]
-            saturations += (v > acc_limit - 1) + (v < -acc_limit)
-            v = min(max(v, -acc_limit), acc_limit - 1)
-            y = rule(v, m[c]) + zp
-            saturations += (y > qmax and count_high) + (y < qmin and count_low)
-            out[p, c] = np.int32(min(max(y, lo), hi))
+            v, clamped = _clamp_and_count(np.float64(acc[p, c]) + bias[c], acc_limit)
+            y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+            saturations += clamped + _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high)
     return saturations
 
 
-@njit(cache=True, inline="always")
-def _float32_rule(a, mf, mi, sh, sg):
-    return requant_float32(a, mf)
+@kernel(nogil=True)
+def _requantize_pow2_shift(acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The pow2 rule's pure shifts in float64, ``m`` = 2**-shift (see ``_float_form``)."""
+    saturations = 0
+    for p in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            v, clamped = _clamp_and_count(np.float64(acc[p, c]) + bias[c], acc_limit)
+            w = v * m[c]
+            y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
+            saturations += clamped + _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high)
+    return saturations
 
 
-@njit(cache=True, inline="always")
-def _fixedpoint_rule(a, mf, mi, sh, sg):
-    return multiply_by_quantized_multiplier(a * sg, mi, sh)
-
-
-@njit(cache=True, inline="always")
-def _fixedpoint64_rule(a, mf, mi, sh, sg):
-    return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
-
-
-@njit(cache=True, inline="always")
-def _pow2_rule(a, mf, mi, sh, sg):
+@kernel(inline="always")
+def _apply_rule(code, a, mf, mi, sh, sg):
+    """Rule ``code`` (``OutputStage.rule_code``) on one saturated accumulator."""
+    if code == 0:
+        return requant_float32(a, mf)
+    if code == 1:
+        return multiply_by_quantized_multiplier(a * sg, mi, sh)
+    if code == _FIXEDPOINT64:
+        return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
     return rounding_divide_by_pot(a * sg * mi, sh)
 
 
-_RULE_FUNCTIONS = {0: _float32_rule, 1: _fixedpoint_rule, _FIXEDPOINT64: _fixedpoint64_rule, 3: _pow2_rule}
-
-
-@njit(cache=True, inline="always")
-def _positive_row(a):
-    return 0
-
-
-@njit(cache=True, inline="always")
-def _row_by_sign(a):
-    return 1 if a < 0 else 0
-
-
-@njit(cache=True)
+@kernel(nogil=True)
 def _requantize_2d(
-    rule, row, acc, bias, out, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
+    code, by_sign, acc, bias, out, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
-    """The output stage over (positions, channels); row 1 of the parameters is the negative branch.
-
-    ``rule`` and ``row`` are functions (the rule; which parameter row an accumulator uses):
-    Numba compiles one specialised, branch-free loop per combination.
-    """
+    """The output stage over (positions, channels) for rule ``code``; with ``by_sign``, negative
+    accumulators use row 1 of the parameters (the LeakyReLU/PReLU branch), else row 0."""
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
     saturations = 0
@@ -308,8 +299,8 @@ def _requantize_2d(
             if a > acc_max or a < acc_min:
                 saturations += 1
                 a = saturate(a, acc_min, acc_max)
-            r = row(a)
-            y = rule(a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+            r = 1 if by_sign and a < 0 else 0
+            y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
             saturations += (y > qmax and count_high) or (y < qmin and count_low)
             out[p, c] = saturate(y, lo, hi)
     return saturations

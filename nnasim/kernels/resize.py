@@ -7,7 +7,9 @@ bilinear returns int64 accumulators ``sum wy*wx*(x - x_zp)`` with real scale ``s
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from nnasim.kernels.jit import kernel
 
 WEIGHT_BITS = 15
 
@@ -17,7 +19,7 @@ def fixed_weights(frac: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(frac, np.float64) * (1 << WEIGHT_BITS)).astype(np.int64)
 
 
-@njit(cache=True)
+@kernel
 def resize_nearest(x, rows, cols):
     n, _, _, c = x.shape
     out = np.empty((n, rows.shape[0], cols.shape[0], c), np.int32)
@@ -29,7 +31,7 @@ def resize_nearest(x, rows, cols):
     return out
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx):
     """int64 accumulators in Q30 of the interpolated ``x - x_zp``."""
     n, _, _, c = x.shape
