@@ -37,7 +37,7 @@ fixed = make_output_stage(np.full(4, 0.3), "fixedpoint", 0, -128, 127, 32)
 requantize(acc, fixed)
 x = np.arange(2 * 5 * 5 * 3, dtype=np.int32).reshape(2, 5, 5, 3) % 7
 conv2d.depthwise_conv2d(x, np.int64(1), np.ones((3, 3, 3), np.float32), 1, 1, 1, 1, 1, 1, 5, 5)
-used = [requant._requantize_pow2_shift, requant._requantize_2d, conv2d.depthwise_conv2d]
+used = [requant._requantize_pow2_shift, requant._requantize_int, conv2d.depthwise_conv2d]
 hits = sum(sum(d.stats.cache_hits.values()) for d in used)
 misses = sum(sum(d.stats.cache_misses.values()) for d in used)
 print(hits, misses)

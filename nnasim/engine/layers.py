@@ -23,7 +23,7 @@ from nnasim.kernels.fully_connected import FullyConnected
 from nnasim.kernels.lut import build_table, lookup
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
-from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
+from nnasim.kernels.requant import OutputStage, Requantizer, make_output_stage, requantize
 from nnasim.kernels.resize import WEIGHT_BITS, fixed_weights, resize_bilinear, resize_nearest
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
@@ -144,8 +144,9 @@ def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
         ctx.input_bound(x),
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+    requantizer = Requantizer(stage, channels, conv.bias, conv.acc_bound)
     zp = ctx.zp(x)
-    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
+    return lambda args: conv.run(args[0], zp, requantizer)
 
 
 def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:

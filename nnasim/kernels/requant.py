@@ -167,72 +167,76 @@ def requantize(
     bound (activation clamps are not saturations).
     """
     channels = acc.shape[-1] if acc.ndim else 1
-    flat = acc.reshape(-1, channels)
-    if not flat.flags.c_contiguous or flat.dtype not in (np.int64, np.float32, np.float64):
-        flat = np.ascontiguousarray(flat, dtype=np.int64)
-    bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
-    out = np.empty(flat.shape, np.int32)
-    params = stage.per_channel(channels)
-    clamp = (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)
-    float_form = _float_form(stage, params, flat, bias, acc_bound)
-    if float_form is not None:
-        loop, multipliers = float_form
-        saturations = loop(
-            flat,
-            bias.astype(np.float64),
-            out,
-            multipliers,
-            *(float(v) for v in clamp),
-            stage.count_low,
-            stage.count_high,
+    out, saturations = Requantizer(stage, channels, bias, acc_bound)(acc.reshape(-1, channels))
+    return out.reshape(acc.shape), saturations
+
+
+class Requantizer:
+    """One layer's output stage prepared once (per-channel arrays, bias, the loop to run).
+
+    ``into(acc, out)`` requantizes any (rows, C) or (rows, cols, C) view of accumulators
+    (int64, or floats holding exact integers) into an int32 view of the same shape, e.g. one
+    block of a product while it is still in cache, and returns the saturation count.
+    """
+
+    def __init__(self, stage: OutputStage, channels: int, bias=None, acc_bound: int | None = None):
+        self.stage = stage
+        self.bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
+        self.params = stage.per_channel(channels)
+        self.clamp = (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)
+        self.counts = (stage.count_low, stage.count_high)
+        self.float_loop, self.float_multipliers = _float_form(stage, self.params)
+        wide = stage.acc_bits > FLOAT_EXACT_ACC_BITS
+        self.proved = not wide or (acc_bound is not None and acc_bound < FLOAT_EXACT_LIMIT)
+        self.scan = wide and acc_bound is None
+        self.float_args = (
+            self.bias.astype(np.float64),
+            self.float_multipliers,
+            *(float(v) for v in self.clamp),
+            *self.counts,
             float(2 ** (stage.acc_bits - 1)),
         )
-    else:
-        saturations = _requantize_2d(
-            stage.rule_code,
-            stage.neg is not None,
-            flat,
-            bias,
-            out,
-            *params,
-            *clamp,
-            stage.count_low,
-            stage.count_high,
-            stage.acc_bits,
-        )
-    return out.reshape(acc.shape), int(saturations)
+        self.int_args = (self.bias, *self.params, *self.clamp, *self.counts, stage.acc_bits)
+
+    def __call__(self, acc: np.ndarray) -> tuple[np.ndarray, int]:
+        """(int32 outputs of ``acc``'s shape, saturations)."""
+        out = np.empty(acc.shape, np.int32)
+        return out, self.into(acc, out)
+
+    def into(self, acc: np.ndarray, out: np.ndarray) -> int:
+        if acc.dtype not in (np.int32, np.int64, np.float32, np.float64):
+            acc = acc.astype(np.int64)
+        acc3, out3 = (acc[None], out[None]) if acc.ndim == 2 else (acc, out)
+        if self.float_loop is not None and (self.proved or (self.scan and self._seen_exact(acc))):
+            return int(self.float_loop(acc3, out3, *self.float_args))
+        code, by_sign = self.stage.rule_code, self.stage.neg is not None
+        return int(_requantize_int(code, by_sign, acc3, out3, *self.int_args))
+
+    def _seen_exact(self, acc: np.ndarray) -> bool:
+        largest = float(np.abs(acc).max(initial=0)) + float(np.abs(self.bias).max(initial=0))
+        return largest < FLOAT_EXACT_LIMIT
 
 
 FLOAT_EXACT_ACC_BITS = 53
+FLOAT_EXACT_LIMIT = 2.0**FLOAT_EXACT_ACC_BITS / 2
 
 
-def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray, acc_bound) -> tuple | None:
-    """(float64 loop, per-channel multipliers) of the floating-point form of ``stage``, where it exists.
+def _float_form(stage: OutputStage, params) -> tuple:
+    """(float64 loop, per-channel multipliers) of the floating-point form of ``stage``, or Nones.
 
     The float32 rule and the pow2 rule's pure shifts (multiplier 1) without a negative branch
     are exactly the same computation in floating point (accumulators below 2**53 are exact in
     float64, power-of-two scaling is exact, rounding half away from zero is floor(|v| + 0.5)
     with the sign): one float64 pass that vectorises. Wider accumulators qualify when their
-    bound is proved (``acc_bound``) or, failing a proof, seen in this call's values to stay
-    below 2**52.
+    bound is proved (``acc_bound``) or, failing a proof, seen in the values to stay below 2**52.
     """
     if stage.neg is not None:
-        return None
-    if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias, acc_bound):
-        return None
+        return None, None
     if stage.rule == "float32":
         return _requantize_float32_rule, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
         return _requantize_pow2_shift, np.exp2(-params[2][0].astype(np.float64))
-    return None
-
-
-def _below_float_exact(acc: np.ndarray, bias: np.ndarray, acc_bound: int | None) -> bool:
-    if acc_bound is not None:
-        largest = acc_bound
-    else:
-        largest = float(np.abs(acc).max(initial=0)) + float(np.abs(bias).max(initial=0))
-    return largest < 2.0**FLOAT_EXACT_ACC_BITS / 2
+    return None, None
 
 
 @kernel(inline="always")
@@ -242,33 +246,36 @@ def _clamp_and_count(v, acc_limit):
 
 
 @kernel(inline="always")
-def _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high):
-    out[p, c] = np.int32(min(max(y, lo), hi))
+def _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high):
+    out[i, j, c] = np.int32(min(max(y, lo), hi))
     return (y > qmax and count_high) + (y < qmin and count_low)
 
 
 @kernel(nogil=True)
-def _requantize_float32_rule(acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The float32 rule in float64 (see ``_float_form``); ``acc_limit`` is 2**(acc_bits - 1)."""
+def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``); ``acc_limit`` is
+    2**(acc_bits - 1)."""
     saturations = 0
-    for p in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            v, clamped = _clamp_and_count(np.float64(acc[p, c]) + bias[c], acc_limit)
-            y = np.float64(np.rint(np.float32(v) * m[c])) + zp
-            saturations += clamped + _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high)
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
     return saturations
 
 
 @kernel(nogil=True)
-def _requantize_pow2_shift(acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The pow2 rule's pure shifts in float64, ``m`` = 2**-shift (see ``_float_form``)."""
+def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift."""
     saturations = 0
-    for p in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            v, clamped = _clamp_and_count(np.float64(acc[p, c]) + bias[c], acc_limit)
-            w = v * m[c]
-            y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
-            saturations += clamped + _store(y, out, p, c, lo, hi, qmin, qmax, count_low, count_high)
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                w = v * m[c]
+                y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
+                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
     return saturations
 
 
@@ -285,22 +292,23 @@ def _apply_rule(code, a, mf, mi, sh, sg):
 
 
 @kernel(nogil=True)
-def _requantize_2d(
-    code, by_sign, acc, bias, out, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
+def _requantize_int(
+    code, by_sign, acc, out, bias, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
-    """The output stage over (positions, channels) for rule ``code``; with ``by_sign``, negative
+    """The output stage over (i, j, C) views for rule ``code``; with ``by_sign``, negative
     accumulators use row 1 of the parameters (the LeakyReLU/PReLU branch), else row 0."""
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
     saturations = 0
-    for p in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            a = np.int64(acc[p, c]) + bias[c]
-            if a > acc_max or a < acc_min:
-                saturations += 1
-                a = saturate(a, acc_min, acc_max)
-            r = 1 if by_sign and a < 0 else 0
-            y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
-            saturations += (y > qmax and count_high) or (y < qmin and count_low)
-            out[p, c] = saturate(y, lo, hi)
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                a = np.int64(acc[i, j, c]) + bias[c]
+                if a > acc_max or a < acc_min:
+                    saturations += 1
+                    a = saturate(a, acc_min, acc_max)
+                r = 1 if by_sign and a < 0 else 0
+                y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+                saturations += (y > qmax and count_high) or (y < qmin and count_low)
+                out[i, j, c] = saturate(y, lo, hi)
     return saturations
