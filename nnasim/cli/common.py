@@ -19,6 +19,24 @@ def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> 
     )
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads for the integer engine's kernels (default: every core; BLAS always uses one)",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (one thread count for Numba kernels and product blocks)."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be at least 1")
+    from nnasim.kernels.parallel import set_threads
+
+    set_threads(args.threads)
+
+
 def parse_input_shape(text: str | None):
     """``1,3,224,224`` -> a tuple; ``a=1,3,8,8;b=1,4`` -> a dict by input name."""
     if not text:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_model_argument, load_graph
+from nnasim.cli.common import add_model_argument, add_threads_argument, load_graph, use_threads
 from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
@@ -62,6 +62,7 @@ def add_parser(subparsers) -> None:
         "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --dump folder")
+    add_threads_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.io.data import preprocessing_for
 
     _check_options(args)
+    use_threads(args)
     graph = load_graph(args)
     preprocess = preprocessing_for(args.model, args.mean, None if args.std is None else 1.0 / args.std)
     feeds = load_feeds(args.input, graph, preprocess)[: args.limit]

@@ -27,11 +27,12 @@ def available_cores() -> int:
 
 
 def set_threads(count: int | None = None) -> int:
-    """Use ``count`` threads (None: every available core, capped by ``NUMBA_NUM_THREADS``)."""
-    count = min(count or available_cores(), numba.config.NUMBA_NUM_THREADS)
+    """Use ``count`` threads (None: every available core); Numba's share is capped by its
+    ``NUMBA_NUM_THREADS``, fixed when it starts."""
+    count = available_cores() if count is None else count
     if count < 1:
         raise ValueError(f"thread count must be at least 1, got {count}")
-    numba.set_num_threads(count)
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
     if _state["blas"] is None:
         _state["blas"] = threadpool_limits(1, user_api="blas")
     if _state["pool"] is not None:
