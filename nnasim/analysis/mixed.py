@@ -90,7 +90,6 @@ class Measurer:
         self.references = [run_float(graph, feed) for feed in feeds]
         self.workload = build_workload(graph)
         self._costs: dict[str, tuple[LayerCost, ...]] = {}
-        self.count = 0
 
     def expand(self, layer_bits: dict[str, str]) -> dict[str, str]:
         """Widths of every node (non-weighted ones follow their producer, see ``quant.widths``)."""
@@ -114,7 +113,6 @@ class Measurer:
 
     def sqnr(self, layer_bits: dict[str, str]) -> float:
         """Output SQNR (dB) against fp32 over every output of every sample."""
-        self.count += 1
         session = build_session(
             self.graph, 16, self.scheme, requant=self.rule, ranges=self.ranges, layer_bits=layer_bits
         )
