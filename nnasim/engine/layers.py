@@ -62,12 +62,19 @@ class BuildContext:
         dtype = np.float32 if self.rule == "float32" else np.float64
         return np.asarray(self.scale(a), dtype) * np.asarray(b, dtype)
 
-    def stage(self, node: Node, real: np.ndarray, channels: int = 1) -> OutputStage:
-        """Output stage of ``node``: requantize by ``real`` and apply its fused activation."""
+    def stage(
+        self, node: Node, real: np.ndarray, channels: int = 1, acc_bits: int | None = None
+    ) -> OutputStage:
+        """Output stage of ``node``: requantize by ``real`` and apply its fused activation.
+
+        ``acc_bits`` narrows the accumulator where its values provably fit (a rescaled ``x - zp``):
+        TFLite's int16 kernels then use the 32-bit MultiplyByQuantizedMultiplier, as it does.
+        """
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
-        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, self.acc_bits, lo, hi, negative)
+        acc_bits = self.acc_bits if acc_bits is None else min(acc_bits, self.acc_bits)
+        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, acc_bits, lo, hi, negative)
         try:
             return make_output_stage(np.asarray(real).reshape(-1), *args)
         except ValueError as error:
@@ -96,6 +103,11 @@ class BuildContext:
     def input_bound(self, name: str) -> int:
         fmt, zp = self.fmt(name), self.zp(name)
         return max(fmt.qmax - zp, zp - fmt.qmin)
+
+
+def _fitting_bits(bound: int) -> int:
+    """32 where values of magnitude up to ``bound`` fit a 32-bit accumulator, else 64."""
+    return 32 if bound < 2**31 else 64
 
 
 def integer_weight(ctx: BuildContext, name: str) -> np.ndarray:
@@ -283,7 +295,9 @@ def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
     else:
         zp_b = ctx.zp(b)
     operands = _Operands(ctx, node, formats, datas)
-    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out))
+    bound_b = max(fmt_b.qmax - zp_b, zp_b - fmt_b.qmin) if node.op == Op.DIV else ctx.input_bound(b)
+    acc_bits = _fitting_bits(ctx.input_bound(a) * bound_b)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out), acc_bits=acc_bits)
     zp_a = ctx.zp(a)
     return lambda args: requantize(mul(*operands(args), zp_a, zp_b), stage)
 
@@ -450,7 +464,7 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
         clamp = _clamp_only(ctx, node.with_(act=act))
         return lambda args: (clamp(args[0]), 0)
     channels = ctx.graph.shape(out)[1] if ctx.ndim(out) > 1 else 1
-    stage = ctx.stage(node.with_(act=act), real, channels)
+    stage = ctx.stage(node.with_(act=act), real, channels, acc_bits=_fitting_bits(ctx.input_bound(x)))
     zp = ctx.zp(x)
     axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
 

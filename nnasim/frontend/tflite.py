@@ -41,13 +41,14 @@ class Unsupported(Exception):
     """An op the converter cannot map; collected so that all of them are reported at once."""
 
 
-def load_tflite(path: str | Path, input_shape=None) -> Graph:
-    """Import a .tflite file into the lowered IR (float graphs lowered; quantized kept as they are)."""
-    graph, _ = convert_tflite(read_tflite(path), input_shape)
+def load_tflite(path: str | Path, input_shape=None, lowered: bool = True) -> Graph:
+    """Import a .tflite file into the IR; ``lowered`` runs the lowering passes on float graphs
+    (quantized graphs are kept as they are: a pass would change their formats)."""
+    graph, _ = convert_tflite(read_tflite(path), input_shape, lowered)
     return graph
 
 
-def convert_tflite(model: TflModel, input_shape=None) -> tuple[Graph, dict[int, str]]:
+def convert_tflite(model: TflModel, input_shape=None, lowered: bool = True) -> tuple[Graph, dict[int, str]]:
     """The IR graph and, for each TFLite tensor index it keeps, the IR tensor holding it."""
     builder = Builder(model)
     builder.check_input_shape(input_shape)
@@ -72,7 +73,7 @@ def convert_tflite(model: TflModel, input_shape=None) -> tuple[Graph, dict[int, 
         )
     graph = builder.graph()
     check_graph(graph)
-    if not builder.quantized:
+    if lowered and not builder.quantized:
         from nnasim.passes import lower
 
         graph = lower(graph)
@@ -484,6 +485,8 @@ def _same_order(in_shape, out_shape) -> bool:
     channel count and only unit axes moving, or neither 4-D."""
     if len(in_shape) != 4 and len(out_shape) != 4:
         return True
+    if len(out_shape) != 4 and (in_shape[1] * in_shape[2] == 1 or in_shape[3] == 1):
+        return True  # NHWC and NCHW flatten a 4-D tensor with H = W = 1 or C = 1 in the same order
     return len(in_shape) == 4 and len(out_shape) == 4 and tuple(in_shape) == tuple(out_shape)
 
 
