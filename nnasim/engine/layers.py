@@ -454,12 +454,17 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     """A ReLU/Clip/LeakyReLU/PReLU left standalone: rescale ``x - zp`` with the activation fused.
 
     A ReLU/Clip whose output keeps the input's format (common with pow2 scales) is only a clamp.
+    Under the fixedpoint rule a bounded ReLU/Clip's multiplier is ``float32(s_in / s_out)``, as
+    TFLite's ReluX divides the two float scales before widening to double.
     """
     from nnasim.ir.execute import activation_of
 
     x, out = node.inputs[0], node.outputs[0]
     act = activation_of(node)
     real = ctx.multiplier(ctx.product(x, 1.0), out)
+    bounded = act.kind in (Op.RELU, Op.CLIP) and (np.isfinite(act.lo) or np.isfinite(act.hi))
+    if ctx.rule == "fixedpoint" and bounded:
+        real = np.float64(np.float32(ctx.scale(x)) / np.float32(ctx.scale(out)))
     if act.kind in (Op.RELU, Op.CLIP) and float(real) == 1.0 and ctx.zp(x) == ctx.zp(out):
         clamp = _clamp_only(ctx, node.with_(act=act))
         return lambda args: (clamp(args[0]), 0)
