@@ -14,6 +14,7 @@ import numpy as np
 
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
+from nnasim.engine.tflite_layers import softmax_kernel
 from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates, unary_function
 from nnasim.kernels import layout
 from nnasim.kernels.add import add, make_add_params
@@ -27,7 +28,7 @@ from nnasim.kernels.matmul import matmul_activations
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
 from nnasim.kernels.reduce import reduce_sum
-from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
+from nnasim.kernels.requant import FLOAT32_RULES, Q31_RULES, OutputStage, make_output_stage, requantize
 from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
@@ -57,13 +58,13 @@ class BuildContext:
 
     def multiplier(self, numerator: np.ndarray | float, out_name: str) -> np.ndarray:
         """``numerator / scale_out``: float32 arithmetic for the float32 rule (onnxruntime), else float64."""
-        if self.rule == "float32":
+        if self.rule in FLOAT32_RULES:
             return (np.asarray(numerator, np.float32) / np.float32(self.scale(out_name))).astype(np.float32)
         return np.asarray(numerator, np.float64) / self.scale(out_name)
 
     def product(self, a: str, b: np.ndarray | float) -> np.ndarray:
         """``scale_a * b`` in the rule's float type (the scale of an accumulator)."""
-        dtype = np.float32 if self.rule == "float32" else np.float64
+        dtype = np.float32 if self.rule in FLOAT32_RULES else np.float64
         return np.asarray(self.scale(a), dtype) * np.asarray(b, dtype)
 
     def stage(
@@ -520,10 +521,13 @@ def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
     table = exp_table(ctx.scale(x), fin.qmax - fin.qmin + 1)
     axis = layout.onnx_axis_to_engine(node.attrs["axis"], ctx.ndim(x))
     zo = ctx.zp(out)
+    tflite_kernel = softmax_kernel(ctx.rule, fin, fout)
 
     def run(args):
         moved = np.moveaxis(args[0], axis, -1)
         flat = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+        if tflite_kernel is not None:
+            return np.ascontiguousarray(np.moveaxis(tflite_kernel(flat).reshape(moved.shape), -1, axis)), 0
         result = softmax_last_axis(flat, table, multiplier, zo, fout.qmax).reshape(moved.shape)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), 0
 
@@ -543,7 +547,7 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     act = activation_of(node)
     real = ctx.multiplier(ctx.product(x, 1.0), out)
     bounded = act.kind in (Op.RELU, Op.CLIP) and (np.isfinite(act.lo) or np.isfinite(act.hi))
-    if ctx.rule == "fixedpoint" and bounded:
+    if ctx.rule in Q31_RULES and bounded:
         real = np.float64(np.float32(ctx.scale(x)) / np.float32(ctx.scale(out)))
     if act.kind in (Op.RELU, Op.CLIP) and float(real) == 1.0 and ctx.zp(x) == ctx.zp(out):
         clamp = _clamp_only(ctx, node.with_(act=act))

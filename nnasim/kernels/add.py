@@ -7,6 +7,8 @@ Rules (``AddParams.rule``):
 - ``fixedpoint``: TFLite's add: both inputs shifted left by 20 bits (15 for 16-bit), each
   rescaled to twice the larger input scale with MultiplyByQuantizedMultiplier, summed, then
   rescaled to the output.
+- ``single-rounding``: the same with TFLITE_SINGLE_ROUNDING's one-rounding multiply;
+  ``xnnpack`` takes the ``fixedpoint`` form (TFLite's own int8 add).
 - ``pow2``: both inputs aligned to the finer power-of-two exponent by exact left shifts, summed,
   then one rounding right shift (ties away from zero) to the output exponent.
 Subtraction is addition with ``b`` negated (``sign_b = -1``).
@@ -22,12 +24,13 @@ from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     rounding_divide_by_pot,
     saturate,
 )
 
-_CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2}
+_CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2, "single-rounding": 3, "xnnpack": 1}
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def make_add_params(
 ):
     """Precompute one add layer's rescaling under ``rule`` from its three (per-tensor) scales."""
     ints = np.zeros(7, np.int64)
-    if rule == "fixedpoint":
+    if rule in ("fixedpoint", "single-rounding", "xnnpack"):
         left_shift = 15 if bits > 8 else 20
         twice_max = 2.0 * max(scale_a, scale_b)
         ints[0] = left_shift
@@ -115,6 +118,10 @@ def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, cou
             sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
+        elif code == 3:
+            sa = multiply_by_quantized_multiplier_single(da << ints[0], ints[1], ints[2])
+            sb = multiply_by_quantized_multiplier_single(db << ints[0], ints[3], ints[4])
+            y = multiply_by_quantized_multiplier_single(sa + sb, ints[5], ints[6])
         else:
             y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2])
         y += zo  # the float32 rule adds its zero point inside ``fixed``

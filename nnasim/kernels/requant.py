@@ -6,6 +6,12 @@ Three named rules turn an accumulator into an output integer:
 - ``fixedpoint``: TFLite semantics: Q31 multiplier and shift; int32 accumulators go through
   SaturatingRoundingDoublingHighMul + RoundingDivideByPOT (ties away from zero), int64
   accumulators (16-bit activations) through TFLite's int16x8 ``MultiplyByQuantizedMultiplier``.
+- ``single-rounding``: TFLite built with TFLITE_SINGLE_ROUNDING (as TFLite Micro and CMSIS-NN
+  can be): the same Q31 multipliers, one rounding ``(acc * M + 2**(30 - shift)) >> (31 - shift)``.
+- ``xnnpack``: TFLite's default CPU path (the XNNPACK delegate) for int8: the output stage in
+  float32 as XNNPACK's ``fp32`` requantization does, ``lrintf(float(acc) * (s_in * s_w / s_out))``
+  (ties to even), the same arithmetic as ``float32``; kernels XNNPACK leaves to TFLite (softmax)
+  follow TFLite's optimized kernels.
 - ``pow2``: ``RoundingDivideByPOT(acc * m, shift)``; for power-of-two scales ``m`` is 1 (a pure
   rounding right shift), a fractional slope (LeakyReLU/PReLU) is a Q15 integer ``m``.
 
@@ -24,14 +30,18 @@ from numba import njit
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_64,
+    multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     requant_float32,
     rounding_divide_by_pot,
     saturate,
 )
 
-RULES = ("float32", "fixedpoint", "pow2")
-_RULE_CODE = {"float32": 0, "fixedpoint": 1, "pow2": 3}
+RULES = ("float32", "fixedpoint", "single-rounding", "xnnpack", "pow2")
+TFLITE_RULES = ("fixedpoint", "single-rounding", "xnnpack")  # the rules that reproduce TFLite
+Q31_RULES = ("fixedpoint", "single-rounding")  # Q31 multiplier and shift
+FLOAT32_RULES = ("float32", "xnnpack")  # the output stage in float32
+_RULE_CODE = {"float32": 0, "xnnpack": 0, "fixedpoint": 1, "pow2": 3, "single-rounding": 4}
 _FIXEDPOINT64 = 2
 POW2_SLOPE_BITS = 15
 MAX_INT16X8_SHIFT = 7  # TFLite's int16x8 MultiplyByQuantizedMultiplier takes shifts up to 7
@@ -54,7 +64,7 @@ def make_multipliers(real: np.ndarray, rule: str) -> Multipliers:
     as_int = np.zeros(real.shape, np.int64)
     shift = np.zeros(real.shape, np.int64)
     for i, value in enumerate(np.abs(real)):
-        if rule == "fixedpoint":
+        if rule in Q31_RULES:
             as_int[i], shift[i] = quantize_multiplier(float(value))
         elif rule == "pow2":
             as_int[i], shift[i] = _pow2_multiplier(float(value))
@@ -112,8 +122,8 @@ class OutputStage:
 
     @property
     def rule_code(self) -> int:
-        if self.rule == "fixedpoint" and self.acc_bits > 32:
-            return _FIXEDPOINT64
+        if self.rule in Q31_RULES and self.acc_bits > 32:
+            return _FIXEDPOINT64  # TFLite's int64 MultiplyByQuantizedMultiplier is the same in both
         return _RULE_CODE[self.rule]
 
 
@@ -219,7 +229,7 @@ def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray) -
         return None
     if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias):
         return None
-    if stage.rule == "float32":
+    if stage.rule in FLOAT32_RULES:
         return _float32_rule_float, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
         return _pow2_rule_float, np.exp2(-params[2][0].astype(np.float64))
@@ -268,6 +278,11 @@ def _fixedpoint_rule(a, mf, mi, sh, sg):
 
 
 @njit(cache=True, inline="always")
+def _single_rounding_rule(a, mf, mi, sh, sg):
+    return multiply_by_quantized_multiplier_single(a * sg, mi, sh)
+
+
+@njit(cache=True, inline="always")
 def _fixedpoint64_rule(a, mf, mi, sh, sg):
     return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
 
@@ -277,7 +292,20 @@ def _pow2_rule(a, mf, mi, sh, sg):
     return rounding_divide_by_pot(a * sg * mi, sh)
 
 
-_RULE_FUNCTIONS = {0: _float32_rule, 1: _fixedpoint_rule, _FIXEDPOINT64: _fixedpoint64_rule, 3: _pow2_rule}
+_RULE_FUNCTIONS = {
+    0: _float32_rule,
+    1: _fixedpoint_rule,
+    _FIXEDPOINT64: _fixedpoint64_rule,
+    3: _pow2_rule,
+    4: _single_rounding_rule,
+}
+
+
+def mbqm_function(rule: str):
+    """The rule's 32-bit MultiplyByQuantizedMultiplier (for kernels that call it themselves)."""
+    if rule == "single-rounding":
+        return multiply_by_quantized_multiplier_single
+    return multiply_by_quantized_multiplier
 
 
 @njit(cache=True, inline="always")
