@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnasim.engine.tflite_layers import softmax_kernel
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
-from nnasim.engine.tflite_layers import softmax_kernel
 from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates, unary_function
 from nnasim.kernels import layout
 from nnasim.kernels.add import add, make_add_params
