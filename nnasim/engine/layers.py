@@ -8,7 +8,7 @@ multipliers and tables are prepared once, at build time, from the tensors' ``Qua
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -543,6 +543,8 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     """
     from nnasim.ir.execute import activation_of
 
+    if ctx.rule == "xnnpack":  # XNNPACK leaves int8 activations and requantization to TFLite
+        ctx = replace(ctx, rule="fixedpoint")
     x, out = node.inputs[0], node.outputs[0]
     act = activation_of(node)
     real = ctx.multiplier(ctx.product(x, 1.0), out)

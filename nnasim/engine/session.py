@@ -132,6 +132,9 @@ def build_session(
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
         quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
     _check_rule(rule, "affine" if has_qdq(graph) or carries_formats(graph) else scheme)
+    if rule == "xnnpack" and bits > 8:
+        rule = "fixedpoint"
+        notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
