@@ -22,12 +22,18 @@ def shared_tflite(name: str) -> Path:
 
 
 def interpreter(path: Path, reference: bool = True):
+    import warnings
+
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    it = Interpreter(
-        model_path=str(path), experimental_op_resolver_type=resolver, experimental_preserve_all_tensors=True
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
+        it = Interpreter(
+            model_path=str(path),
+            experimental_op_resolver_type=resolver,
+            experimental_preserve_all_tensors=True,
+        )
     it.allocate_tensors()
     return it
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nnasim.engine.tflite_layers import softmax_kernel
+from nnasim.engine.tflite_layers import (
+    average_pool_kernel,
+    mean_kernel,
+    resize_bilinear_kernel,
+    softmax_kernel,
+)
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
 from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates, unary_function
@@ -427,9 +432,15 @@ def build_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
     zp = np.int64(ctx.zp(x))
     args_geometry = (*a["kernel_shape"], *a["strides"], np.array(a["pads"], np.int64), *dilations, *out_hw)
     stages: dict[int, OutputStage] = {}
+    tflite_kernel = average_pool_kernel(ctx.rule, ctx.fmt(x), ctx.fmt(out))
+    clamp = _clamp_only(ctx, node) if tflite_kernel is not None else None
+    fmt = ctx.fmt(out)
 
     def run(args):
         sums, counts = window_sum(args[0], zp, *args_geometry, bool(a["count_include_pad"]))
+        if tflite_kernel is not None:
+            values = tflite_kernel(sums, counts[None, :, :, None])
+            return clamp(np.clip(values, fmt.qmin, fmt.qmax)).astype(np.int32), 0
         result = np.empty(sums.shape, np.int32)
         saturations = 0
         for count in np.unique(counts):
@@ -448,6 +459,12 @@ def build_global_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
     _, _, h, w = ctx.graph.shape(x)
     stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0 / (h * w)), out))
     zp = ctx.zp(x)
+    tflite_kernel = mean_kernel(ctx.rule, ctx.fmt(x), ctx.fmt(out), h * w) if node.act is None else None
+    if tflite_kernel is not None:
+        return lambda args: (
+            tflite_kernel((args[0].astype(np.int64) - zp).sum(axis=(1, 2), keepdims=True)).astype(np.int32),
+            0,
+        )
     return lambda args: requantize((args[0].astype(np.int64) - zp).sum(axis=(1, 2), keepdims=True), stage)
 
 
@@ -480,6 +497,13 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         cols = nearest_indices(coords_x, w, a["nearest_mode"])
         clamp = _clamp_only(ctx, node)
         return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
+    tflite_kernel = resize_bilinear_kernel(
+        ctx.rule, ctx.fmt(x), ctx.fmt(out), ctx.graph.shape(x), (oh, ow), ctm
+    )
+    if tflite_kernel is not None:
+        clamp = _clamp_only(ctx, node)
+        fmt = ctx.fmt(out)
+        return lambda args: (clamp(np.clip(tflite_kernel(args[0]), fmt.qmin, fmt.qmax)).astype(np.int32), 0)
     y0, y1, fy = linear_taps(coords_y, h)
     x0, x1, fx = linear_taps(coords_x, w)
     bits = weight_bits(ctx.input_bound(x), ctx.acc_bits)
