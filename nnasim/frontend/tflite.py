@@ -66,6 +66,7 @@ def convert_tflite(model: TflModel, input_shape=None, lowered: bool = True) -> t
             converter(builder, op)
         except Unsupported as reason:
             problems.append(f"op {op.index} {op.name} (output {builder.tensor_label(op)}): {reason}")
+            builder.stand_in(op)  # later ops read its outputs without a second, derived complaint
     if problems:
         raise ModelError(
             f"{model.label}: {len(problems)} TFLite op(s) nnasim does not support:\n  "
@@ -222,6 +223,14 @@ class Builder:
             name += "'"
         self.tensors[name] = Tensor(name, tuple(shape), "float32", quant=fmt)
         return name
+
+    def stand_in(self, op: TflOp) -> None:
+        """Declare the outputs of an op that could not be converted (only to report further ops)."""
+        for index in op.outputs:
+            if index not in self.names:
+                name = self._unique[index]
+                self.tensors[name] = Tensor(name, ir_shape(self.t(index).shape), "float32")
+                self.names[index] = name
 
     def alias(self, index: int, name: str) -> None:
         self.names[index] = name
