@@ -17,7 +17,7 @@ import numpy as np
 from nnasim.ir import QuantParams
 from nnasim.kernels import tflite_softmax as ts
 from nnasim.kernels.fixedpoint import quantize_multiplier
-from nnasim.kernels.requant import TFLITE_RULES, mbqm_function
+from nnasim.kernels.requant import TFLITE_RULES, mbqm, mbqm_code
 
 RowKernel = Callable[[np.ndarray], np.ndarray]
 
@@ -40,8 +40,8 @@ def softmax_kernel(rule: str, fin: QuantParams, fout: QuantParams) -> RowKernel 
             in_scale, single_rounding=rule == "single-rounding"
         )
         barrel = ts._BARREL
-        mbqm = mbqm_function(rule)
-        return lambda x: ts.softmax_int8_reference(x, multiplier, shift, diff_min, barrel, 8, mbqm)
+        code = mbqm_code(rule)
+        return lambda x: ts.softmax_int8_reference(x, multiplier, shift, diff_min, barrel, 8, code)
     in_zp = int(np.asarray(fin.zero_point).reshape(-1)[0])
     if (
         fin.bits == 16
@@ -52,8 +52,8 @@ def softmax_kernel(rule: str, fin: QuantParams, fout: QuantParams) -> RowKernel 
     ):
         exp_table, reciprocal_table = ts.int16_tables()
         multiplier, shift = ts.int16_params(in_scale)
-        mbqm = mbqm_function(rule)
-        return lambda x: ts.softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, mbqm)
+        code = mbqm_code(rule)
+        return lambda x: ts.softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, code)
     return None
 
 
@@ -90,11 +90,11 @@ def mean_kernel(rule: str, fin: QuantParams, fout: QuantParams, count: int):
     multiplier, shift = quantize_multiplier(real)
     top_bit = min(int(count).bit_length() - 1, 32, 31 + shift)
     multiplier, shift = (multiplier << top_bit) // count, shift - top_bit
-    mbqm = mbqm_function(rule)
+    code = mbqm_code(rule)
     zo = int(np.asarray(fout.zero_point).reshape(-1)[0])
 
     def run(sums: np.ndarray) -> np.ndarray:
-        values = np.array([mbqm(int(v), multiplier, shift) for v in sums.reshape(-1)], np.int64) + zo
+        values = np.array([mbqm(code, int(v), multiplier, shift) for v in sums.reshape(-1)], np.int64) + zo
         return np.clip(values.reshape(sums.shape), fout.qmin, fout.qmax)
 
     return run

@@ -301,11 +301,19 @@ _RULE_FUNCTIONS = {
 }
 
 
-def mbqm_function(rule: str):
-    """The rule's 32-bit MultiplyByQuantizedMultiplier (for kernels that call it themselves)."""
-    if rule == "single-rounding":
-        return multiply_by_quantized_multiplier_single
-    return multiply_by_quantized_multiplier
+def mbqm_code(rule: str) -> int:
+    """1 for the double-rounding MultiplyByQuantizedMultiplier, 4 for TFLITE_SINGLE_ROUNDING's
+    (for kernels that call it themselves, e.g. TFLite's softmax)."""
+    return 4 if rule == "single-rounding" else 1
+
+
+@njit(cache=True, inline="always")
+def mbqm(code, x, multiplier, shift):
+    """The 32-bit MultiplyByQuantizedMultiplier of ``mbqm_code`` (a code, not a function argument,
+    so that compiled kernels cache across processes)."""
+    if code == 4:
+        return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+    return multiply_by_quantized_multiplier(x, multiplier, shift)
 
 
 @njit(cache=True, inline="always")

@@ -24,6 +24,7 @@ from nnasim.kernels.fixedpoint import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from nnasim.kernels.requant import mbqm
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -123,10 +124,10 @@ def _count_leading_zeros32(x):
 
 
 @njit(cache=True)
-def softmax_int8_reference(x, multiplier, left_shift, diff_min, barrel, out_bits, mbqm):
+def softmax_int8_reference(x, multiplier, left_shift, diff_min, barrel, out_bits, code):
     """x: int (P, C) integers; returns int32 (P, C) with zero point -2**(out_bits-1).
 
-    ``mbqm`` is the rule's MultiplyByQuantizedMultiplier (GreaterThanOne: shift >= 0).
+    ``code`` names the rule's MultiplyByQuantizedMultiplier (``requant.mbqm_code``; shift >= 0).
     """
     rows, depth = x.shape
     out = np.empty((rows, depth), np.int32)
@@ -140,7 +141,7 @@ def softmax_int8_reference(x, multiplier, left_shift, diff_min, barrel, out_bits
         for c in range(depth):
             diff = np.int64(x[p, c]) - top
             if diff >= diff_min:
-                scaled = mbqm(diff, multiplier, left_shift)
+                scaled = mbqm(code, diff, multiplier, left_shift)
                 total = _wrap32(total + rounding_divide_by_pot(exp_on_negative_values(scaled, barrel), 12))
         headroom = _count_leading_zeros32(total)
         bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom
@@ -151,7 +152,7 @@ def softmax_int8_reference(x, multiplier, left_shift, diff_min, barrel, out_bits
         for c in range(depth):
             diff = np.int64(x[p, c]) - top
             if diff >= diff_min:
-                scaled = mbqm(diff, multiplier, left_shift)
+                scaled = mbqm(code, diff, multiplier, left_shift)
                 e = exp_on_negative_values(scaled, barrel)
                 value = (
                     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(scale, e), exponent) + qmin
@@ -242,8 +243,8 @@ def _lut16(value, table):
 
 
 @njit(cache=True)
-def softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, mbqm):
-    """The int16 kernel; ``mbqm`` is the rule's 32-bit MultiplyByQuantizedMultiplier."""
+def softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, code):
+    """The int16 kernel; ``code`` names the rule's 32-bit MultiplyByQuantizedMultiplier."""
     rows, depth = x.shape
     out = np.empty((rows, depth), np.int32)
     exps = np.empty(depth, np.int64)
@@ -253,7 +254,7 @@ def softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, mbqm):
             top = max(top, x[p, c])
         total = np.int64(0)
         for c in range(depth):
-            scaled = mbqm(np.int64(x[p, c]) - top, multiplier, shift) + 32767
+            scaled = mbqm(code, np.int64(x[p, c]) - top, multiplier, shift) + 32767
             exps[c] = _lut16(min(max(scaled, -32768), 32767), exp_table)
             total += exps[c]
         headroom = _count_leading_zeros32(total)
