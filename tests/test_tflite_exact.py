@@ -239,6 +239,17 @@ def _more_cases():
         ),
     )
     yield (
+        "prelu_quantized_alpha",
+        (
+            [
+                T((1, 6, 7, 5), "INT8", 0.05, -5),
+                T((5,), "INT8", 0.01, 3, data=quantized(RNG, (5,))),
+                T((1, 6, 7, 5), "INT8", 0.04, -20),
+            ],
+            [Op("PRELU", [0, 1], [2])],
+        ),
+    )
+    yield (
         "relu_n1_to_1",
         (
             [T((1, 6, 7, 5), "INT8", 0.05, -5), T((1, 6, 7, 5), "INT8", 0.01, 0)],

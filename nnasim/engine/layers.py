@@ -33,7 +33,14 @@ from nnasim.kernels.matmul import matmul_activations
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
 from nnasim.kernels.reduce import reduce_sum
-from nnasim.kernels.requant import FLOAT32_RULES, Q31_RULES, OutputStage, make_output_stage, requantize
+from nnasim.kernels.requant import (
+    FLOAT32_RULES,
+    Q31_RULES,
+    TFLITE_RULES,
+    OutputStage,
+    make_output_stage,
+    requantize,
+)
 from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
@@ -571,6 +578,8 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
         ctx = replace(ctx, rule="fixedpoint")
     x, out = node.inputs[0], node.outputs[0]
     act = activation_of(node)
+    if act.kind == Op.PRELU and ctx.graph.tensors[act.slope].quant is not None:
+        return _quantized_slope_prelu(ctx, node, act.slope)
     real = ctx.multiplier(ctx.product(x, 1.0), out)
     bounded = act.kind in (Op.RELU, Op.CLIP) and (np.isfinite(act.lo) or np.isfinite(act.hi))
     if ctx.rule in Q31_RULES and bounded:
@@ -587,6 +596,35 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
         acc = np.moveaxis(args[0], axis, -1)
         result, saturations = requantize(acc.astype(np.int64) - zp, stage)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), saturations
+
+    return run
+
+
+def _quantized_slope_prelu(ctx: BuildContext, node: Node, slope: str) -> LayerFn:
+    """PReLU with an integer slope of its own format (TFLite's PRELU): ``x - zp`` rescaled by
+    ``s_in / s_out`` where it is >= 0, else ``(x - zp) * (a - zp_a)`` by ``s_in * s_a / s_out``
+    (under the TFLite rules both quotients in float32, as TFLite computes them)."""
+    x, out = node.inputs[0], node.outputs[0]
+    alpha = ctx.graph.const(slope).reshape(-1).astype(np.int64) - ctx.zp(slope)
+    if ctx.rule in TFLITE_RULES:
+        s_in, s_a, s_out = (np.float32(ctx.scale(n)) for n in (x, slope, out))
+        real_pos, real_neg = np.float64(s_in / s_out), np.float64(s_in * s_a / s_out)
+    else:
+        real_pos = ctx.multiplier(ctx.product(x, 1.0), out)
+        real_neg = ctx.multiplier(ctx.product(x, ctx.scale(slope)), out)
+    plain = node.with_(act=None)
+    bound = ctx.input_bound(x) * int(np.abs(alpha).max(initial=1))
+    pos = ctx.stage(plain, real_pos, acc_bits=_fitting_bits(ctx.input_bound(x)))
+    neg = ctx.stage(plain, real_neg, alpha.size, acc_bits=_fitting_bits(bound))
+    zp = ctx.zp(x)
+    axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
+
+    def run(args):
+        centred = np.moveaxis(args[0], axis, -1).astype(np.int64) - zp
+        positive, n_pos = requantize(centred, pos)
+        negative, n_neg = requantize(centred * alpha, neg)
+        result = np.where(centred >= 0, positive, negative)
+        return np.ascontiguousarray(np.moveaxis(result, -1, axis)), n_pos + n_neg
 
     return run
 

@@ -621,7 +621,9 @@ def prelu(b: Builder, op: TflOp) -> None:
     channels = b.t(op.inputs[0]).shape[-1]
     if alpha.size not in (1, channels):
         raise Unsupported(f"alpha of shape {list(b.t(op.inputs[1]).shape)} is not per channel")
-    slope = b.const(f"{b.t(op.outputs[0]).name}::slope", np.broadcast_to(alpha, (channels,)).copy())
+    fmt = b.operand_fmt(op.inputs[1]) if op.options.get("AlphaScale", 1.0) == 1.0 else None
+    data = np.broadcast_to(b.real(op.inputs[1]).reshape(-1), (channels,)).copy() if fmt else alpha
+    slope = b.const(f"{b.t(op.outputs[0]).name}::slope", np.broadcast_to(data, (channels,)).copy(), fmt)
     b.emit(op, Op.PRELU, [b.x(op.inputs[0]), slope], b.out(op.outputs[0]))
 
 
