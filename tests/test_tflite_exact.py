@@ -291,7 +291,7 @@ def _more_cases():
 
 CASES = dict(_cases()) | dict(_more_cases())
 # the default interpreter runs these with kernels nnasim does not reproduce yet (docs/tflite.md)
-NOT_XNNPACK_EXACT = {"resize_bilinear_half_pixel", "leaky_relu"}
+NOT_XNNPACK_EXACT = {"resize_bilinear_half_pixel"}
 
 
 RUNTIMES = {"fixedpoint": True, "xnnpack": False}  # rule -> run the reference kernels

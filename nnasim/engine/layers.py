@@ -17,6 +17,7 @@ from nnasim.engine.tflite_layers import (
     mean_kernel,
     resize_bilinear_kernel,
     softmax_kernel,
+    xnnpack_leaky_relu_kernel,
 )
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
@@ -574,9 +575,12 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     """
     from nnasim.ir.execute import activation_of
 
-    if ctx.rule == "xnnpack":  # XNNPACK leaves int8 activations and requantization to TFLite
-        ctx = replace(ctx, rule="fixedpoint")
     x, out = node.inputs[0], node.outputs[0]
+    if ctx.rule == "xnnpack" and node.op == Op.LEAKY_RELU:
+        kernel = xnnpack_leaky_relu_kernel(ctx.fmt(x), ctx.fmt(out), node.attrs["alpha"])
+        return lambda args: (kernel(args[0]), 0)
+    if ctx.rule == "xnnpack":  # XNNPACK leaves the other int8 activations to TFLite's kernels
+        ctx = replace(ctx, rule="fixedpoint")
     act = activation_of(node)
     if act.kind == Op.PRELU and ctx.graph.tensors[act.slope].quant is not None:
         return _quantized_slope_prelu(ctx, node, act.slope)

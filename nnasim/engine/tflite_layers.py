@@ -152,3 +152,21 @@ def resize_bilinear_kernel(rule: str, fin: QuantParams, fout: QuantParams, shape
         return _c_div(total + np.where(total > 0, 1 << 19, -(1 << 19)), 1 << 20)
 
     return run
+
+
+def xnnpack_leaky_relu_kernel(fin: QuantParams, fout: QuantParams, alpha: float):
+    """XNNPACK's qs8 leaky ReLU: 8-bit fraction multipliers ``lrintf(256 * s)`` with
+    ``s = float32(s_in / s_out)`` (times ``alpha`` below zero), ``(zo << 8) + 128`` as bias, an
+    arithmetic shift by 8."""
+    positive = np.float32(np.float32(fin.scale) / np.float32(fout.scale))
+    negative = np.float32(positive * np.float32(alpha))
+    m_pos, m_neg = (int(np.rint(np.float32(256.0) * s)) for s in (positive, negative))
+    zi = int(np.asarray(fin.zero_point).reshape(-1)[0])
+    bias = (int(np.asarray(fout.zero_point).reshape(-1)[0]) << 8) + 0x80
+
+    def run(x: np.ndarray) -> np.ndarray:
+        centred = x.astype(np.int64) - zi
+        values = (bias + centred * np.where(centred >= 0, m_pos, m_neg)) >> 8
+        return np.clip(values, fout.qmin, fout.qmax).astype(np.int32)
+
+    return run

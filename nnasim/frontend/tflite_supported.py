@@ -39,7 +39,7 @@ NOTES = {
     "RELU6": ("", "int8 exact"),
     "RELU_N1_TO_1": ("", "int8 exact"),
     "RELU_0_TO_1": ("", "8, 16: as RELU6"),
-    "LEAKY_RELU": ("", "int8 exact (ref); not the default interpreter's"),
+    "LEAKY_RELU": ("", "int8 exact (ref; xnnpack: XNNPACK's 8-bit-fraction multipliers)"),
     "PRELU": ("constant alpha, per channel", "int8 exact (ref, xnnpack): the quantized alpha's own format"),
     "RESIZE_BILINEAR": ("align_corners, half_pixel_centers", "int8 exact (ref: 10-bit taps); not xnnpack's"),
     "RESIZE_NEAREST_NEIGHBOR": ("align_corners, half_pixel_centers", "exact (data movement)"),
