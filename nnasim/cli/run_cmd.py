@@ -26,7 +26,13 @@ from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
 
-REQUANT_RULES = ("float32", "fixedpoint", "pow2")
+REQUANT_RULES = (
+    "float32",
+    "fixedpoint",
+    "single-rounding",
+    "xnnpack",
+    "pow2",
+)  # nnasim.kernels.requant.RULES
 TOP_SATURATED = 5
 
 
@@ -61,7 +67,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--requant",
         choices=REQUANT_RULES,
-        help="requantization rule (default: pow2 for --scheme pow2, fixedpoint for affine, float32 for QDQ)",
+        help="requantization rule, named after the runtime it matches (docs/tflite.md): fixedpoint = TFLite "
+        "reference kernels, single-rounding = TFLITE_SINGLE_ROUNDING builds, xnnpack = TFLite's default CPU "
+        "path, float32 = onnxruntime (default: pow2 for --scheme pow2, fixedpoint for affine and TFLite "
+        "files, float32 for QDQ)",
     )
     parser.add_argument(
         "--profile",

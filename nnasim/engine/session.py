@@ -20,6 +20,7 @@ from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
+from nnasim.quant.own_formats import carries_formats, integer_constants
 from nnasim.quant.params import dequantize_array, quantize_array
 from nnasim.quant.qdq import has_qdq, import_qdq
 from nnasim.quant.quantize import quantize_graph
@@ -114,6 +115,11 @@ def build_session(
         bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
         rule = requant or "float32"
         notes.append("QDQ model: its own scales and zero points are used, not calibrated")
+    elif carries_formats(graph):
+        quantized = integer_constants(graph)
+        bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
+        rule = requant or "fixedpoint"
+        notes.append("integer model (TFLite): its own scales and zero points are used, not calibrated")
     else:
         rule = requant or DEFAULT_RULE.get(scheme, "pow2")
         if calib is None:
@@ -125,7 +131,10 @@ def build_session(
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
         quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
-    _check_rule(rule, scheme if not has_qdq(graph) else "affine")
+    _check_rule(rule, "affine" if has_qdq(graph) or carries_formats(graph) else scheme)
+    if rule == "xnnpack" and bits > 8:
+        rule = "fixedpoint"
+        notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
