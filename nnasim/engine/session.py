@@ -21,7 +21,7 @@ from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
 from nnasim.quant.params import dequantize_array, quantize_array
-from nnasim.quant.qdq import has_qdq, import_qdq
+from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq
 from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
@@ -84,9 +84,16 @@ class Session:
         return self.graph.tensors[name].quant
 
     def dequantize(self, name: str, q: np.ndarray) -> np.ndarray:
+        """Float32 values of an engine tensor; a model's integer output stays integers of its type."""
+        tensor = self.graph.tensors[name]
+        if np.dtype(tensor.dtype).kind in "iu":
+            return layout.to_onnx_layout(q).astype(tensor.dtype)
         return dequantize_array(layout.to_onnx_layout(q), self.quant(name), axis=None)
 
     def _quantize_input(self, name: str, value: np.ndarray) -> np.ndarray:
+        """A float input quantized to its format; a model's integer input is fed as it is."""
+        if np.dtype(self.graph.tensors[name].dtype).kind in "iu":
+            return layout.from_onnx_layout(np.asarray(value, np.int32))
         return layout.from_onnx_layout(quantize_array(value, self.quant(name)))
 
 
@@ -111,11 +118,20 @@ def build_session(
     notes: list[str] = []
     if has_qdq(graph):
         quantized = import_qdq(graph)
-        bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
-        rule = requant or "float32"
-        notes.append("QDQ model: its own scales and zero points are used, not calibrated")
+        bits = _own_width(graph, quantized, bits)
+        rule, scheme = requant or "float32", "affine"
+        notes.append(
+            "QDQ model (any quantized dialect is read as QDQ): its own scales and zero points are used"
+        )
     else:
-        rule = requant or DEFAULT_RULE.get(scheme, "pow2")
+        if has_own_weights(graph):
+            scheme, rule = "affine", requant or "float32"
+            notes.append(
+                "dynamically quantized model: weights keep their own formats; activations, which "
+                "DynamicQuantizeLinear quantizes per input at run time, are calibrated (per tensor, affine)"
+            )
+        else:
+            rule = requant or DEFAULT_RULE.get(scheme, "pow2")
         if calib is None:
             message = (
                 f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
@@ -125,7 +141,7 @@ def build_session(
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
         quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
-    _check_rule(rule, scheme if not has_qdq(graph) else "affine")
+    _check_rule(rule, scheme)
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
@@ -138,6 +154,23 @@ def build_session(
     ctx = BuildContext(quantized, rule, acc_bits)
     layers = [build_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)
+
+
+def _own_width(graph: Graph, quantized: Graph, bits: int) -> int:
+    """The widest activation format of a quantized model; ``bits`` asking for another width is ignored,
+    with one warning (a quantized model runs in the formats it was quantized to)."""
+    widths = sorted(
+        {t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const}
+    )
+    if bits not in widths:
+        shown = "/".join(f"{w}-bit" for w in widths)
+        warnings.warn(
+            f"{graph.source or graph.name}: a quantized model runs in its own {shown} formats; "
+            f"{bits}-bit is ignored",
+            NnasimWarning,
+            stacklevel=3,
+        )
+    return widths[-1]
 
 
 def _check_rule(rule: str, scheme: str) -> None:
