@@ -21,7 +21,7 @@ from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
 from nnasim.quant.params import dequantize_array, quantize_array
-from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq
+from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq, own_integer_weights
 from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
@@ -140,7 +140,7 @@ def build_session(
             notes.append(message)
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
-        quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
+        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel)
     _check_rule(rule, scheme)
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(

@@ -109,7 +109,8 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
         for name, tensor in graph.tensors.items()
     }
     graph = graph.with_(tensors=tensors)
-    import_qdq(graph)  # the model's formats are checked once, at load time
+    if has_qdq(graph):
+        import_qdq(graph)  # the model's formats are checked once, at load time
     return graph
 
 
@@ -391,21 +392,8 @@ class _Import:
             self._batchnorm_scale(node, tensors)
         for name in node.inputs[1:]:
             tensor = tensors.get(name)
-            if (
-                tensor is None
-                or not tensor.is_const
-                or tensor.quant is None
-                or tensor.data.dtype.kind in "iu"
-            ):
-                continue
-            fmt = tensor.quant
-            dtype = tensor.data.dtype
-            scale = per_axis(fmt.scale, tensor.data.ndim, fmt.axis).astype(dtype)
-            zp = per_axis(fmt.zero_point, tensor.data.ndim, fmt.axis).astype(np.int64)
-            q = np.rint(tensor.data / scale).astype(np.int64) + zp
-            if not np.array_equal((q - zp).astype(dtype) * scale, tensor.data):
-                raise self.error(node, f"constant {name!r} is not exactly representable in its own format")
-            tensors[name] = replace(tensor, data=q)
+            if tensor is not None and tensor.is_const and tensor.quant is not None:
+                tensors[name] = _exact_integers(tensor, lambda message: self.error(node, message))  # noqa: B023
         if node.op in (Op.CONV, Op.GEMM, Op.MATMUL) and node.inputs[1] in tensors:
             weight = tensors[node.inputs[1]]
             if weight.is_const and weight.quant is None:
@@ -438,6 +426,33 @@ class _Import:
                 f"its output {out!r} has no QuantizeLinear: the model leaves this op in float, and nnasim "
                 "runs quantized models in integers only",
             )
+
+
+def _exact_integers(tensor: Tensor, error) -> Tensor:
+    """A constant folded to floats by the frontend, back to the exact integers of its own format."""
+    if tensor.data.dtype.kind in "iu":
+        return tensor
+    fmt, dtype = tensor.quant, tensor.data.dtype
+    scale = per_axis(fmt.scale, tensor.data.ndim, fmt.axis).astype(dtype)
+    zp = per_axis(fmt.zero_point, tensor.data.ndim, fmt.axis).astype(np.int64)
+    q = np.rint(tensor.data / scale).astype(np.int64) + zp
+    if not np.array_equal((q - zp).astype(dtype) * scale, tensor.data):
+        raise error(f"constant {tensor.name!r} is not exactly representable in its own format")
+    return replace(tensor, data=q)
+
+
+def own_integer_weights(graph: Graph) -> Graph:
+    """Every constant with the model's own format as its exact integers (dynamically quantized models)."""
+    label = graph.source or graph.name
+
+    def error(message: str) -> ModelError:
+        return ModelError(f"{label}: {message}")
+
+    tensors = {
+        name: _exact_integers(t, error) if t.is_const and t.quant is not None else t
+        for name, t in graph.tensors.items()
+    }
+    return graph.with_(tensors=tensors)
 
 
 def import_qdq(graph: Graph) -> Graph:
