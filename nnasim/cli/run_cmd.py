@@ -33,7 +33,11 @@ def add_parser(subparsers) -> None:
     )
     add_model_argument(parser)
     parser.add_argument(
-        "--bits", type=int, choices=(8, 16, 32), default=8, help="8/16: integer engine; 32: fp32"
+        "--bits",
+        type=int,
+        choices=(8, 16, 32),
+        help="8/16: integer engine; 32: fp32 (default: 8; a quantized model's own width, which another "
+        "8/16 does not change)",
     )
     parser.add_argument("--input", required=True, metavar="FILE|DIR", help="an image, .npy, .npz or a folder")
     parser.add_argument(

@@ -99,7 +99,7 @@ class Session:
 
 def build_session(
     graph: Graph,
-    bits: int,
+    bits: int | None,
     scheme: str = "pow2",
     per_channel: bool = False,
     requant: str | None = None,
@@ -108,6 +108,9 @@ def build_session(
     acc_bits: int | None = None,
 ) -> Session | FloatSession:
     """Prepare ``graph`` (a lowered IR graph) for inference at ``bits`` = 8, 16 (integer) or 32 (fp32).
+
+    ``bits=None``: a quantized model's own width, else 8. A quantized model asked for another
+    integer width runs in its own formats all the same, with one warning.
 
     ``calib`` is a list of feed dicts; None calibrates on generated inputs and says so (a warning
     and ``session.notes``). A QDQ model keeps its own scales and zero points (``calib``, ``scheme``
@@ -132,6 +135,7 @@ def build_session(
             )
         else:
             rule = requant or DEFAULT_RULE.get(scheme, "pow2")
+        bits = bits or 8
         if calib is None:
             message = (
                 f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
@@ -156,13 +160,13 @@ def build_session(
     return Session(quantized, layers, rule, bits, notes)
 
 
-def _own_width(graph: Graph, quantized: Graph, bits: int) -> int:
+def _own_width(graph: Graph, quantized: Graph, bits: int | None) -> int:
     """The widest activation format of a quantized model; ``bits`` asking for another width is ignored,
     with one warning (a quantized model runs in the formats it was quantized to)."""
     widths = sorted(
         {t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const}
     )
-    if bits not in widths:
+    if bits is not None and bits not in widths:
         shown = "/".join(f"{w}-bit" for w in widths)
         warnings.warn(
             f"{graph.source or graph.name}: a quantized model runs in its own {shown} formats; "
