@@ -100,12 +100,14 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     rewrite_dynamic(model, label)
     to_standard_qdq(model, label)
     _fold_constant_quantize(model, label)
-    formats = _fold_constant_dequantize(model, label)
+    formats, exact = _fold_constant_dequantize(model, label)
     formats |= _follow_constant_moves(model, formats, label)
-    formats |= _frontend_renamed(model, formats, label)
+    formats |= _frontend_renamed(model, formats, label, exact)
     graph = load_lowered(model, input_shape).with_(source=label)
     tensors = {
-        name: replace(tensor, quant=formats[name]) if tensor.is_const and name in formats else tensor
+        name: replace(tensor, quant=formats[name], data=_exact(exact, name, tensor.data))
+        if tensor.is_const and name in formats
+        else tensor
         for name, tensor in graph.tensors.items()
     }
     graph = graph.with_(tensors=tensors)
@@ -114,11 +116,17 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     return graph
 
 
+def _exact(exact: dict[str, np.ndarray], name: str, data: np.ndarray) -> np.ndarray:
+    """A bias's exact float64 value where the frontend kept its shape, else the frontend's data."""
+    value = exact.get(name)
+    return value.reshape(data.shape) if value is not None and value.size == data.size else data
+
+
 def _frontend_renamed(
-    model: onnx.ModelProto, formats: dict[str, QuantParams], label: str
+    model: onnx.ModelProto, formats: dict[str, QuantParams], label: str, exact: dict[str, np.ndarray]
 ) -> dict[str, QuantParams]:
     """Formats of the constants the frontend rewrites: Gemm/MatMul weights become ``OUT::weight``
-    of shape (N, K) (transposed unless transB) and Gemm biases ``OUT::bias``."""
+    of shape (N, K) (transposed unless transB) and Gemm biases ``OUT::bias`` (``exact`` follows)."""
     renamed = {}
     for node in model.graph.node:
         if node.op_type not in ("Gemm", "MatMul") or len(node.input) < 2 or node.input[1] not in formats:
@@ -134,6 +142,8 @@ def _frontend_renamed(
         renamed[f"{node.output[0]}::weight"] = replace(fmt, axis=axis)
         if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in formats:
             renamed[f"{node.output[0]}::bias"] = formats[node.input[2]]
+            if node.input[2] in exact:
+                exact[f"{node.output[0]}::bias"] = exact[node.input[2]]
     return renamed
 
 
@@ -185,10 +195,13 @@ def _format_at(label: str, node: onnx.NodeProto, scale, zero_point, axis: int, d
         raise ModelError(f"{label}: node {node.name!r} ({node.op_type}): {error}") from None
 
 
-def _fold_constant_dequantize(model: onnx.ModelProto, label: str) -> dict[str, QuantParams]:
-    """Replace each DequantizeLinear of a constant by its float value; return the formats by name."""
+def _fold_constant_dequantize(
+    model: onnx.ModelProto, label: str
+) -> tuple[dict[str, QuantParams], dict[str, np.ndarray]]:
+    """Replace each DequantizeLinear of a constant by its float32 value; return the formats by name,
+    and the exact float64 values of the biases (int32/int64 exceed float32's 24-bit mantissa)."""
     values = _constants(model)
-    formats, kept, new = {}, [], {}
+    formats, exact, kept, new = {}, {}, [], {}
     for node in model.graph.node:
         if node.op_type != "DequantizeLinear" or node.input[0] not in values:
             kept.append(node)
@@ -201,13 +214,15 @@ def _fold_constant_dequantize(model: onnx.ModelProto, label: str) -> dict[str, Q
             fmt = _bias_format(scale, axis, data.dtype)
         else:
             fmt = _format_at(label, node, scale, zero_point, axis, data.dtype)
-        # int32/int64 biases can exceed float32's 24-bit mantissa: they stay exact in float64
         dtype = np.float64 if data.dtype in BIAS_TYPES else np.float32
         real = (data.astype(np.int64) - per_axis(fmt.zero_point, data.ndim, fmt.axis)).astype(dtype)
-        new[node.output[0]] = real * per_axis(fmt.scale, data.ndim, fmt.axis).astype(dtype)
+        real = real * per_axis(fmt.scale, data.ndim, fmt.axis).astype(dtype)
+        if data.dtype in BIAS_TYPES:
+            exact[node.output[0]] = real
+        new[node.output[0]] = real.astype(np.float32)  # the model stays float32 for the checker
         formats[node.output[0]] = fmt
     _replace_nodes(model, kept, new)
-    return formats
+    return formats, exact
 
 
 def _bias_format(scale: np.ndarray, axis: int, dtype) -> QuantParams:
