@@ -198,3 +198,10 @@ def test_dynamic_quant_model_keeps_its_weights(tmp_path):
         assert np.abs(ours - expected).max() < 0.05
     fp32 = build_session(graph, 32).run(_feeds(1)[0])["y"]
     assert np.abs(fp32 - theirs.run(None, _feeds(1)[0])[0]).max() < 0.05
+
+
+def test_supported_ops_lists_the_qoperator_ops_read():
+    from nnasim.frontend.supported import QOPERATOR_OPS
+    from nnasim.quant.qoperator import QOPS
+
+    assert set(QOPERATOR_OPS) == set(QOPS)

@@ -77,11 +77,6 @@ QOPS: dict[tuple[str, str], QOp] = {
 }
 
 
-def qoperator_names() -> list[str]:
-    """The QOperator op types this module rewrites (for SUPPORTED_OPS.md)."""
-    return sorted(f"{op} ({domain or 'ai.onnx'})" for domain, op in QOPS)
-
-
 def is_qoperator(node: onnx.NodeProto) -> bool:
     return (_domain(node), node.op_type) in QOPS
 
@@ -121,6 +116,8 @@ class _Rewriter:
         self.counter = 0
 
     def run(self) -> None:
+        for index, node in enumerate(self.model.graph.node):  # the nodes added are named after them
+            node.name = node.name or f"{node.op_type}_{index}"
         self._find_formats()
         for node in self.model.graph.node:
             self._rewrite(node)
