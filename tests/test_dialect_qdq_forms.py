@@ -358,3 +358,21 @@ def test_cli_runs_integer_inputs_as_given(tmp_path, capsys):
     out = capsys.readouterr().out
     expected = _ort(model, feed)
     assert f"min {expected.min():.6g}  max {expected.max():.6g}" in out
+
+
+def test_weight_dequantized_then_transposed_keeps_its_format():
+    """tf2onnx writes TFLite's OHWI weights as ``DQ(axis=0) -> Transpose -> Conv``: the moved weight
+    keeps its integers and its per-channel axis, so the model equals the one with OIHW weights."""
+    direct = conv_model(np.int8)
+    moved = conv_model(np.int8)
+    weight = next(t for t in moved.graph.initializer if t.name == "w")
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight).transpose(0, 2, 3, 1).copy(), "w"))
+    dq = next(n for n in moved.graph.node if n.output[0] == "w_f")
+    dq.output[0] = "w_ohwi"
+    moved.graph.node.insert(1, helper.make_node("Transpose", ["w_ohwi"], ["w_f"], perm=[0, 3, 1, 2]))
+    ours, theirs = build_session(load_qdq(moved), 8), build_session(load_qdq(direct), 8)
+    conv = next(n for n in ours.graph.nodes if n.op.value == "Conv")
+    assert ours.quant(conv.inputs[1]).axis == 0
+    feed = _float_input(2)
+    assert np.array_equal(ours.run_integers(feed)["y"], theirs.run_integers(feed)["y"])
+    assert np.array_equal(ours.run(feed)["y"], _ort(moved, feed))
