@@ -29,15 +29,17 @@ def _init(rng, name, shape, scale):
 
 def tiny_float_model() -> onnx.ModelProto:
     """Conv+Relu, MaxPool, Conv, residual Add, Concat, AveragePool, LeakyRelu, Mul, GlobalAveragePool,
-    MatMul (Gemm) + bias, Sigmoid: one of each op onnxruntime's quantizers rewrite."""
+    MatMul + bias, Gemm, Sigmoid: one of each op onnxruntime's quantizers rewrite."""
     rng = np.random.default_rng(0)
     inits = [
         _init(rng, "w1", (8, 3, 3, 3), 0.3),
         _init(rng, "b1", (8,), 0.3),
         _init(rng, "w2", (8, 8, 3, 3), 0.1),
         _init(rng, "b2", (8,), 0.1),
-        _init(rng, "w3", (16, 10), 0.2),
-        _init(rng, "b3", (10,), 0.2),
+        _init(rng, "w3", (16, 12), 0.2),
+        _init(rng, "b3", (12,), 0.2),
+        _init(rng, "w4", (10, 12), 0.2),
+        _init(rng, "b4", (10,), 0.2),
         _init(rng, "k", (1, 16, 1, 1), 1.0),
     ]
     node = helper.make_node
@@ -55,7 +57,8 @@ def tiny_float_model() -> onnx.ModelProto:
         node("Flatten", ["gp"], ["f"]),
         node("MatMul", ["f", "w3"], ["mm"]),
         node("Add", ["mm", "b3"], ["g"]),
-        node("Sigmoid", ["g"], ["y"]),
+        node("Gemm", ["g", "w4", "b4"], ["g2"], transB=1),
+        node("Sigmoid", ["g2"], ["y"]),
     ]
     graph = helper.make_graph(
         nodes,
@@ -116,7 +119,14 @@ def test_onnxruntime_quantized_model_outputs_equal(tmp_path, quant_format):
     path = _quantize(tmp_path, quant_format)
     ops = {node.op_type for node in onnx.load(path).graph.node}
     if quant_format == "QOperator":
-        assert {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearConcat", "QLinearMul"} <= ops, ops
+        assert {
+            "QLinearConv",
+            "QLinearMatMul",
+            "QGemm",
+            "QLinearAdd",
+            "QLinearConcat",
+            "QLinearMul",
+        } <= ops, ops
         assert {"QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearLeakyRelu", "QLinearSigmoid"} <= ops
     session = build_session(load_qdq(path), 8)
     assert session.rule == "float32"
@@ -124,6 +134,13 @@ def test_onnxruntime_quantized_model_outputs_equal(tmp_path, quant_format):
     for feed in _feeds(3):
         expected = theirs.run(None, feed)[0]
         assert np.array_equal(session.run(feed)["y"], expected)
+
+
+def _engine_name(values: dict, model: onnx.ModelProto, name: str) -> str:
+    """The engine tensor of a QOperator output: the float op's result ``NAME::float``, or the graph
+    output whose DequantizeLinear reads it."""
+    read_by_dq = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return next(n for n in (f"{name}::float", name, read_by_dq.get(name)) if n in values)
 
 
 def test_qoperator_every_layer_equals_onnxruntime(tmp_path):
@@ -143,9 +160,8 @@ def test_qoperator_every_layer_equals_onnxruntime(tmp_path):
     feed = _feeds(1)[0]
     expected = dict(zip(names, theirs.run(None, feed), strict=True))
     ours = session.run_integers(feed, keep_all=True)
-    read_by_dq = {n.input[0]: n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     for name in integer_tensors:
-        engine_name = next(n for n in (f"{name}::float", name, read_by_dq.get(name)) if n in ours)
+        engine_name = _engine_name(ours, model, name)
         assert np.array_equal(layout.to_onnx_layout(ours[engine_name]), expected[name].astype(np.int32)), name
 
 
@@ -205,3 +221,64 @@ def test_supported_ops_lists_the_qoperator_ops_read():
     from nnasim.quant.qoperator import QOPS
 
     assert set(QOPERATOR_OPS) == set(QOPS)
+
+
+def test_qoperator_model_equals_onnx_reference(tmp_path):
+    """A QOperator model of standard-domain ops only (QLinearConv, MaxPool and Flatten on uint8,
+    QLinearMatMul), against onnx.reference, ONNX's own evaluator: every integer tensor equal."""
+    rng = np.random.default_rng(4)
+    inits = [
+        _init(rng, "w1", (6, 3, 3, 3), 0.3),
+        _init(rng, "w2", (6, 6, 3, 3), 0.1),
+        _init(rng, "w3", (96, 5), 0.1),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        node("MaxPool", ["c1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        node("Conv", ["p1", "w2"], ["c2"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        node("Flatten", ["c2"], ["f"]),
+        node("MatMul", ["f", "w3"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "std",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        inits,
+    )
+    source, out = tmp_path / "std.onnx", tmp_path / "std_qop.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(source))
+    logging.disable(logging.WARNING)
+    try:
+        quantization.quantize_static(
+            str(source), str(out), _Reader(_feeds(3, seed=5)), quant_format=quantization.QuantFormat.QOperator
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+    quantized = onnx.load(str(out))
+    assert {n.domain for n in quantized.graph.node} == {""}
+    assert {"QLinearConv", "QLinearMatMul", "MaxPool"} <= {n.op_type for n in quantized.graph.node}
+    names = [
+        n.output[0] for n in quantized.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+    ]
+    quantized.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    quantized.opset_import[
+        0
+    ].version = 21  # onnx.reference has Q/DQ from opset 19; the other ops are unchanged
+    from onnx.reference import ReferenceEvaluator
+
+    feed = _feeds(1, seed=6)[0]
+    expected = dict(
+        zip(
+            [o.name for o in quantized.graph.output],
+            ReferenceEvaluator(quantized).run(None, feed),
+            strict=True,
+        )
+    )
+    ours = build_session(load_qdq(str(out)), 8).run_integers(feed, keep_all=True)
+    for name in names:
+        engine_name = _engine_name(ours, quantized, name)
+        assert np.array_equal(layout.to_onnx_layout(ours[engine_name]), expected[name].astype(np.int32)), name
