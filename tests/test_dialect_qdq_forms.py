@@ -376,3 +376,44 @@ def test_weight_dequantized_then_transposed_keeps_its_format():
     feed = _float_input(2)
     assert np.array_equal(ours.run_integers(feed)["y"], theirs.run_integers(feed)["y"])
     assert np.array_equal(ours.run(feed)["y"], _ort(moved, feed))
+
+
+def test_data_movement_into_another_format_is_requantized():
+    """``DQ(s1) -> MaxPool -> Q(s2)`` with s2 != s1: the max is taken on the integers, then a
+    requantization layer takes them to s2 (without it the integers would be read in the wrong scale)."""
+    node = helper.make_node
+    inits = {
+        "s1": np.float32(0.02),
+        "z1": np.array(10, np.uint8),
+        "s2": np.float32(0.03),
+        "z2": np.array(5, np.uint8),
+    }
+    nodes = [
+        node("QuantizeLinear", ["x", "s1", "z1"], ["xq"]),
+        node("DequantizeLinear", ["xq", "s1", "z1"], ["xf"]),
+        node("MaxPool", ["xf"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+        node("QuantizeLinear", ["p", "s2", "z2"], ["pq"]),
+        node("DequantizeLinear", ["pq", "s2", "z2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "move",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = build_session(load_qdq(model), 8)
+    assert [n.op.value for n in session.graph.nodes] == ["MaxPool", "Identity"]
+    feed = _float_input(4)
+    ours, theirs = session.run(feed)["y"], _ort(model, feed)
+    assert np.abs(ours - theirs).max() <= 0.03 * 1.001
+    assert np.mean(ours == theirs) > 0.95
+    # the integers: max of the input integers, then rint(float32(q - z1) * float32(s1 / s2)) + z2
+    q = np.clip(np.rint(feed["x"] / np.float32(0.02)) + 10, 0, 255)
+    pooled = q.reshape(1, 3, 4, 2, 4, 2).max(axis=(3, 5))
+    expected = np.clip(
+        np.rint(np.float32(pooled - 10) * np.float32(np.float32(0.02) / np.float32(0.03))) + 5, 0, 255
+    )
+    assert np.array_equal(np.rint(ours / np.float32(0.03)) + 5, expected)

@@ -383,6 +383,7 @@ class _Import:
         for node in nodes:
             self._integer_constants(node, tensors)
             self._inherit_format(node, tensors)
+        nodes = [moved for node in nodes for moved in _requantize_after_move(node, tensors)]
         used = {n for node in nodes for n in (*node.inputs, *node.outputs)}
         used |= set(self.graph.inputs) | set(self.graph.outputs)
         return self.graph.with_(nodes=tuple(nodes), tensors={n: t for n, t in tensors.items() if n in used})
@@ -441,6 +442,26 @@ class _Import:
                 f"its output {out!r} has no QuantizeLinear: the model leaves this op in float, and nnasim "
                 "runs quantized models in integers only",
             )
+
+
+def _moves_integers(node: Node) -> bool:
+    """Ops whose integer kernel only moves or selects values: their output has their input's format
+    (an Identity here is a requantization layer: the lowering removed the model's own)."""
+    return (node.op in INHERITS_FORMAT and node.op != Op.IDENTITY) or (
+        node.op == Op.RESIZE and node.attrs.get("mode") == "nearest"
+    )
+
+
+def _requantize_after_move(node: Node, tensors: dict[str, Tensor]) -> list[Node]:
+    """A data-movement op whose model gives its output another format than its input: the op moves
+    the input's integers, then a requantization layer takes them to the output's format."""
+    out = node.outputs[0]
+    source, target = tensors[node.inputs[0]].quant, tensors[out].quant
+    if not _moves_integers(node) or source is None or _same_format(source, target):
+        return [node]
+    moved = f"{out}::moved"
+    tensors[moved] = replace(tensors[out], name=moved, dtype="float32", quant=source)
+    return [node.with_(outputs=(moved,)), Node(f"{node.name}::requantize", Op.IDENTITY, (moved,), (out,))]
 
 
 def _exact_integers(tensor: Tensor, error) -> Tensor:
