@@ -417,3 +417,17 @@ def test_data_movement_into_another_format_is_requantized():
         np.rint(np.float32(pooled - 10) * np.float32(np.float32(0.02) / np.float32(0.03))) + 5, 0, 255
     )
     assert np.array_equal(np.rint(ours / np.float32(0.03)) + 5, expected)
+
+
+def test_scales_in_constant_nodes(tmp_path):
+    """PyTorch writes scales and zero points as Constant nodes: the same model, the same integers."""
+    model = conv_model(np.int8, integer_io=True)
+    moved = onnx.ModelProto.FromString(model.SerializeToString())
+    for name in ("x_scale", "x_zp", "y_scale", "y_zp"):
+        tensor = next(t for t in moved.graph.initializer if t.name == name)
+        moved.graph.node.insert(0, helper.make_node("Constant", [], [name], value=tensor))
+        moved.graph.initializer.remove(tensor)
+    feed = _int_input(np.int8, 5)
+    ours = build_session(load_qdq(moved), 8).run(feed)["y"]
+    assert np.array_equal(ours, build_session(load_qdq(model), 8).run(feed)["y"])
+    assert np.array_equal(ours, _ort(moved, feed))

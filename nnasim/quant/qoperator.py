@@ -106,6 +106,7 @@ class _Rewriter:
 
     def __init__(self, model: onnx.ModelProto, label: str):
         self.model, self.label = model, label
+        _constant_nodes_to_initializers(model)
         self.consts = {t.name: t for t in model.graph.initializer}
         self.dtypes = {
             i.name: INTEGER_TYPES[_elem_type(i)] for i in model.graph.input if _elem_type(i) in INTEGER_TYPES
@@ -113,7 +114,6 @@ class _Rewriter:
         self.formats: dict[str, Format] = {}
         self.nodes: list[onnx.NodeProto] = []
         self.dequantized: dict[str, str] = {}
-        self.counter = 0
 
     def run(self) -> None:
         for index, node in enumerate(self.model.graph.node):  # the nodes added are named after them
@@ -317,6 +317,21 @@ class _Rewriter:
         copy.output[0] = f"{out}::float"
         self.nodes.append(copy)
         self._quantize(copy.output[0], out, fmt, f"{node.name}::quantize")
+
+
+def _constant_nodes_to_initializers(model: onnx.ModelProto) -> None:
+    """Constant nodes (PyTorch exports write scales and zero points so) as initializers."""
+    kept = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and not _domain(node) and [a.name for a in node.attribute] == ["value"]:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
 
 
 def _axis(node: onnx.NodeProto) -> int:
