@@ -431,3 +431,34 @@ def test_scales_in_constant_nodes(tmp_path):
     ours = build_session(load_qdq(moved), 8).run(feed)["y"]
     assert np.array_equal(ours, build_session(load_qdq(model), 8).run(feed)["y"])
     assert np.array_equal(ours, _ort(moved, feed))
+
+
+def test_integer_arithmetic_nnasim_cannot_do_names_file_node_and_op(tmp_path):
+    """A Div of two computed tensors between Q/DQ pairs: refused naming the file, the node and the op."""
+    node = helper.make_node
+    inits = {"s": np.float32(0.02), "z": np.array(0, np.int8)}
+    nodes = [
+        node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+        node("Relu", ["xf"], ["r"]),
+        node("QuantizeLinear", ["r", "s", "z"], ["rq"]),
+        node("DequantizeLinear", ["rq", "s", "z"], ["rf"]),
+        node("Div", ["xf", "rf"], ["d"], name="ratio"),
+        node("QuantizeLinear", ["d", "s", "z"], ["dq"]),
+        node("DequantizeLinear", ["dq", "s", "z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "div",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    path = tmp_path / "div.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError) as error:
+        build_session(load_qdq(path), 8)
+    message = str(error.value)
+    assert message.startswith(str(path)) and "'ratio'" in message and "Div" in message

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from nnasim.engine.layers import LUT_OPS, BuildContext, LayerFn, build_layer
-from nnasim.errors import NnasimWarning, UsageError
+from nnasim.errors import ModelError, NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
@@ -156,8 +156,19 @@ def build_session(
     if any(node.op == Op.LAYER_NORM for node in quantized.nodes):
         notes.append("LayerNormalization in fixed point (integer square root, no float at run time)")
     ctx = BuildContext(quantized, rule, acc_bits)
-    layers = [build_layer(ctx, node) for node in quantized.nodes]
+    layers = [_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)
+
+
+def _layer(ctx: BuildContext, node) -> LayerFn:
+    """``build_layer``, its refusals naming the model's file as well as the node and op."""
+    try:
+        return build_layer(ctx, node)
+    except ModelError as error:
+        source = ctx.graph.source
+        if source and not str(error).startswith(source):
+            raise ModelError(f"{source}: {error}") from None
+        raise
 
 
 def _own_width(graph: Graph, quantized: Graph, bits: int | None) -> int:
