@@ -85,7 +85,7 @@ class _Reader(quantization.CalibrationDataReader):
         return next(self.items, None)
 
 
-def _quantize(tmp_path, quant_format: str) -> str:
+def _quantize(tmp_path, quant_format: str, extra_options: dict | None = None) -> str:
     source, out = tmp_path / "float.onnx", tmp_path / f"{quant_format}.onnx"
     onnx.save(tiny_float_model(), str(source))
     reader = _Reader(_feeds(4, seed=9))
@@ -100,6 +100,7 @@ def _quantize(tmp_path, quant_format: str) -> str:
             reduce_range=True,
             activation_type=quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
+            extra_options=extra_options or {},
         )
     finally:
         logging.disable(logging.NOTSET)
@@ -134,6 +135,29 @@ def test_onnxruntime_quantized_model_outputs_equal(tmp_path, quant_format):
     for feed in _feeds(3):
         expected = theirs.run(None, feed)[0]
         assert np.array_equal(session.run(feed)["y"], expected)
+
+
+def test_onnxruntime_mixed_precision_model(tmp_path):
+    """onnxruntime's mixed precision (TensorQuantOverrides: one tensor uint16, converted back to uint8
+    for its consumers, com.microsoft Q/DQ): that tensor is 16-bit, a requantization layer follows,
+    and the outputs equal onnxruntime's."""
+    overrides = {
+        "r1": [
+            {
+                "quant_type": quantization.QuantType.QUInt16,
+                "convert": {"quant_type": quantization.QuantType.QUInt8},
+            }
+        ]
+    }
+    path = _quantize(tmp_path, "QDQ", {"UseQDQContribOps": True, "TensorQuantOverrides": overrides})
+    assert "com.microsoft" in {n.domain for n in onnx.load(path).graph.node}
+    session = build_session(load_qdq(path), 8)
+    assert session.quant("r1").bits == 16 and not session.quant("r1").signed
+    requant = next(n for n in session.graph.nodes if n.op.value == "Identity")
+    assert requant.inputs == ("r1",) and session.quant(requant.outputs[0]).bits == 8
+    theirs = _ort_session(path)
+    for feed in _feeds(2):
+        assert np.array_equal(session.run(feed)["y"], theirs.run(None, feed)[0])
 
 
 def _engine_name(values: dict, model: onnx.ModelProto, name: str) -> str:
