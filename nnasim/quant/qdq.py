@@ -24,7 +24,7 @@ from nnasim.frontend.source import read_model
 from nnasim.ir import Graph, Node, Op, QuantParams, Tensor
 from nnasim.quant.dynamic import DYNAMIC_TYPES, rewrite_dynamic
 from nnasim.quant.params import per_axis, quantize_array, weight_params
-from nnasim.quant.qoperator import QDQ_TYPES, is_qoperator, to_standard_qdq
+from nnasim.quant.qoperator import FLOAT_SUFFIX, QDQ_TYPES, is_qoperator, to_standard_qdq
 from nnasim.quant.quantize import INHERITS_FORMAT
 
 QDQ_OPS = (Op.QUANTIZE, Op.DEQUANTIZE)
@@ -368,8 +368,9 @@ class _Import:
                 self.nodes.append(node.with_(inputs=tuple(self.engine_of.get(n, n) for n in node.inputs)))
         rename = self._output_names()
         tensors = dict(self.graph.tensors)
-        for engine, output in rename.items():
-            tensors[output] = replace(tensors[engine], name=output, dtype=self.graph.tensors[output].dtype)
+        for engine, name in rename.items():  # a graph output keeps its type (a Q's output: integers)
+            dtype = self.graph.tensors[name].dtype if name in self.graph.outputs else tensors[engine].dtype
+            tensors[name] = replace(tensors[engine], name=name, dtype=dtype)
         for name, fmt in self.formats.items():
             target = rename.get(name, name)
             tensors[target] = replace(tensors[target], quant=fmt)
@@ -400,6 +401,9 @@ class _Import:
                 self.formats[output] = self.formats[engine]
             else:
                 rename[engine] = output
+        for alias, engine in self.engine_of.items():  # a rewritten op's result takes its ONNX name
+            if engine == f"{alias}{FLOAT_SUFFIX}" and engine not in rename:
+                rename[engine] = alias
         return rename
 
     def _integer_constants(self, node: Node, tensors: dict[str, Tensor]) -> None:

@@ -22,6 +22,7 @@ from onnx import helper, numpy_helper
 from nnasim.errors import ModelError
 
 MS_DOMAIN = "com.microsoft"
+FLOAT_SUFFIX = "::float"  # the float result of a rewritten op, quantized to the op's own output name
 QDQ_TYPES = ("QuantizeLinear", "DequantizeLinear")
 INTEGER_TYPES = {
     onnx.TensorProto.INT8: np.int8,
@@ -264,7 +265,7 @@ class _Rewriter:
         has_output_format = (
             spec.output is not None and len(node.input) > spec.output[0] and node.input[spec.output[0]]
         )
-        out = f"{node.output[0]}::float" if has_output_format else node.output[0]
+        out = f"{node.output[0]}{FLOAT_SUFFIX}" if has_output_format else node.output[0]
         float_node = helper.make_node(spec.float_op, inputs, [out], name=node.name)
         float_node.attribute.extend(attrs)
         self.nodes.append(float_node)
@@ -314,7 +315,7 @@ class _Rewriter:
                 f"{self.label}: node {node.name!r} ({node.op_type}) moves integers whose scale and zero "
                 "point the model never states"
             )
-        copy.output[0] = f"{out}::float"
+        copy.output[0] = f"{out}{FLOAT_SUFFIX}"
         self.nodes.append(copy)
         self._quantize(copy.output[0], out, fmt, f"{node.name}::quantize")
 
