@@ -462,3 +462,77 @@ def test_integer_arithmetic_nnasim_cannot_do_names_file_node_and_op(tmp_path):
         build_session(load_qdq(path), 8)
     message = str(error.value)
     assert message.startswith(str(path)) and "'ratio'" in message and "Div" in message
+
+
+def _bad_model(path, nodes, inits, inputs=None, outputs=None):
+    graph = helper.make_graph(
+        nodes,
+        "bad",
+        inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_malformed_quantized_models_are_one_line_errors_naming_file_and_node(tmp_path, capsys):
+    from nnasim.cli import main
+
+    node, scales = helper.make_node, {"s": np.float32(0.1), "z": np.array(0, np.uint8)}
+    w = {"w": np.ones((2, 3, 1, 1), np.int8), "ws": np.float32(0.1), "wz": np.array(0, np.int8)}
+    cases = {
+        "computed_scale": (
+            [
+                node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                node("Identity", ["s"], ["s2"]),
+                node("QLinearConv", ["xq", "s2", "z", "w", "ws", "wz", "s", "z"], ["yq"], name="qc"),
+                node("DequantizeLinear", ["yq", "s", "z"], ["y"]),
+            ],
+            scales | w,
+            "node 'qc' (QLinearConv): its scale must be a constant",
+        ),
+        "dynamic_chain": (
+            [
+                node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+                node("ConvInteger", ["xq", "w", "xz"], ["y"]),
+            ],
+            w,
+            "node 'ConvInteger_1' (ConvInteger): only the Cast -> Mul",
+        ),
+        "unsupported_qoperator": (
+            [
+                node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                node("QLinearSoftmax", ["xq", "s", "z", "s", "z"], ["yq"], domain="com.microsoft", axis=1),
+                node("DequantizeLinear", ["yq", "s", "z"], ["y"]),
+            ],
+            scales,
+            "node 'QLinearSoftmax_1' uses op com.microsoft::QLinearSoftmax",
+        ),
+    }
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 4, 4), np.float32))
+    for name, (nodes, inits, expected) in cases.items():
+        path = _bad_model(tmp_path / f"{name}.onnx", nodes, inits)
+        assert main(["run", str(path), "--input", str(tmp_path / "x.npy")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{path}: {expected}" in err, err
+
+
+def test_float_array_for_an_integer_input_without_a_format(tmp_path, capsys):
+    from nnasim.cli import main
+
+    path = _bad_model(
+        tmp_path / "int_in.onnx",
+        [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])],
+        {},
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, None)],
+    )
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 4, 4), np.float32))
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--bits", "32"]) == 2
+    assert (
+        "x.npy: input 'x' is int8 and the model gives it no scale and zero point" in capsys.readouterr().err
+    )

@@ -46,7 +46,7 @@ def read_feed(path: Path, graph: Graph, preprocess: Preprocess) -> Feed:
     else:
         raise DataError(f"{path}: not an image or .npy/.npz file")
     feed = {name: _fit_shape(path, name, value, graph.shape(name)) for name, value in feed.items()}
-    return {name: _as_input_type(graph, name, value) for name, value in feed.items()}
+    return {name: _as_input_type(path, graph, name, value) for name, value in feed.items()}
 
 
 def load_feeds(path: str | Path, graph: Graph, preprocess: Preprocess) -> list[tuple[str, Feed]]:
@@ -54,7 +54,7 @@ def load_feeds(path: str | Path, graph: Graph, preprocess: Preprocess) -> list[t
     return [(p.name, read_feed(p, graph, preprocess)) for p in input_files(path)]
 
 
-def _as_input_type(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
+def _as_input_type(path: Path, graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
     """Integer arrays for an integer input (a quantized model's) are fed as they are; images and float
     arrays are quantized with the model's own input format; float inputs take floats."""
     if np.dtype(graph.tensors[name].dtype).kind not in "iu":
@@ -62,9 +62,14 @@ def _as_input_type(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
     if value.dtype.kind in "iu":
         return value
     from nnasim.quant.params import quantize_array
-    from nnasim.quant.qdq import import_qdq
+    from nnasim.quant.qdq import has_qdq, import_qdq
 
-    fmt = import_qdq(graph).tensors[name].quant
+    fmt = import_qdq(graph).tensors[name].quant if has_qdq(graph) else None
+    if fmt is None:
+        raise DataError(
+            f"{path}: input {name!r} is {graph.tensors[name].dtype} and the model gives it no scale "
+            "and zero point: give an integer array (.npy/.npz)"
+        )
     return quantize_array(value, fmt).astype(graph.tensors[name].dtype)
 
 

@@ -97,13 +97,15 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     source, label = read_model(spec)
     model = onnx.ModelProto()
     model.CopyFrom(source)
+    for index, node in enumerate(model.graph.node):  # as the frontend names them; rewrites name theirs after
+        node.name = node.name or f"{node.op_type}_{index}"
     rewrite_dynamic(model, label)
     to_standard_qdq(model, label)
     _fold_constant_quantize(model, label)
     formats, exact = _fold_constant_dequantize(model, label)
     formats |= _follow_constant_moves(model, formats, label)
     formats |= _frontend_renamed(model, formats, label, exact)
-    graph = load_lowered(model, input_shape).with_(source=label)
+    graph = _lowered(model, input_shape, label)
     tensors = {
         name: replace(tensor, quant=formats[name], data=_exact(exact, name, tensor.data))
         if tensor.is_const and name in formats
@@ -114,6 +116,18 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     if has_qdq(graph):
         import_qdq(graph)  # the model's formats are checked once, at load time
     return graph
+
+
+def _lowered(model: onnx.ModelProto, input_shape, label: str) -> Graph:
+    """The frontend's lowered graph of the rewritten ``model``; its messages name the file."""
+    try:
+        return load_lowered(model, input_shape).with_(source=label)
+    except ModelError as error:
+        shown = f"{model.graph.name or '<model>'}: "
+        message = str(error)
+        if message.startswith(shown):
+            raise ModelError(f"{label}: {message[len(shown) :]}") from None
+        raise
 
 
 def _exact(exact: dict[str, np.ndarray], name: str, data: np.ndarray) -> np.ndarray:

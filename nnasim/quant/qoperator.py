@@ -117,8 +117,6 @@ class _Rewriter:
         self.dequantized: dict[str, str] = {}
 
     def run(self) -> None:
-        for index, node in enumerate(self.model.graph.node):  # the nodes added are named after them
-            node.name = node.name or f"{node.op_type}_{index}"
         self._find_formats()
         for node in self.model.graph.node:
             self._rewrite(node)
