@@ -306,3 +306,32 @@ def test_qoperator_model_equals_onnx_reference(tmp_path):
     for name in names:
         engine_name = _engine_name(ours, quantized, name)
         assert np.array_equal(layout.to_onnx_layout(ours[engine_name]), expected[name].astype(np.int32)), name
+
+
+def test_qlinear_softmax_equals_onnxruntime(tmp_path):
+    """QOperator Softmax (com.microsoft QLinearSoftmax, output scale 1/256): equal to onnxruntime."""
+    rng = np.random.default_rng(8)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Softmax", ["c"], ["y"], axis=1)]
+    graph = helper.make_graph(
+        nodes,
+        "softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 16, 16])],
+        [_init(rng, "w", (6, 3, 1, 1), 1.0)],
+    )
+    source, out = tmp_path / "softmax.onnx", tmp_path / "softmax_qop.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(source))
+    logging.disable(logging.WARNING)
+    try:
+        quantization.quantize_static(
+            str(source), str(out), _Reader(_feeds(3, seed=2)), quant_format=quantization.QuantFormat.QOperator
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+    assert "QLinearSoftmax" in {n.op_type for n in onnx.load(str(out)).graph.node}
+    session = build_session(load_qdq(str(out)), 8)
+    theirs = _ort_session(str(out))
+    for feed in _feeds(3, seed=3):
+        assert np.array_equal(session.run(feed)["y"], theirs.run(None, feed)[0])

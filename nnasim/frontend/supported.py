@@ -50,6 +50,7 @@ QOPERATOR_OPS = (
     ("com.microsoft", "QLinearGlobalAveragePool"),
     ("com.microsoft", "QLinearSigmoid"),
     ("com.microsoft", "QLinearLeakyRelu"),
+    ("com.microsoft", "QLinearSoftmax"),
 )
 
 

@@ -74,6 +74,7 @@ QOPS: dict[tuple[str, str], QOp] = {
     ),
     (MS_DOMAIN, "QLinearSigmoid"): QOp("Sigmoid", ((0, 1, 2),), (3, 4)),
     (MS_DOMAIN, "QLinearLeakyRelu"): QOp("LeakyRelu", ((0, 1, 2),), (3, 4)),
+    (MS_DOMAIN, "QLinearSoftmax"): QOp("Softmax", ((0, 1, 2),), (3, 4), drop_attrs=("opset",)),
     (MS_DOMAIN, "QLinearConcat"): QOp("Concat", (), (0, 1)),  # operands: triples from input 2 on
 }
 
@@ -255,11 +256,7 @@ class _Rewriter:
         if spec.bias is not None and len(node.input) > spec.bias and node.input[spec.bias]:
             inputs.append(self._dequantize_bias(node, spec))
         attrs = [a for a in node.attribute if a.name not in spec.drop_attrs]
-        for a in node.attribute:
-            if a.name == "channels_last" and a.i:
-                raise ModelError(
-                    f"{self.label}: node {node.name!r} ({node.op_type}): channels_last=1 is not supported"
-                )
+        self._check_attributes(node)
         has_output_format = (
             spec.output is not None and len(node.input) > spec.output[0] and node.input[spec.output[0]]
         )
@@ -269,6 +266,20 @@ class _Rewriter:
         self.nodes.append(float_node)
         if has_output_format:
             self._quantize(out, node.output[0], self._format(node, *spec.output, 1), f"{node.name}::quantize")
+
+    def _check_attributes(self, node: onnx.NodeProto) -> None:
+        """Refuse the attribute values the float op would not mean the same way."""
+        values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if values.get("channels_last"):
+            raise ModelError(
+                f"{self.label}: node {node.name!r} ({node.op_type}): channels_last=1 is not supported"
+            )
+        model_opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        if node.op_type == "QLinearSoftmax" and (values.get("opset", 13) >= 13) != (model_opset >= 13):
+            raise ModelError(
+                f"{self.label}: node {node.name!r} (QLinearSoftmax): its opset {values.get('opset')} "
+                f"softmax semantics differ from the model's opset {model_opset}"
+            )
 
     def _weight_axis(self, node: onnx.NodeProto, spec: QOp, value: int) -> int:
         """Per-channel axis of a constant operand: Conv weights on 0, MatMul/Gemm B on its N axis."""
