@@ -39,8 +39,8 @@ def add_parser(subparsers) -> None:
         "--bits",
         type=int,
         choices=(8, 16, 32),
-        help="8/16: integer engine; 32: fp32 (default: 8; a quantized model's own width, which another "
-        "8/16 does not change)",
+        help="8/16: integer engine; 32: fp32; a quantized model runs at its own width, which another "
+        "8/16 does not change (default: 8)",
     )
     parser.add_argument(
         "--input",

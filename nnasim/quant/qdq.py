@@ -427,7 +427,7 @@ class _Import:
         for name in node.inputs[1:]:
             tensor = tensors.get(name)
             if tensor is not None and tensor.is_const and tensor.quant is not None:
-                tensors[name] = _exact_integers(tensor, lambda message: self.error(node, message))  # noqa: B023
+                tensors[name] = _exact_integers(tensor, f"{self.label}: node {node.name!r} ({node.op.value})")
         if node.op in (Op.CONV, Op.GEMM, Op.MATMUL) and node.inputs[1] in tensors:
             weight = tensors[node.inputs[1]]
             if weight.is_const and weight.quant is None:
@@ -482,8 +482,9 @@ def _requantize_after_move(node: Node, tensors: dict[str, Tensor]) -> list[Node]
     return [node.with_(outputs=(moved,)), Node(f"{node.name}::requantize", Op.IDENTITY, (moved,), (out,))]
 
 
-def _exact_integers(tensor: Tensor, error) -> Tensor:
-    """A constant folded to floats by the frontend, back to the exact integers of its own format."""
+def _exact_integers(tensor: Tensor, where: str) -> Tensor:
+    """A constant folded to floats by the frontend, back to the exact integers of its own format
+    (``where`` names the file and node for the error)."""
     if tensor.data.dtype.kind in "iu":
         return tensor
     fmt, dtype = tensor.quant, tensor.data.dtype
@@ -491,19 +492,15 @@ def _exact_integers(tensor: Tensor, error) -> Tensor:
     zp = per_axis(fmt.zero_point, tensor.data.ndim, fmt.axis).astype(np.int64)
     q = np.rint(tensor.data / scale).astype(np.int64) + zp
     if not np.array_equal((q - zp).astype(dtype) * scale, tensor.data):
-        raise error(f"constant {tensor.name!r} is not exactly representable in its own format")
+        raise ModelError(f"{where}: constant {tensor.name!r} is not exactly representable in its own format")
     return replace(tensor, data=q)
 
 
 def own_integer_weights(graph: Graph) -> Graph:
     """Every constant with the model's own format as its exact integers (dynamically quantized models)."""
     label = graph.source or graph.name
-
-    def error(message: str) -> ModelError:
-        return ModelError(f"{label}: {message}")
-
     tensors = {
-        name: _exact_integers(t, error) if t.is_const and t.quant is not None else t
+        name: _exact_integers(t, label) if t.is_const and t.quant is not None else t
         for name, t in graph.tensors.items()
     }
     return graph.with_(tensors=tensors)
