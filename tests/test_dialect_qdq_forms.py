@@ -506,11 +506,13 @@ def test_malformed_quantized_models_are_one_line_errors_naming_file_and_node(tmp
         "unsupported_qoperator": (
             [
                 node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
-                node("QLinearSoftmax", ["xq", "s", "z", "s", "z"], ["yq"], domain="com.microsoft", axis=1),
+                node(
+                    "QLinearReduceMean", ["xq", "s", "z", "s", "z"], ["yq"], domain="com.microsoft", axes=[1]
+                ),
                 node("DequantizeLinear", ["yq", "s", "z"], ["y"]),
             ],
             scales,
-            "node 'QLinearSoftmax_1' uses op com.microsoft::QLinearSoftmax",
+            "node 'QLinearReduceMean_1' uses op com.microsoft::QLinearReduceMean",
         ),
     }
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 4, 4), np.float32))
