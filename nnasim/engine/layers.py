@@ -635,7 +635,26 @@ def _quantized_slope_prelu(ctx: BuildContext, node: Node, slope: str) -> LayerFn
     return run
 
 
+def build_requantize(ctx: BuildContext, node: Node) -> LayerFn:
+    """A copy into another format (a quantized model's DQ -> Q between widths or scales): ``x - zp``
+    rescaled by ``scale_in / scale_out``; a plain copy where the formats are equal."""
+    x, out = node.inputs[0], node.outputs[0]
+    fin, fout = ctx.fmt(x), ctx.fmt(out)
+    same = fin.bits == fout.bits and ctx.scale(x) == ctx.scale(out) and ctx.zp(x) == ctx.zp(out)
+    if same and fin.signed == fout.signed:
+        return lambda args: (args[0], 0)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0), out))
+    zp = ctx.zp(x)
+
+    def run(args):
+        result, saturations = requantize(args[0].astype(np.int64)[..., None] - zp, stage)
+        return result[..., 0], saturations
+
+    return run
+
+
 BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
+    Op.IDENTITY: build_requantize,
     Op.CONV: build_conv,
     Op.CONV_TRANSPOSE: build_conv_transpose,
     Op.REDUCE_MEAN: build_reduce_mean,
