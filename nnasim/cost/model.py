@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from nnasim.cost.plan import Group, MemoryPlan, buffered_weight_bytes, plan_memory
 from nnasim.cost.profile import HwProfile
 from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
+from nnasim.quant.widths import parse_width
 
 COMPUTE = "compute"
 MEMORY = "memory"
@@ -96,8 +97,17 @@ class NetworkCost:
         return max(by_bound, key=by_bound.get)
 
 
-def evaluate(workload: Workload, hw: HwProfile, bits: int) -> NetworkCost:
-    """The cost of ``workload`` on ``hw`` with ``bits``-bit weights and activations."""
+def evaluate(
+    workload: Workload, hw: HwProfile, bits: int, layer_bits: dict[str, str] | None = None
+) -> NetworkCost:
+    """The cost of ``workload`` on ``hw`` with ``bits``-bit weights and activations.
+
+    ``layer_bits`` (node name -> width: ``8``, ``8pc``, ``16``, ``16x8``...) costs a mixed-precision
+    graph: each layer costs what it costs in the uniform network at its width, and the network
+    the sum of its layers (see ``_mixed``).
+    """
+    if layer_bits:
+        return _mixed(workload, hw, bits, layer_bits)
     plan = plan_memory(workload, hw, bits)
     dram_weights = _dram_weight_bytes(workload, hw, bits)
     costs: list[LayerCost] = []
@@ -113,6 +123,29 @@ def evaluate(workload: Workload, hw: HwProfile, bits: int) -> NetworkCost:
         layers=tuple(costs),
         total=total,
     )
+
+
+def _mixed(workload: Workload, hw: HwProfile, bits: int, layer_bits: dict[str, str]) -> NetworkCost:
+    """Each layer's cost from the uniform evaluation at its activation width; a 16x8 layer fetches
+    the 8-bit run's weight bytes, its memory time shrinking by the weight bytes it saves."""
+    widths = [parse_width(layer_bits.get(layer.name, str(bits))) for layer in workload.layers]
+    needed = {w.act_bits for w in widths} | {w.weight_bits for w in widths}
+    uniform = {b: evaluate(workload, hw, b) for b in sorted(needed)}
+    costs = []
+    for index, width in enumerate(widths):
+        cost = uniform[width.act_bits].layers[index]
+        if width.weight_bits != width.act_bits:
+            cost = _with_weight_bytes(cost, uniform[width.weight_bits].layers[index].weight_bytes, hw)
+        costs.append(cost)
+    base = uniform[bits] if bits in uniform else next(iter(uniform.values()))
+    return replace(base, bits=bits, layers=tuple(costs), total=LayerCost.total(costs))
+
+
+def _with_weight_bytes(cost: LayerCost, weight_bytes: float, hw: HwProfile) -> LayerCost:
+    memory = cost.memory_cycles - (cost.weight_bytes - weight_bytes) / hw.weight_bytes_per_cycle
+    before = max(cost.compute_cycles, cost.memory_cycles)
+    cycles = cost.cycles * max(cost.compute_cycles, memory) / before if before else cost.cycles
+    return replace(cost, weight_bytes=weight_bytes, memory_cycles=memory, cycles=cycles)
 
 
 def _dram_weight_bytes(workload: Workload, hw: HwProfile, bits: int) -> list[float]:

@@ -50,13 +50,30 @@ from nnasim.quant.params import activation_params, per_axis, quantize_array
 LayerFn = Callable[[list[np.ndarray]], tuple[np.ndarray, int]]
 
 
+def default_acc_bits(bits: int) -> int:
+    """Accumulator width: int32 for 8-bit activations, int64 for 16-bit."""
+    return 32 if bits <= 8 else 64
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What every builder needs: the quantized graph, the requantization rule, accumulator width."""
+    """What every builder needs: the quantized graph, the requantization rule, accumulator width.
+
+    ``acc_bits`` None gives each node the accumulator of its widest input (``default_acc_bits``),
+    as a mixed-precision graph needs: int32 behind 8-bit inputs, int64 behind 16-bit ones.
+    """
 
     graph: Graph
     rule: str
-    acc_bits: int
+    acc_bits: int | None
+
+    def acc_bits_of(self, node: Node) -> int:
+        if self.acc_bits is not None:
+            return self.acc_bits
+        widest = max(
+            (self.fmt(n).bits for n in node.inputs if n and not self.graph.tensors[n].is_const), default=8
+        )
+        return default_acc_bits(widest)
 
     def fmt(self, name: str) -> QuantParams:
         params = self.graph.tensors[name].quant
@@ -92,7 +109,8 @@ class BuildContext:
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
-        acc_bits = self.acc_bits if acc_bits is None else min(acc_bits, self.acc_bits)
+        widest = self.acc_bits_of(node)
+        acc_bits = widest if acc_bits is None else min(acc_bits, widest)
         args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, acc_bits, lo, hi, negative)
         try:
             return make_output_stage(np.asarray(real).reshape(-1), *args)
@@ -144,9 +162,19 @@ def integer_bias(ctx: BuildContext, node: Node, acc_scale: np.ndarray, channels:
     data = ctx.graph.const(node.inputs[2]).reshape(-1)
     if np.issubdtype(data.dtype, np.integer):
         return np.broadcast_to(data.astype(np.int64), (channels,)).copy()
-    limit = 2 ** (ctx.acc_bits - 1)
     scaled = np.rint(data.astype(np.float64) / np.asarray(acc_scale, np.float64))
-    return np.clip(np.broadcast_to(scaled, (channels,)), -limit, limit - 1).astype(np.int64)
+    return saturate_to_int(np.broadcast_to(scaled, (channels,)), ctx.acc_bits_of(node))
+
+
+def saturate_to_int(values: np.ndarray, bits: int) -> np.ndarray:
+    """Whole-number floats saturated to signed ``bits``-bit integers, as int64. (A float clip at
+    ``2**63 - 1`` rounds to ``2**63`` and wraps in the cast: a huge bias behind a 64-bit
+    accumulator, from a channel with near-zero weights, would flip sign.)"""
+    limit = 2 ** (bits - 1)
+    high, low = values >= limit, values < -limit
+    out = np.where(high | low, 0.0, values).astype(np.int64)
+    out[high], out[low] = limit - 1, -limit
+    return out
 
 
 def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
@@ -348,7 +376,7 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         ctx.scale(b),
         ctx.scale(out),
         (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
-        fmt.bits,
+        max(ctx.fmt(a).bits, ctx.fmt(b).bits),  # the left shift must leave room for the widest input
         ctx.rule,
         fmt.qmin,
         fmt.qmax,
@@ -516,7 +544,7 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         return lambda args: (clamp(np.clip(tflite_kernel(args[0]), fmt.qmin, fmt.qmax)).astype(np.int32), 0)
     y0, y1, fy = linear_taps(coords_y, h)
     x0, x1, fx = linear_taps(coords_x, w)
-    bits = weight_bits(ctx.input_bound(x), ctx.acc_bits)
+    bits = weight_bits(ctx.input_bound(x), ctx.acc_bits_of(node))
     wy, wx = fixed_weights(fy, bits), fixed_weights(fx, bits)
     stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * bits)), out))
     zp = np.int64(ctx.zp(x))
@@ -686,6 +714,7 @@ BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.CLIP: build_activation,
     Op.LEAKY_RELU: build_activation,
     Op.PRELU: build_activation,
+    Op.IDENTITY: build_requantize,
 }
 
 

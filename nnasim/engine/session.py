@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from nnasim.engine.layers import LUT_OPS, BuildContext, LayerFn, build_layer
+from nnasim.engine.layers import LUT_OPS, BuildContext, LayerFn, build_layer, default_acc_bits
 from nnasim.errors import ModelError, NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.ir.execute import FloatSession, check_feeds
@@ -27,11 +27,6 @@ from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
 DEFAULT_RULE = {"pow2": "pow2", "affine": "fixedpoint"}
-
-
-def default_acc_bits(bits: int) -> int:
-    """Accumulator width: int32 for 8-bit activations, int64 for 16-bit."""
-    return 32 if bits <= 8 else 64
 
 
 def generated_feeds(
@@ -107,6 +102,8 @@ def build_session(
     calib: Iterable[dict[str, np.ndarray]] | None = None,
     calib_method: str = "minmax",
     acc_bits: int | None = None,
+    layer_bits: dict[str, str] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Session | FloatSession:
     """Prepare ``graph`` (a lowered IR graph) for inference at ``bits`` = 8, 16 (integer) or 32 (fp32).
 
@@ -114,7 +111,10 @@ def build_session(
     integer width runs in its own formats all the same, with one warning.
 
     ``calib`` is a list of feed dicts; None calibrates on generated inputs and says so (a warning
-    and ``session.notes``). A QDQ model keeps its own scales and zero points (``calib``, ``scheme``
+    and ``session.notes``); ``ranges`` (from ``calibrate``) skips calibration. ``layer_bits`` gives
+    layers their own widths (mixed precision, see ``quant.widths``); each layer then accumulates
+    in the width its inputs need unless ``acc_bits`` fixes one for all.
+    A QDQ model keeps its own scales and zero points (``calib``, ``scheme``
     and ``per_channel`` do not apply) and defaults to the ``float32`` rule, onnxruntime's semantics.
     """
     if bits == 32:
@@ -142,23 +142,31 @@ def build_session(
         else:
             rule = requant or DEFAULT_RULE.get(scheme, "pow2")
         bits = bits or 8
-        if calib is None:
+        if ranges is None and calib is None:
             message = (
                 f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
             )
             warnings.warn(message, NnasimWarning, stacklevel=2)
             notes.append(message)
             calib = generated_feeds(graph)
-        ranges = calibrate(graph, calib, calib_method, bits, scheme)
-        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel)
+        if ranges is None:
+            ranges = calibrate(graph, calib, calib_method, bits, scheme)
+        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel, layer_bits)
     _check_rule(rule, scheme)
     if rule == "xnnpack" and bits > 8:
         rule = "fixedpoint"
         notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
-    acc_bits = acc_bits or default_acc_bits(bits)
-    notes.append(
-        f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
-    )
+    if layer_bits:
+        bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
+        accumulators = (
+            f"{acc_bits}-bit" if acc_bits else "per-layer (int32 for 8-bit inputs, int64 for 16-bit)"
+        )
+        notes.append(f"mixed-precision integer engine, rule {rule!r}, {accumulators} saturating accumulators")
+    else:
+        acc_bits = acc_bits or default_acc_bits(bits)
+        notes.append(
+            f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
+        )
     lut_ops = sorted({node.op.value for node in quantized.nodes if node.op in (*LUT_OPS, Op.SOFTMAX)})
     if lut_ops:
         notes.append(f"integer lookup tables (no float at run time) for: {', '.join(lut_ops)}")

@@ -6,6 +6,12 @@ softmax/sigmoid outputs use the fixed [0, 1] format. Weights (Conv, Gemm, MatMul
 BatchNormalization scales) get symmetric formats, per tensor or per output channel. Other
 constants (operands of Add, Mul, Concat...) are quantized per tensor like activations. Biases stay
 float: the engine quantizes them with ``scale_in * scale_weight``, as TFLite and onnxruntime do.
+
+Mixed precision (``layer_bits``, see ``widths``): each layer reads its inputs at its own
+activation width. A tensor is stored at the width all its readers share, so the producer's
+output stage writes it there directly (the requantization is fused); where readers disagree it
+is stored at its producer's width and an explicit requantize node (an ``Identity`` whose output
+format differs from its input's) feeds each reader of another width.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nnasim.errors import UsageError
-from nnasim.ir import Graph, Node, Op, QuantParams
+from nnasim.ir import Graph, Node, Op, QuantParams, Tensor
 from nnasim.quant.calibrate import Range
 from nnasim.quant.params import SCHEMES, activation_params, unit_params, weight_params
+from nnasim.quant.widths import Width, layer_widths, uniform_width
 
 INHERITS_FORMAT = (Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.IDENTITY, Op.DROPOUT)
 UNIT_OUTPUT = (Op.SOFTMAX, Op.SIGMOID, Op.HARD_SIGMOID)
 BITS = (8, 16)
+REQUANT_SUFFIX = "/requant"
 
 
 def weight_axis(node: Node) -> int:
@@ -27,26 +35,101 @@ def weight_axis(node: Node) -> int:
     return 1 if node.op == Op.MATMUL else 0
 
 
+def keeps_format(node: Node) -> bool:
+    """Whether a node's output has its input's format (data movement: no arithmetic on values)."""
+    return node.op in INHERITS_FORMAT or (node.op == Op.RESIZE and node.attrs.get("mode") == "nearest")
+
+
 def quantize_graph(
-    graph: Graph, bits: int, ranges: dict[str, Range], scheme: str = "pow2", per_channel: bool = False
+    graph: Graph,
+    bits: int,
+    ranges: dict[str, Range],
+    scheme: str = "pow2",
+    per_channel: bool = False,
+    layer_bits: dict[str, str] | None = None,
 ) -> Graph:
-    """Return ``graph`` with ``QuantParams`` on its activations and constant operands."""
+    """Return ``graph`` with ``QuantParams`` on its activations and constant operands.
+
+    ``layer_bits`` maps node names to widths (``8``, ``8pc``, ``16``, ``16x8``...); nodes it does not
+    name follow ``widths.layer_widths`` with ``bits``/``per_channel`` as the default.
+    """
     if bits not in BITS:
         raise UsageError(f"integer engine bit width must be one of {BITS}, got {bits}")
     if scheme not in SCHEMES:
         raise UsageError(f"unknown quantization scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+    widths = layer_widths(graph, layer_bits, uniform_width(bits, per_channel))
+    stored = _stored_bits(graph, widths)
+    ranges = dict(ranges)
+    graph, requantizers = _insert_requantizers(graph, widths, stored, ranges)
     # constants that carry the model's own formats (dynamically quantized models) keep them
-    formats = {name: t.quant for name, t in graph.tensors.items() if t.is_const and t.quant is not None}
+    formats: dict[str, QuantParams] = {
+        name: t.quant for name, t in graph.tensors.items() if t.is_const and t.quant is not None
+    }
     for name in graph.inputs:
-        formats[name] = activation_params(*_range(ranges, name), bits, scheme)
+        formats[name] = activation_params(*_range(ranges, name), stored[name], scheme)
     for node in graph.nodes:
-        _quantize_constants(graph, node, formats, bits, scheme, per_channel)
-        formats[node.outputs[0]] = _output_format(graph, node, formats, ranges, bits, scheme)
+        width = widths.get(node.name) or Width("", stored[node.outputs[0]], 0, False)
+        _quantize_constants(graph, node, formats, width, scheme)
+        out_bits = stored.get(node.outputs[0], width.act_bits)
+        requantizes = node.name in requantizers
+        formats[node.outputs[0]] = _output_format(node, formats, ranges, out_bits, scheme, requantizes)
     tensors = {
         name: replace(tensor, quant=formats[name]) if name in formats else tensor
         for name, tensor in graph.tensors.items()
     }
     return graph.with_(tensors=tensors)
+
+
+def _stored_bits(graph: Graph, widths: dict[str, Width]) -> dict[str, int]:
+    """The width each activation tensor is stored at: its readers' common width (through data
+    movement, which keeps formats), else its producer's."""
+    consumers = graph.consumers()
+
+    def wanted(name: str) -> set[int]:
+        """Widths the readers of ``name`` take it at, looking through data movement."""
+        found: set[int] = set()
+        for reader in consumers.get(name, []):
+            found |= wanted(reader.outputs[0]) if keeps_format(reader) else {widths[reader.name].act_bits}
+        return found
+
+    stored: dict[str, int] = {}
+    for name in graph.inputs:
+        readers = wanted(name)
+        stored[name] = max(readers) if readers else max(w.act_bits for w in widths.values())
+    for node in graph.nodes:
+        out = node.outputs[0]
+        if keeps_format(node):
+            stored[out] = stored[node.inputs[0]]
+            continue
+        readers = wanted(out) | ({widths[node.name].act_bits} if out in graph.outputs else set())
+        stored[out] = readers.pop() if len(readers) == 1 else widths[node.name].act_bits
+    return stored
+
+
+def _insert_requantizers(graph, widths, stored, ranges) -> tuple[Graph, set[str]]:
+    """A requantize node before each reader whose width differs from its input's stored width;
+    the graph and the names of the nodes added."""
+    nodes: list[Node] = []
+    tensors = dict(graph.tensors)
+    made: set[str] = set()
+    for node in graph.nodes:
+        inputs = list(node.inputs)
+        for position, name in enumerate(node.inputs):
+            if not name or tensors[name].is_const or keeps_format(node):
+                continue
+            want = widths[node.name].act_bits
+            if stored[name] == want:
+                continue
+            target = f"{name}{REQUANT_SUFFIX}{want}"
+            if target not in made:
+                made.add(target)
+                tensors[target] = Tensor(target, tensors[name].shape, tensors[name].dtype)
+                stored[target] = want
+                ranges[target] = _range(ranges, name)
+                nodes.append(Node(target, Op.IDENTITY, (name,), (target,)))
+            inputs[position] = target
+        nodes.append(node.with_(inputs=tuple(inputs)))
+    return graph.with_(nodes=tuple(nodes), tensors=tensors), made
 
 
 def _range(ranges: dict[str, Range], name: str) -> Range:
@@ -55,26 +138,26 @@ def _range(ranges: dict[str, Range], name: str) -> Range:
     return ranges[name]
 
 
-def _output_format(graph, node, formats, ranges, bits, scheme) -> QuantParams:
-    if node.op in INHERITS_FORMAT or (node.op == Op.RESIZE and node.attrs.get("mode") == "nearest"):
+def _output_format(node, formats, ranges, bits, scheme, requantizes: bool) -> QuantParams:
+    if keeps_format(node) and not requantizes:
         return formats[node.inputs[0]]
     if node.op in UNIT_OUTPUT:
         return unit_params(bits, scheme)
     return activation_params(*_range(ranges, node.outputs[0]), bits, scheme)
 
 
-def _quantize_constants(graph, node, formats, bits, scheme, per_channel) -> None:
+def _quantize_constants(graph, node, formats, width: Width, scheme) -> None:
     for position, name in enumerate(node.inputs):
         if not name or not graph.tensors[name].is_const or name in formats:
             continue
         data = graph.const(name)
         if _is_weight(node, position):
-            axis = weight_axis(node) if per_channel or node.op == Op.BATCHNORM else None
-            formats[name] = weight_params(data, bits, scheme, axis)
+            axis = weight_axis(node) if width.per_channel or node.op == Op.BATCHNORM else None
+            formats[name] = weight_params(data, width.weight_bits, scheme, axis)
         elif _is_bias(node, position):
             continue
         else:
-            formats[name] = activation_params(float(data.min()), float(data.max()), bits, scheme)
+            formats[name] = activation_params(float(data.min()), float(data.max()), width.act_bits, scheme)
 
 
 def _is_weight(node: Node, position: int) -> bool:
