@@ -261,4 +261,4 @@ def _assemble(name, nodes, ctx: Context, inputs, outputs, dtypes) -> Graph:
             raise ModelError(f"{ctx.label}: tensor {tensor_name!r} has a zero or negative dimension {shape}")
         dtype = str(data.dtype) if data is not None else dtypes.get(tensor_name, "float32")
         tensors[tensor_name] = Tensor(tensor_name, shape, dtype, data)
-    return Graph(name, tuple(nodes), tensors, inputs, outputs)
+    return Graph(name, tuple(nodes), tensors, inputs, outputs, source=ctx.label)

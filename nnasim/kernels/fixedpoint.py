@@ -61,6 +61,14 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
 
 
 @kernel(inline="always")
+def multiply_by_quantized_multiplier_single(x: int, multiplier: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier built with TFLITE_SINGLE_ROUNDING: one rounding,
+    ``(x * multiplier + 2**(30 - shift)) >> (31 - shift)`` in 64 bits (ties toward +infinity)."""
+    total_shift = 31 - shift
+    return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
+
+
+@kernel(inline="always")
 def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier for int64 ``x`` (the int16x8 path).
 

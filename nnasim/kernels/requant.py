@@ -1,11 +1,17 @@
 """The output stage every accumulating kernel ends with: requantize, activate, saturate, count.
 
-Three named rules turn an accumulator into an output integer:
+Five named rules turn an accumulator into an output integer:
 
 - ``float32``: onnxruntime semantics: ``rint(float32(acc) * float32(M))``, ties to even.
 - ``fixedpoint``: TFLite semantics: Q31 multiplier and shift; int32 accumulators go through
   SaturatingRoundingDoublingHighMul + RoundingDivideByPOT (ties away from zero), int64
   accumulators (16-bit activations) through TFLite's int16x8 ``MultiplyByQuantizedMultiplier``.
+- ``single-rounding``: TFLite built with TFLITE_SINGLE_ROUNDING (as TFLite Micro and CMSIS-NN
+  can be): the same Q31 multipliers, one rounding ``(acc * M + 2**(30 - shift)) >> (31 - shift)``.
+- ``xnnpack``: TFLite's default CPU path (the XNNPACK delegate) for int8: the output stage in
+  float32 as XNNPACK's ``fp32`` requantization does, ``lrintf(float(acc) * (s_in * s_w / s_out))``
+  (ties to even), the same arithmetic as ``float32``; kernels XNNPACK leaves to TFLite (softmax)
+  follow TFLite's optimized kernels.
 - ``pow2``: ``RoundingDivideByPOT(acc * m, shift)``; for power-of-two scales ``m`` is 1 (a pure
   rounding right shift), a fractional slope (LeakyReLU/PReLU) is a Q15 integer ``m``.
 
@@ -23,6 +29,7 @@ import numpy as np
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_64,
+    multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     requant_float32,
     rounding_divide_by_pot,
@@ -30,8 +37,11 @@ from nnasim.kernels.fixedpoint import (
 )
 from nnasim.kernels.jit import kernel
 
-RULES = ("float32", "fixedpoint", "pow2")
-_RULE_CODE = {"float32": 0, "fixedpoint": 1, "pow2": 3}
+RULES = ("float32", "fixedpoint", "single-rounding", "xnnpack", "pow2")
+TFLITE_RULES = ("fixedpoint", "single-rounding", "xnnpack")  # the rules that reproduce TFLite
+Q31_RULES = ("fixedpoint", "single-rounding")  # Q31 multiplier and shift
+FLOAT32_RULES = ("float32", "xnnpack")  # the output stage in float32
+_RULE_CODE = {"float32": 0, "xnnpack": 0, "fixedpoint": 1, "pow2": 3, "single-rounding": 4}
 _FIXEDPOINT64 = 2
 POW2_SLOPE_BITS = 15
 MAX_INT16X8_SHIFT = 7  # TFLite's int16x8 MultiplyByQuantizedMultiplier takes shifts up to 7
@@ -54,7 +64,7 @@ def make_multipliers(real: np.ndarray, rule: str) -> Multipliers:
     as_int = np.zeros(real.shape, np.int64)
     shift = np.zeros(real.shape, np.int64)
     for i, value in enumerate(np.abs(real)):
-        if rule == "fixedpoint":
+        if rule in Q31_RULES:
             as_int[i], shift[i] = quantize_multiplier(float(value))
         elif rule == "pow2":
             as_int[i], shift[i] = _pow2_multiplier(float(value))
@@ -112,8 +122,8 @@ class OutputStage:
 
     @property
     def rule_code(self) -> int:
-        if self.rule == "fixedpoint" and self.acc_bits > 32:
-            return _FIXEDPOINT64
+        if self.rule in Q31_RULES and self.acc_bits > 32:
+            return _FIXEDPOINT64  # TFLite's int64 MultiplyByQuantizedMultiplier is the same in both
         return _RULE_CODE[self.rule]
 
 
@@ -232,7 +242,7 @@ def _float_form(stage: OutputStage, params) -> tuple:
     """
     if stage.neg is not None:
         return None, None
-    if stage.rule == "float32":
+    if stage.rule in FLOAT32_RULES:
         return _requantize_float32_rule, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
         return _requantize_pow2_shift, np.exp2(-params[2][0].astype(np.float64))
@@ -288,7 +298,24 @@ def _apply_rule(code, a, mf, mi, sh, sg):
         return multiply_by_quantized_multiplier(a * sg, mi, sh)
     if code == _FIXEDPOINT64:
         return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
+    if code == 4:
+        return multiply_by_quantized_multiplier_single(a * sg, mi, sh)
     return rounding_divide_by_pot(a * sg * mi, sh)
+
+
+def mbqm_code(rule: str) -> int:
+    """1 for the double-rounding MultiplyByQuantizedMultiplier, 4 for TFLITE_SINGLE_ROUNDING's
+    (for kernels that call it themselves, e.g. TFLite's softmax)."""
+    return 4 if rule == "single-rounding" else 1
+
+
+@kernel(inline="always")
+def mbqm(code, x, multiplier, shift):
+    """The 32-bit MultiplyByQuantizedMultiplier of ``mbqm_code`` (a code, not a function argument,
+    so that compiled kernels cache across processes)."""
+    if code == 4:
+        return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+    return multiply_by_quantized_multiplier(x, multiplier, shift)
 
 
 @kernel(nogil=True)

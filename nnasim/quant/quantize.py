@@ -61,7 +61,10 @@ def quantize_graph(
     stored = _stored_bits(graph, widths)
     ranges = dict(ranges)
     graph, requantizers = _insert_requantizers(graph, widths, stored, ranges)
-    formats: dict[str, QuantParams] = {}
+    # constants that carry the model's own formats (dynamically quantized models) keep them
+    formats: dict[str, QuantParams] = {
+        name: t.quant for name, t in graph.tensors.items() if t.is_const and t.quant is not None
+    }
     for name in graph.inputs:
         formats[name] = activation_params(*_range(ranges, name), stored[name], scheme)
     for node in graph.nodes:
