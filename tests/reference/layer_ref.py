@@ -14,6 +14,7 @@ import numpy as np
 from nnasim.ir import Op
 from tests.reference.add_ref import add_ref
 from tests.reference.conv2d_ref import conv2d_ref
+from tests.reference.fixedpoint_ref import mbqm32, quantize_multiplier
 from tests.reference.pooling_ref import max_pool_ref
 from tests.reference.requant_ref import requantize_ref
 from tests.reference.softmax_ref import softmax_ref
@@ -154,6 +155,18 @@ def _rescale(graph, node, x, rule, divisor: int = 1):
     return _output_stage(graph, node, acc, numerator, rule)
 
 
+def _tflite_mean(graph, node, x, count: int) -> np.ndarray:
+    """TFLite's integer MEAN: the Q31 multiplier of ``s_in / s_out`` divided by ``count`` in
+    integers, then one 32-bit MultiplyByQuantizedMultiplier of ``sum(x - zp)``."""
+    xf, of = graph.tensors[node.inputs[0]].quant, graph.tensors[node.outputs[0]].quant
+    multiplier, shift = quantize_multiplier(float(_scale(xf)[0]) / float(_scale(of)[0]))
+    top_bit = min(count.bit_length() - 1, 32, 31 + shift)
+    multiplier, shift = (multiplier << top_bit) // count, shift - top_bit
+    sums = (np.asarray(x, np.int64) - _zp(xf)).sum(axis=(1, 2), keepdims=True)
+    out = np.array([mbqm32(int(v), multiplier, shift) + _zp(of) for v in sums.reshape(-1)], np.int64)
+    return np.clip(out.reshape(sums.shape), of.qmin, of.qmax)
+
+
 def layer_ref(graph, node, inputs: list[np.ndarray], rule: str) -> np.ndarray:
     """The integer output (int64, engine layout) of ``node`` on integer ``inputs``."""
     if node.op == Op.CONV:
@@ -172,6 +185,8 @@ def layer_ref(graph, node, inputs: list[np.ndarray], rule: str) -> np.ndarray:
         return np.clip(out, lo, hi) if node.act is not None else out
     if node.op == Op.GLOBAL_AVGPOOL:
         _, _, h, w = graph.tensors[node.inputs[0]].shape
+        if rule == "fixedpoint" and node.act is None:
+            return _tflite_mean(graph, node, inputs[0], h * w)
         return _rescale(graph, node, inputs[0], rule, h * w)
     if node.op == Op.RESHAPE:
         nhwc = np.asarray(inputs[0])
