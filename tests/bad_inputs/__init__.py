@@ -1,0 +1,8 @@
+"""The bad-input catalogue: every case in one list (see ``catalogue.Case``)."""
+
+from tests.bad_inputs.cases_outputs import OUTPUT_CASES
+from tests.bad_inputs.catalogue import MODEL_CASES, OPTION_CASES, PROFILE_CASES, Case
+
+ALL_CASES: list[Case] = [*MODEL_CASES, *PROFILE_CASES, *OPTION_CASES, *OUTPUT_CASES]
+
+__all__ = ["ALL_CASES", "Case"]
