@@ -73,6 +73,15 @@ def _os_error_line(error: OSError) -> str:
     return f"{error.strerror or error}{where}"
 
 
+MAX_MESSAGE = 1000
+
+
+def _one_line(message: str) -> str:
+    """The message on one line, cut at ``MAX_MESSAGE`` characters (a value quoted in it may be huge)."""
+    line = " ".join(message.split("\n"))
+    return line if len(line) <= MAX_MESSAGE else f"{line[:MAX_MESSAGE]}... (cut at {MAX_MESSAGE} characters)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command_named(argv))
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             message = "out of memory (try a smaller --input-shape, --limit or fewer points)"
         else:
             message = str(error)
-        print(f"nnasim: error: {message}", file=sys.stderr)
+        print(f"nnasim: error: {_one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nnasim: interrupted", file=sys.stderr)
