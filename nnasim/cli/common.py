@@ -19,22 +19,29 @@ def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> 
     )
 
 
+MAX_DIM = 2**31 - 1  # what ONNX's int64 dims and the engine's int32 indices can hold
+
+
 def parse_input_shape(text: str | None):
     """``1,3,224,224`` -> a tuple; ``a=1,3,8,8;b=1,4`` -> a dict by input name."""
     if not text:
         return None
     try:
         if "=" not in text:
-            return tuple(int(v) for v in text.split(","))
-        shapes = {}
-        for item in text.split(";"):
-            name, dims = item.split("=", 1)
-            shapes[name.strip()] = tuple(int(v) for v in dims.split(","))
-        return shapes
+            shapes = {None: tuple(int(v) for v in text.split(","))}
+        else:
+            shapes = {}
+            for item in text.split(";"):
+                name, dims = item.split("=", 1)
+                shapes[name.strip()] = tuple(int(v) for v in dims.split(","))
     except ValueError:
         raise UsageError(
             f"--input-shape {text!r}: expected integers like 1,3,224,224 or NAME=1,3,224,224"
         ) from None
+    for shape in shapes.values():
+        if any(abs(size) > MAX_DIM for size in shape):
+            raise UsageError(f"--input-shape {text!r}: a dimension is too large (at most {MAX_DIM:,})")
+    return shapes.get(None, shapes)
 
 
 def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import onnx
 
-from nnasim.frontend.importer import build_graph, check_memory, check_structure
+from nnasim.errors import GraphError
+from nnasim.frontend.importer import build_graph, check_finite_constants, check_memory, check_structure
 from nnasim.frontend.source import InputShape, check_and_infer, default_opset, fix_input_shapes, read_model
 from nnasim.ir import Graph, check_graph
 
@@ -21,7 +22,11 @@ def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = Non
     model = check_and_infer(model, label)
     check_memory(model, label)
     graph = build_graph(model, label, opset)
-    check_graph(graph)
+    check_finite_constants(graph, label)
+    try:
+        check_graph(graph)
+    except GraphError as error:
+        raise GraphError(f"{label}: {error}") from None
     return graph
 
 

@@ -46,10 +46,11 @@ def read_bytes(path: str | Path, what: str, max_bytes: int, error: type[NnasimEr
         raise error(f"{path}: is a folder, not {what}") from None
     except OSError as failure:
         raise error(f"{path}: cannot open {what}: {failure.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise error(f"{path}: is {_kind(info.st_mode)}, not {what}; nnasim reads regular files only")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: is {_kind(info.st_mode)}, not {what}; nnasim reads regular files only")
         if info.st_size > max_bytes:
             raise error(
                 f"{path}: {info.st_size / 2**30:,.2f} GiB is more than nnasim reads as {what} "

@@ -15,8 +15,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from nnasim.errors import ModelError
+from nnasim.errors import ModelError, NnasimError
 from nnasim.frontend import load_lowered
+from nnasim.frontend.source import parse_model_file, read_model
 from nnasim.ir import Graph, Op, QuantParams, Tensor
 from nnasim.quant.params import per_axis
 from nnasim.quant.quantize import INHERITS_FORMAT
@@ -34,8 +35,8 @@ def is_qdq_file(spec: str | Path) -> bool:
     if not path.is_file():
         return False
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # unreadable files are reported by the frontend, with its own message
+        model = parse_model_file(path)  # the frontend's guarded reader (regular file, size checked)
+    except NnasimError:  # unreadable files are reported by the frontend, with its own message
         return False
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node)
 
@@ -54,6 +55,8 @@ def format_of(scale: np.ndarray, zero_point: np.ndarray | None, axis: int | None
         raise ModelError(
             f"QDQ zero point of type {zero_point.dtype} is not supported (8/16-bit integers only)"
         )
+    if not np.all(np.isfinite(scale)) or np.any(np.asarray(scale) <= 0):
+        raise ModelError(f"QDQ scale {np.asarray(scale).ravel()[:4]} is not a positive finite number")
     per_channel = np.size(scale) > 1
     return QuantParams(
         scale=np.asarray(scale, np.float32),
@@ -72,7 +75,7 @@ def load_qdq(spec: str | Path | onnx.ModelProto, input_shape=None) -> Graph:
     format kept, then the frontend imports the model as usual.
     """
     model = onnx.ModelProto()
-    model.CopyFrom(spec if isinstance(spec, onnx.ModelProto) else onnx.load(str(spec)))
+    model.CopyFrom(spec if isinstance(spec, onnx.ModelProto) else read_model(spec)[0])
     formats = _fold_constant_dequantize(model)
     formats |= _frontend_renamed(model, formats)
     graph = load_lowered(model, input_shape)

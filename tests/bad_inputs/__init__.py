@@ -1,5 +1,6 @@
 """The bad-input catalogue: every case in one list (see ``catalogue.Case``)."""
 
+from tests.bad_inputs.cases_models import MODEL_FILE_CASES
 from tests.bad_inputs.cases_outputs import OUTPUT_CASES
 from tests.bad_inputs.cases_yaml import PROFILE_RANGE_CASES, SPEC_CASES
 from tests.bad_inputs.catalogue import MODEL_CASES, OPTION_CASES, PROFILE_CASES, Case
@@ -11,6 +12,7 @@ ALL_CASES: list[Case] = [
     *OUTPUT_CASES,
     *PROFILE_RANGE_CASES,
     *SPEC_CASES,
+    *MODEL_FILE_CASES,
 ]
 
 __all__ = ["ALL_CASES", "Case"]
