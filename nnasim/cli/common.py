@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
@@ -17,6 +18,19 @@ def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> 
         metavar="SHAPE",
         help="fix dynamic input dimensions: 1,3,H,W (one input) or NAME=1,3,H,W[;NAME=...]",
     )
+
+
+def check_finite_options(args: argparse.Namespace, *names: str) -> None:
+    """Refuse NaN or infinity in numeric options (argparse's ``float`` accepts ``nan`` and ``1e400``)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be a finite number")
+
+
+def check_threshold(value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
+        raise UsageError(f"--score-threshold {value}: must be a number between 0 and 1")
 
 
 MAX_DIM = 2**31 - 1  # what ONNX's int64 dims and the engine's int32 indices can hold

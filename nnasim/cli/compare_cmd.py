@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
-from nnasim.cli.common import add_model_argument, parse_input_shape
+from nnasim.cli.common import add_model_argument, check_threshold, parse_input_shape
 from nnasim.errors import UsageError
 from nnasim.io.data import Preprocess, preprocessing_for
 
@@ -66,6 +67,8 @@ def parse_normalize(text: str | None, model: str) -> Preprocess:
         mean, scale = (float(v) for v in text.split(","))
     except ValueError:
         raise UsageError(f"--normalize {text!r}: expected MEAN,SCALE, e.g. 127.5,0.0078125") from None
+    if not (math.isfinite(mean) and math.isfinite(scale)) or scale == 0:
+        raise UsageError(f"--normalize {text!r}: MEAN and SCALE must be finite numbers, SCALE non-zero")
     return preprocessing_for(model, mean, scale)
 
 
@@ -76,6 +79,7 @@ def check_limit(limit: int | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
+    check_threshold(args.score_threshold)
     request = CompareRequest(
         model=args.model,
         task=args.task,

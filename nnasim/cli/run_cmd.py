@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_model_argument, load_graph
+from nnasim.cli.common import add_model_argument, check_finite_options, load_graph
 from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    check_finite_options(args, "mean", "std")
     if (args.mean is None) != (args.std is None):
         raise UsageError("--mean and --std go together")
     if args.std is not None and args.std <= 0:

@@ -1,5 +1,6 @@
 """The bad-input catalogue: every case in one list (see ``catalogue.Case``)."""
 
+from tests.bad_inputs.cases_data import DATA_CASES
 from tests.bad_inputs.cases_models import MODEL_FILE_CASES
 from tests.bad_inputs.cases_outputs import OUTPUT_CASES
 from tests.bad_inputs.cases_yaml import PROFILE_RANGE_CASES, SPEC_CASES
@@ -13,6 +14,7 @@ ALL_CASES: list[Case] = [
     *PROFILE_RANGE_CASES,
     *SPEC_CASES,
     *MODEL_FILE_CASES,
+    *DATA_CASES,
 ]
 
 __all__ = ["ALL_CASES", "Case"]
