@@ -293,3 +293,40 @@ MODEL_FILE_CASES = [
         r"--input-shape .*too large|alone needs",
     ),
 ]
+
+
+def _qdq_conv(x_scale: float, w_scale: float, y_scale: float, zero=np.int16) -> onnx.ModelProto:
+    """x -> Q/DQ (16-bit) -> Conv (int8 weight through DQ) -> Q/DQ (16-bit) -> y."""
+    inits = [
+        numpy_helper.from_array(np.array(x_scale, np.float32), "sx"),
+        numpy_helper.from_array(np.array(0, zero), "zx"),
+        numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "wq"),
+        numpy_helper.from_array(np.array(w_scale, np.float32), "sw"),
+        numpy_helper.from_array(np.array(0, np.int8), "zw"),
+        numpy_helper.from_array(np.array(y_scale, np.float32), "sy"),
+        numpy_helper.from_array(np.array(0, zero), "zy"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"], name="qx"),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"], name="dqx"),
+        helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["w"], name="dqw"),
+        helper.make_node("Conv", ["xd", "w"], ["c"], name="conv"),
+        helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["cq"], name="qy"),
+        helper.make_node("DequantizeLinear", ["cq", "sy", "zy"], ["y"], name="dqy"),
+    ]
+    return _model(nodes, inits, opset=21)
+
+
+def _underflow(folder: Path) -> None:
+    onnx.save(_qdq_conv(1e-6, 1e-6, 1e4), folder / "model.onnx")
+    np.save(folder / "x.npy", np.ones((1, 3, 8, 8), np.float32) * 1e-3)
+
+
+MODEL_FILE_CASES.append(
+    Case(
+        "16-bit multiplier below 2^-32 (fixedpoint)",
+        ("run", "{dir}/model.onnx", "--bits", "16", "--requant", "fixedpoint", "--input", "{dir}/x.npy"),
+        r"node 'conv' \(Conv\): requantization multiplier 1e-16 underflows to 0 under the fixedpoint rule",
+        _underflow,
+    )
+)
