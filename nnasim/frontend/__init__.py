@@ -34,7 +34,9 @@ def load_lowered(spec: str | Path | onnx.ModelProto, input_shape: InputShape = N
     """Import ``spec`` and run the standard lowering pipeline (the graph both engines read)."""
     from nnasim.passes import lower
 
-    return lower(load_model(spec, input_shape))
+    graph = lower(load_model(spec, input_shape))
+    check_finite_constants(graph, graph.name)  # folding BN into huge finite weights can overflow
+    return graph
 
 
 def _copy_if_shared(model: onnx.ModelProto, spec) -> onnx.ModelProto:

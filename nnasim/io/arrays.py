@@ -67,7 +67,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every member of the ``.npz`` file ``path`` by name (without ``.npy``), each checked as ``load_npy``."""
     try:
         archive = zipfile.ZipFile(_regular(path))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
         raise DataError(f"{path}: not a valid .npz archive ({error})") from None
     arrays: dict[str, np.ndarray] = {}
     with archive:
