@@ -105,7 +105,7 @@ def load_external_data(model: onnx.ModelProto, path: Path) -> None:
 
 def _external_file(folder: Path, location: str, where: str) -> Path:
     relative = Path(location)
-    if not location or relative.is_absolute() or ".." in relative.parts:
+    if not location or "\x00" in location or relative.is_absolute() or ".." in relative.parts:
         raise ModelError(
             f"{where}: location {location!r} must be a file name relative to the model's folder "
             "(no absolute path, no '..')"
