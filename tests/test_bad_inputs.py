@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
 from nnasim.cli import main
 from tests.bad_inputs import ALL_CASES, Case
+from tests.bad_inputs.cases_signals import (
+    DEADLINE,
+    POINTS,
+    SIGNAL_CASES,
+    ProcessCase,
+    group_is_gone,
+    recorded,
+    start_sweep,
+    wait_until_recording,
+)
 
 HERE = Path(__file__).resolve().parent / "bad_inputs"
 CASES = ALL_CASES
 
 
 def test_the_catalogue_has_at_least_100_distinct_cases():
-    assert len(CASES) >= 100 and len({c.name for c in CASES}) == len(CASES)
+    names = [c.name for c in [*CASES, *SIGNAL_CASES]]
+    assert len(names) >= 100 and len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -58,3 +72,43 @@ def test_warnings_are_one_line(capsys):
     _show_warning(NnasimWarning("layer conv1 saturated 3 times"), NnasimWarning, "x.py", 1)
     assert capsys.readouterr().err == "nnasim: warning: layer conv1 saturated 3 times\n"
     assert warnings.showwarning is not _show_warning
+
+
+@pytest.mark.parametrize("case", SIGNAL_CASES, ids=[c.name for c in SIGNAL_CASES])
+def test_a_signal_ends_a_sweep_cleanly_leaving_no_worker(case: ProcessCase, tmp_path):
+    """Exit code and message as promised, no traceback, no worker left running, and the points
+    recorded before the signal are kept for --resume."""
+    process = start_sweep(tmp_path)
+    try:
+        wait_until_recording(process, tmp_path)
+        case.act(process, tmp_path)
+        _, err = process.communicate(timeout=DEADLINE)
+        assert process.returncode == case.code, err
+        assert err == case.stderr
+        assert group_is_gone(process.pid), "worker processes outlived the sweep"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    kept = recorded(tmp_path)
+    assert 20 <= kept < POINTS
+    resumed = main(["sweep", str(tmp_path / "spec.yaml"), "-o", str(tmp_path / "out"), "--resume", "--quiet"])
+    assert resumed == 0 and (tmp_path / "out" / "results.csv").read_text().count("\n") == POINTS + 1
+
+
+def test_a_second_sweep_with_force_on_a_running_sweeps_folder_is_refused(tmp_path, capsys):
+    """The lock: the intruder exits 2 with one line, the running sweep finishes with every point."""
+    process = start_sweep(tmp_path)
+    try:
+        wait_until_recording(process, tmp_path)
+        before = recorded(tmp_path)
+        code = main(["sweep", str(tmp_path / "spec.yaml"), "-o", str(tmp_path / "out"), "--force", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and "another nnasim sweep is running in this folder" in err, err
+        assert recorded(tmp_path) >= before  # nothing of the running sweep was cleared
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert f"{POINTS} points (0 already done, {POINTS} evaluated" in out
+    assert (tmp_path / "out" / "results.csv").read_text().count("\n") == POINTS + 1

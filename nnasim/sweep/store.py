@@ -133,10 +133,13 @@ class PointStore:
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Record finished points durably (one line each, then fsync)."""
         text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
-        with open(self.path, "a") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:  # a full disk: the points recorded so far stay for --resume
+            raise write_error(self.path, error) from None
 
     def rows(self) -> list[dict[str, Any]]:
         """Every recorded point once, by id."""
