@@ -9,7 +9,6 @@ whenever its builder changes, so stale cached files are never used.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from nnasim import cache_dir
 from nnasim.errors import UsageError
 
 from . import iresnet, lffd, tinynet
@@ -149,15 +149,6 @@ def build(spec: str) -> onnx.ModelProto:
     return parsed.model.builder()
 
 
-def cache_dir() -> Path:
-    """The nnasim cache folder: ``$NNASIM_CACHE``, ``$XDG_CACHE_HOME/nnasim`` or ``~/.cache/nnasim``."""
-    if os.environ.get("NNASIM_CACHE"):
-        return Path(os.environ["NNASIM_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "nnasim"
-    return Path.home() / ".cache" / "nnasim"
-
-
 def resolve(spec: str) -> Path:
     """The path of the cached ONNX file for ``spec``, building and caching it the first time."""
     parsed = parse(spec)
@@ -170,11 +161,11 @@ def resolve(spec: str) -> Path:
                 f"cannot create the model cache folder {path.parent} ({error.strerror}); "
                 "set NNASIM_CACHE to a writable folder"
             ) from None
-        write_atomically(path, build(spec).SerializeToString())
+        write_atomically(path, build(spec).SerializeToString(), announce=False)  # a cache, not an output
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, announce: bool = True) -> None:
     """Write ``data`` to ``path`` (replacing it) through ``nnasim.io.files.atomic_file``.
 
     Readers see the old file or the complete new one, never a partial write, even if the
@@ -183,7 +174,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     from nnasim.io.files import atomic_file
 
     try:
-        with atomic_file(path, force=True) as temporary:
+        with atomic_file(path, force=True, announce=announce) as temporary:
             temporary.write_bytes(data)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None

@@ -28,8 +28,24 @@ DESCRIPTION = (
 )
 
 
+class DefaultsInHelp(argparse.HelpFormatter):
+    """``--help`` states each option's default, unless its text already does or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2."""
+    """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2;
+    its ``--help`` states the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsInHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         where = self.prog.removeprefix("nnasim").strip()
@@ -82,6 +98,11 @@ def _one_line(message: str) -> str:
     return line if len(line) <= MAX_MESSAGE else f"{line[:MAX_MESSAGE]}... (cut at {MAX_MESSAGE} characters)"
 
 
+def _name_written(path) -> None:
+    """Every file or folder a command writes is named once, on stderr (stdout stays the result)."""
+    print(f"nnasim: wrote {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command_named(argv))
@@ -91,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    from nnasim.io.files import written_files_to
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), written_files_to(_name_written):
             warnings.showwarning = _show_warning
             return args.run(args)
     except (NnasimError, OSError, MemoryError) as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+from pathlib import Path
 
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
@@ -36,6 +38,24 @@ def check_threshold(value: float | None) -> None:
 MAX_DIM = 2**31 - 1  # what ONNX's int64 dims and the engine's int32 indices can hold
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads for the integer engine's kernels (default: every core; BLAS always uses one)",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (one thread count for Numba kernels and product blocks)."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be at least 1")
+    from nnasim.kernels.parallel import set_threads
+
+    set_threads(args.threads)
+
+
 def parse_input_shape(text: str | None):
     """``1,3,224,224`` -> a tuple; ``a=1,3,8,8;b=1,4`` -> a dict by input name."""
     if not text:
@@ -60,17 +80,44 @@ def parse_input_shape(text: str | None):
 
 def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
     """The lowered graph of the model named on the command line (QDQ files keep their own formats)."""
-    from nnasim.quant.qdq import load_any
-
-    return load_any(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
+    return _cached_graph(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)), False)
 
 
 def load_engine_graph(args: argparse.Namespace) -> Graph:
     """The lowered graph as the engines see it: a QDQ model's Q/DQ pairs become its tensors' formats."""
-    from nnasim.quant.qdq import has_qdq, import_qdq
+    return _cached_graph(args.model, parse_input_shape(getattr(args, "input_shape", None)), True)
 
-    graph = load_graph(args)
-    return import_qdq(graph) if has_qdq(graph) else graph
+
+# The code a lowered graph depends on: a change in any of these folders invalidates cached graphs.
+_LOWERING_PACKAGES = ("nnasim.frontend", "nnasim.passes", "nnasim.ir", "nnasim.quant", "nnasim.models")
+
+
+def _cached_graph(spec: str, input_shape, engine: bool) -> Graph:
+    """Load through the user cache (``nnasim.io.cache``): a model file or zoo name already lowered
+    by this code is unpickled without importing onnx or parsing the file again."""
+    from nnasim.io import cache
+
+    path = Path(spec)
+    source = cache.file_stamp(path) if path.is_file() else ("zoo", spec)
+    key = cache.key_of(source, input_shape, engine, cache.code_stamp(_package_folders()))
+    graph = cache.load(key)
+    if isinstance(graph, Graph):
+        return graph
+    from nnasim.quant.qdq import has_qdq, import_qdq, load_any
+
+    graph = load_any(spec, input_shape)
+    if engine and has_qdq(graph):
+        graph = import_qdq(graph)
+    cache.store(key, graph)
+    return graph
+
+
+def _package_folders() -> list[Path]:
+    folders = []
+    for name in _LOWERING_PACKAGES:
+        found = importlib.util.find_spec(name)
+        folders += [Path(location) for location in found.submodule_search_locations]
+    return folders
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,3 +136,31 @@ def emit(text: str, args: argparse.Namespace) -> None:
         write_text(args.output, text, force=args.force)
     else:
         print(text, end="")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
+    """``--channel-order`` and ``--normalize`` (with ``prefix``, e.g. ``--detector-normalize``)."""
+    flag = f"--{prefix}-" if prefix else "--"
+    parser.add_argument(
+        f"{flag}channel-order",
+        choices=("rgb", "bgr"),
+        help=f"channel order of {what or 'the model'}'s 3-channel image input (default: the model's own, "
+        "RGB unless nnasim knows otherwise; 1-channel models get grayscale)",
+    )
+    parser.add_argument(
+        f"{flag}normalize",
+        metavar="MEAN,SCALE|raw|unit|signed",
+        help=f"{what or 'model'} input = (pixel - MEAN) * SCALE; raw = 0..255, unit = 0..1, signed = -1..1 "
+        "(default: the model's own preprocessing by file name, else signed)",
+    )
+
+
+def image_preprocessing(args: argparse.Namespace, model: str, prefix: str = ""):
+    """The ``Preprocess`` for ``model`` from its known defaults and the ``--channel-order``/``--normalize``
+    options (named with ``prefix``)."""
+    from nnasim.io.data import parse_normalize, preprocessing_for
+
+    key = f"{prefix}_" if prefix else ""
+    normalize = getattr(args, f"{key}normalize", None)
+    mean, scale = parse_normalize(normalize) if normalize else (None, None)
+    return preprocessing_for(model, mean, scale, getattr(args, f"{key}channel_order", None))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
-from nnasim.cli.common import add_model_argument, check_threshold, parse_input_shape
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    check_threshold,
+    image_preprocessing,
+    parse_input_shape,
+    use_threads,
+)
 from nnasim.errors import UsageError
-from nnasim.io.data import Preprocess, preprocessing_for
 
 
 def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, ...] = ("--bits",)) -> None:
@@ -27,6 +33,7 @@ def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, 
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images (sorted by name)")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder to write")
     parser.add_argument("--force", action="store_true", help="replace an existing report folder")
+    add_threads_argument(parser)
 
 
 def add_parser(subparsers) -> None:
@@ -53,23 +60,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--score-threshold", type=float, help="detect: operating threshold (default: the model's)"
     )
-    parser.add_argument(
-        "--normalize", metavar="MEAN,SCALE", help="input = (pixel - MEAN) * SCALE (default: by model name)"
-    )
+    add_image_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def parse_normalize(text: str | None, model: str) -> Preprocess:
-    """``--normalize 127.5,0.0078125`` or the model's known preprocessing."""
-    if not text:
-        return preprocessing_for(model)
-    try:
-        mean, scale = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--normalize {text!r}: expected MEAN,SCALE, e.g. 127.5,0.0078125") from None
-    if not (math.isfinite(mean) and math.isfinite(scale)) or scale == 0:
-        raise UsageError(f"--normalize {text!r}: MEAN and SCALE must be finite numbers, SCALE non-zero")
-    return preprocessing_for(model, mean, scale)
 
 
 def check_limit(limit: int | None) -> None:
@@ -80,6 +72,7 @@ def check_limit(limit: int | None) -> None:
 def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
     check_threshold(args.score_threshold)
+    use_threads(args)
     request = CompareRequest(
         model=args.model,
         task=args.task,
@@ -92,10 +85,12 @@ def run(args: argparse.Namespace) -> int:
         labels=Path(args.labels) if args.labels else None,
         identities=Path(args.identities) if args.identities else None,
         score_threshold=args.score_threshold,
-        preprocess=parse_normalize(args.normalize, args.model),
+        preprocess=image_preprocessing(args, args.model),
         input_shape=parse_input_shape(args.input_shape),
         force=args.force,
     )
-    compare(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import compare_headline
+
+    result = compare(request)
+    print("\n".join(compare_headline(result)))
     return 0

@@ -45,6 +45,14 @@ def read_model(spec: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str
     return model, str(path)
 
 
+def display_name(spec: str | Path | onnx.ModelProto) -> str:
+    """The model's name as the user typed it: a zoo name (``lffd@320x240``) or the file's name."""
+    if isinstance(spec, onnx.ModelProto):
+        return spec.graph.name or "<model>"
+    path = Path(spec)
+    return path.name if path.exists() or path.suffix else str(spec)
+
+
 def _max_model_bytes() -> int:
     """Protobuf cannot parse a message of 2 GiB or more; nor is a model over half the memory read."""
     return min(2**31 - 1, available_memory() // 2)
@@ -213,6 +221,7 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     shape, which the checker would otherwise reject with a message naming no node, and a node
     it cannot infer (a MaxPool without kernel_shape, a stride of 0) is reported by name.
     """
+    _forget_unknown_dims(model)
     if any(not o.type.tensor_type.HasField("shape") for o in model.graph.output):
         model = check_and_infer_shapes(model, label)
     try:
@@ -247,6 +256,15 @@ def check_inferred_nodes(model: onnx.ModelProto, label: str) -> None:
                 f"{label}: node {node.name!r} (Reshape): {source} ({math.prod(source)} values) cannot "
                 f"become {result} ({math.prod(result)} values)"
             )
+
+
+def _forget_unknown_dims(model: onnx.ModelProto) -> None:
+    """Clear intermediate and output dimensions a converter wrote as ``-1`` or 0 (Paddle2ONNX does):
+    strict shape inference would report them as conflicts with the static sizes it infers."""
+    for value in [*model.graph.value_info, *model.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.Clear()
 
 
 def check_and_infer_shapes(model: onnx.ModelProto, label: str) -> onnx.ModelProto:

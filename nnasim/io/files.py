@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,23 @@ from nnasim.errors import UsageError
 
 MARKER = ".nnasim-output"
 MARKER_TEXT = "written by nnasim; --force and --resume may replace this folder\n"
+_write_listeners: list[Callable[[Path], None]] = []
+
+
+@contextmanager
+def written_files_to(listener: Callable[[Path], None]) -> Iterator[None]:
+    """Call ``listener`` with each file or folder the atomic writers put in place (the CLI names them)."""
+    _write_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _write_listeners.remove(listener)
+
+
+def _announce(path: Path) -> None:
+    if not any(part.endswith(".part") for part in path.parent.parts):  # not a file inside a folder being made
+        for listener in _write_listeners:
+            listener(path)
 
 
 def _umask() -> int:
@@ -121,9 +138,9 @@ def _temporary_beside(path: Path, folder: bool) -> Path:
         raise write_error(path, error) from None
 
 
-def write_text(path: str | Path, text: str, force: bool = False) -> Path:
+def write_text(path: str | Path, text: str, force: bool = False, announce: bool = True) -> Path:
     """Write ``text`` to ``path`` through a temporary file renamed into place."""
-    with atomic_file(path, force) as tmp:
+    with atomic_file(path, force, announce) as tmp:
         tmp.write_text(text)
     return Path(path)
 
@@ -136,11 +153,11 @@ def write_bytes(path: str | Path, data: bytes, force: bool = False) -> Path:
 
 
 @contextmanager
-def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
+def atomic_file(path: str | Path, force: bool = False, announce: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it goes.
 
     An OSError while writing, syncing or renaming (ENOSPC, EACCES) becomes one UsageError line.
-    """
+    ``announce=False`` keeps a cache file out of the written-files listeners (it is not an output)."""
     path = Path(path)
     refuse_existing(path, force)
     if path.is_dir():  # --force replaces files, never a folder of the user's
@@ -152,6 +169,8 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
+        if announce:
+            _announce(path)
     except OSError as error:
         raise write_error(path, error) from None
     finally:
@@ -174,6 +193,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         tmp.chmod(0o777 & ~_umask())
         yield tmp
         _replace_folder(tmp, path)
+        _announce(path)
     except OSError as error:
         raise write_error(path, error) from None
     finally:

@@ -86,10 +86,20 @@ class SweepSpec:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+BUILTIN_SPECS = Path(__file__).with_name("specs")
+
+
+def builtin_specs() -> dict[str, Path]:
+    """Sweep specs installed with nnasim, by name (``example``: the README's sweep)."""
+    return {p.stem: p for p in sorted(BUILTIN_SPECS.glob("*.yaml"))}
+
+
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a sweep spec; raises ``UsageError`` naming the file and key."""
+    """Read and check a sweep spec (a YAML file or a built-in name); ``UsageError`` names the file and key."""
     from nnasim.io.guarded import parse_yaml, read_text
 
+    if str(path) in builtin_specs() and not Path(path).exists():
+        path = builtin_specs()[str(path)]
     path = Path(path)
     text = read_text(path, "a sweep spec", UsageError)
     return parse_spec(parse_yaml(text, path, "the sweep spec (YAML)", UsageError), path, text)

@@ -109,8 +109,8 @@ class PointStore:
         self._clear()
         mark_folder(self.out_dir)
         manifest_data = {"fingerprint": self.spec.fingerprint, "points": self.spec.n_points}
-        write_text(manifest, json.dumps(manifest_data, indent=1) + "\n", force=True)
-        write_text(self.out_dir / "spec.yaml", self.spec.text, force=True)
+        write_text(manifest, json.dumps(manifest_data, indent=1) + "\n", force=True, announce=False)
+        write_text(self.out_dir / "spec.yaml", self.spec.text, force=True, announce=False)
         return set()
 
     def _fingerprint(self, manifest: Path) -> str | None:
