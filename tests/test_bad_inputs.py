@@ -15,6 +15,7 @@ from tests.bad_inputs import ALL_CASES, Case
 from tests.bad_inputs.cases_signals import (
     DEADLINE,
     POINTS,
+    ROOT,
     SIGNAL_CASES,
     ProcessCase,
     group_is_gone,
@@ -114,3 +115,35 @@ def test_a_second_sweep_with_force_on_a_running_sweeps_folder_is_refused(tmp_pat
             os.killpg(process.pid, signal.SIGKILL)
     assert f"{POINTS} points (0 already done, {POINTS} evaluated" in out
     assert (tmp_path / "out" / "results.csv").read_text().count("\n") == POINTS + 1
+
+
+def test_a_killed_run_dump_leaves_a_part_folder_the_next_run_removes(tmp_path):
+    """SIGKILL in the middle of ``run --dump``: its hidden .part folder stays (nothing can run), and
+    the next write beside it removes it, since its process is gone."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    (tmp_path / "inputs").mkdir()
+    for index in range(400):
+        np.save(tmp_path / "inputs" / f"{index:03d}.npy", np.zeros((1, 3, 32, 32), np.float32))
+    command = ["run", "tinynet", "--input", str(tmp_path / "inputs"), "--dump", str(tmp_path / "dump")]
+    process = subprocess.Popen([sys.executable, "-m", "nnasim", *command], cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while not any(len(list(p.glob("0*"))) >= 3 for p in tmp_path.glob(".dump.*.part")):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=DEADLINE)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    assert list(tmp_path.glob(".dump.*.part")), "the kill came too late"
+    np.save(tmp_path / "one.npy", np.zeros((1, 3, 32, 32), np.float32))
+    assert (
+        main(["run", "tinynet", "--input", str(tmp_path / "one.npy"), "--dump", str(tmp_path / "dump")]) == 0
+    )
+    assert not list(tmp_path.glob(".dump.*.part")) and (tmp_path / "dump" / "index.json").is_file()

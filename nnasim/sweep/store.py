@@ -164,7 +164,7 @@ class PointStore:
     def _read(self):
         if not self.path.is_file():
             return
-        with open(self.path) as handle:
+        with open(self.path, encoding="utf-8", errors="replace") as handle:  # a damaged line is skipped
             for line in handle:
                 try:
                     row = json.loads(line)
