@@ -12,6 +12,10 @@ class ModelError(NnasimError):
     """A model file or graph nnasim cannot read or run."""
 
 
+class GraphError(ModelError):
+    """A graph that breaks an invariant of the IR (a tensor read before it exists, two producers)."""
+
+
 class ProfileError(NnasimError):
     """A hardware profile that is missing, malformed or inconsistent."""
 

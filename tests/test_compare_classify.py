@@ -109,13 +109,14 @@ def test_labels_csv_takes_precedence_over_folder_names(tinynet, tmp_path):
 
 def test_existing_report_is_refused_without_force_and_replaced_with_it(tinynet, tmp_path, capsys):
     out = tmp_path / "report"
-    out.mkdir()
+    assert run_compare(tinynet, out, "--bits", "32") == 0
     (out / "mine.txt").write_text("keep me")
     assert run_compare(tinynet, out, "--bits", "32") == 2
     assert "already exists; use --force" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "keep me"
-    assert run_compare(tinynet, out, "--bits", "32", "--force") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["agreement.png", "report.json", "report.md"]
+    assert run_compare(tinynet, out, "--bits", "32", "--force") == 0  # nnasim's own folder (its marker)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".nnasim-output", "agreement.png", "report.json", "report.md"]
     assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary folder left behind
 
 

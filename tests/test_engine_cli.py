@@ -60,13 +60,13 @@ def test_dump_holds_the_sessions_integers(inputs, tmp_path, capsys):
 
 def test_existing_dump_is_refused_without_force(inputs, tmp_path, capsys):
     dump = tmp_path / "golden"
-    dump.mkdir()
-    (dump / "mine.txt").write_text("keep me")
     argv = ["run", "tinynet", "--input", str(inputs / "a.npy"), "--calib", str(inputs), "--dump", str(dump)]
+    assert main(argv) == 0
+    (dump / "mine.txt").write_text("keep me")
     assert main(argv) == 2
     assert "already exists" in capsys.readouterr().err
     assert (dump / "mine.txt").read_text() == "keep me"
-    assert main([*argv, "--force"]) == 0
+    assert main([*argv, "--force"]) == 0  # a dump nnasim wrote (its marker) is replaced
     assert not (dump / "mine.txt").exists() and (dump / "index.json").exists()
 
 

@@ -1,14 +1,19 @@
 """The ``nnasim`` command line: one module per sub-command, registered in ``COMMANDS``.
 
 Each command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``.
-Bad input raises ``NnasimError``; it is printed on one line and the exit code is 2.
+Bad input raises ``NnasimError``; it is printed on one line and the exit code is 2, as is any
+OSError (disk full, permission denied) or MemoryError. Ctrl-C exits with 130 and SIGTERM with 143,
+after the commands' clean-up (temporary outputs removed, worker processes stopped) has run.
+See docs/errors.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
 
 from nnasim import __version__
@@ -71,6 +76,28 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"nnasim: warning: {message}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _os_error_line(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
+MAX_MESSAGE = 1000
+
+
+def _one_line(message: str) -> str:
+    """The message on one line, cut at ``MAX_MESSAGE`` characters (a value quoted in it may be huge)."""
+    line = " ".join(message.split("\n"))
+    return line if len(line) <= MAX_MESSAGE else f"{line[:MAX_MESSAGE]}... (cut at {MAX_MESSAGE} characters)"
+
+
 def _name_written(path) -> None:
     """Every file or folder a command writes is named once, on stderr (stdout stays the result)."""
     print(f"nnasim: wrote {path}", file=sys.stderr)
@@ -83,20 +110,34 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     from nnasim.io.files import written_files_to
 
     try:
         with warnings.catch_warnings(), written_files_to(_name_written):
             warnings.showwarning = _show_warning
             return args.run(args)
-    except NnasimError as error:
+    except (NnasimError, OSError, MemoryError) as error:
         if args.debug:
             raise
-        print(f"nnasim: error: {error}", file=sys.stderr)
+        if isinstance(error, OSError) and not isinstance(error, NnasimError):
+            message = _os_error_line(error)
+        elif isinstance(error, MemoryError):
+            message = "out of memory (try a smaller --input-shape, --limit or fewer points)"
+        else:
+            message = str(error)
+        print(f"nnasim: error: {_one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nnasim: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("nnasim: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

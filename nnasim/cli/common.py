@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 from pathlib import Path
 
 from nnasim.errors import UsageError
@@ -19,6 +20,22 @@ def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> 
         metavar="SHAPE",
         help="fix dynamic input dimensions: 1,3,H,W (one input) or NAME=1,3,H,W[;NAME=...]",
     )
+
+
+def check_finite_options(args: argparse.Namespace, *names: str) -> None:
+    """Refuse NaN or infinity in numeric options (argparse's ``float`` accepts ``nan`` and ``1e400``)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be a finite number")
+
+
+def check_threshold(value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
+        raise UsageError(f"--score-threshold {value}: must be a number between 0 and 1")
+
+
+MAX_DIM = 2**31 - 1  # what ONNX's int64 dims and the engine's int32 indices can hold
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -45,16 +62,20 @@ def parse_input_shape(text: str | None):
         return None
     try:
         if "=" not in text:
-            return tuple(int(v) for v in text.split(","))
-        shapes = {}
-        for item in text.split(";"):
-            name, dims = item.split("=", 1)
-            shapes[name.strip()] = tuple(int(v) for v in dims.split(","))
-        return shapes
+            shapes = {None: tuple(int(v) for v in text.split(","))}
+        else:
+            shapes = {}
+            for item in text.split(";"):
+                name, dims = item.split("=", 1)
+                shapes[name.strip()] = tuple(int(v) for v in dims.split(","))
     except ValueError:
         raise UsageError(
             f"--input-shape {text!r}: expected integers like 1,3,224,224 or NAME=1,3,224,224"
         ) from None
+    for shape in shapes.values():
+        if any(abs(size) > MAX_DIM for size in shape):
+            raise UsageError(f"--input-shape {text!r}: a dimension is too large (at most {MAX_DIM:,})")
+    return shapes.get(None, shapes)
 
 
 def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:

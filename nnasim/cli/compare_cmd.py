@@ -10,6 +10,7 @@ from nnasim.cli.common import (
     add_image_arguments,
     add_model_argument,
     add_threads_argument,
+    check_threshold,
     image_preprocessing,
     parse_input_shape,
     use_threads,
@@ -70,6 +71,7 @@ def check_limit(limit: int | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
+    check_threshold(args.score_threshold)
     use_threads(args)
     request = CompareRequest(
         model=args.model,

@@ -35,6 +35,9 @@ def parse_stage_bits(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(dict.fromkeys(configs))
 
 
+MAX_FACES = 1_000_000  # faces per frame
+
+
 def parse_faces(text: str | None) -> tuple[int, ...]:
     if not text:
         return DEFAULT_FACES
@@ -42,8 +45,8 @@ def parse_faces(text: str | None) -> tuple[int, ...]:
         faces = tuple(int(v) for v in text.split(","))
     except ValueError:
         faces = ()
-    if not faces or any(f < 0 for f in faces):
-        raise UsageError(f"--faces {text!r}: expected non-negative integers like 1,2,4,8")
+    if not faces or any(not 0 <= f <= MAX_FACES for f in faces):
+        raise UsageError(f"--faces {text[:40]!r}: expected integers from 0 to {MAX_FACES:,} like 1,2,4,8")
     return faces
 
 

@@ -17,6 +17,7 @@ from nnasim.cli.common import (
     add_image_arguments,
     add_model_argument,
     add_threads_argument,
+    check_finite_options,
     image_preprocessing,
     load_graph,
     use_threads,
@@ -161,6 +162,7 @@ def _inputs(args: argparse.Namespace, graph, preprocess) -> list[tuple[str, dict
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    check_finite_options(args, "mean", "std")
     if (args.mean is None) != (args.std is None):
         raise UsageError("--mean and --std go together")
     if args.mean is not None and args.normalize:

@@ -8,13 +8,13 @@ deep-merges the profile over another one (by name or relative path).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nnasim.errors import ProfileError
+from nnasim.io.guarded import read_yaml
 
 
 def _profile_dir() -> Path:
@@ -90,50 +90,62 @@ class HwProfile:
 
 
 # key -> (checker, unit/description used in messages); every key is required after inheritance.
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+# Every number must be finite and below an upper bound far beyond any real NPU, so that a typo
+# (1e308, .inf, 65-bit accumulators) is refused instead of overflowing the cost model to 0 or inf.
+def _number_in(low: float, high: float, low_open: bool = True):
+    def check(value: Any) -> bool:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return False
+        return (value > low if low_open else value >= low) and value <= high
+
+    return check
 
 
-def _non_negative_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+def _int_in(low: int, high: int):
+    def check(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    return check
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _non_negative_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _ratio(value: Any) -> bool:
-    return _positive_number(value) and value <= 1
-
+MAX_MHZ = 100_000.0  # 100 GHz
+MAX_KIB = float(2**30)  # 1 TiB of on-chip memory
+MAX_GBPS = 100_000.0  # 100 TB/s
+MAX_LANES = 2**16
 
 _SCALARS: dict[str, tuple[Any, str]] = {
     "description": (lambda v: isinstance(v, str), "a string"),
-    "clock_mhz": (_positive_number, "a positive number (MHz)"),
-    "ocm_kib": (_non_negative_number, "a non-negative number (KiB)"),
-    "weight_buffer_kib": (_positive_number, "a positive number (KiB)"),
-    "line_buffer_kib": (_positive_number, "a positive number (KiB)"),
-    "dram_gbps": (_positive_number, "a positive number (GB/s, 10^9 bytes per second)"),
-    "dram_burst_bytes": (_positive_int, "a positive integer (bytes)"),
-    "pass_overhead_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
-    "max_fused_layers": (_positive_int, "a positive integer (MAC layers per fused group)"),
+    "clock_mhz": (_number_in(0, MAX_MHZ), f"a positive number (MHz) up to {MAX_MHZ:g}"),
+    "ocm_kib": (_number_in(0, MAX_KIB, low_open=False), f"a non-negative number (KiB) up to {MAX_KIB:g}"),
+    "weight_buffer_kib": (_number_in(0, MAX_KIB), f"a positive number (KiB) up to {MAX_KIB:g}"),
+    "line_buffer_kib": (_number_in(0, MAX_KIB), f"a positive number (KiB) up to {MAX_KIB:g}"),
+    "dram_gbps": (
+        _number_in(0, MAX_GBPS),
+        f"a positive number (GB/s, 10^9 bytes per second) up to {MAX_GBPS:g}",
+    ),
+    "dram_burst_bytes": (_int_in(1, 2**20), "a positive integer (bytes) up to 2^20"),
+    "pass_overhead_cycles": (_int_in(0, 10**9), "a non-negative integer (cycles) up to 10^9"),
+    "max_fused_layers": (_int_in(1, 10_000), "a positive integer (MAC layers per fused group) up to 10000"),
     "fusion": (lambda v: v in FUSION_MODES, f"one of {', '.join(FUSION_MODES)}"),
     "rounding": (lambda v: v in ROUNDING_MODES, f"one of {', '.join(ROUNDING_MODES)}"),
     "weight_compression": (lambda v: v in COMPRESSION_MODES, f"one of {', '.join(COMPRESSION_MODES)}"),
 }
 _PER_BITS: dict[str, tuple[Any, str]] = {
-    "accumulator_bits": (_positive_int, "a positive integer (bits)"),
-    "eltwise_per_clock": (_positive_int, "a positive integer (elements per clock)"),
-    "weight_compression_ratio": (_ratio, "a number in (0, 1] (compressed / raw bytes)"),
+    "accumulator_bits": (_int_in(16, 64), "an integer from 16 to 64 (bits; the engine computes in 64)"),
+    "eltwise_per_clock": (_int_in(1, 2**20), "a positive integer (elements per clock) up to 2^20"),
+    "weight_compression_ratio": (_number_in(0, 1), "a number in (0, 1] (compressed / raw bytes)"),
 }
 _MAC_KEYS = ("in_channels", "out_channels", "pixels")
 # Optional keys: absent means the behaviour described in hwprofiles/README.md.
 _OPTIONAL: dict[str, tuple[Any, str]] = {
-    "weight_dram_gbps": (_positive_number, "a positive number (GB/s, 10^9 bytes per second)"),
-    "line_buffer_extra_rows": (_non_negative_int, "a non-negative integer (rows beyond kernel height - 1)"),
+    "weight_dram_gbps": (
+        _number_in(0, MAX_GBPS),
+        f"a positive number (GB/s, 10^9 bytes per second) up to {MAX_GBPS:g}",
+    ),
+    "line_buffer_extra_rows": (
+        _int_in(0, 1024),
+        "a non-negative integer (rows beyond kernel height - 1) up to 1024",
+    ),
 }
 _ALL_KEYS = {"inherits", "mac_array", *_SCALARS, *_PER_BITS, *_OPTIONAL}
 
@@ -165,17 +177,13 @@ def _resolve(spec: str | Path, base: Path | None) -> Path:
     if path.suffix not in (".yaml", ".yml") and not path.exists():
         known = ", ".join(builtin_profiles()) or "none"
         raise ProfileError(f"unknown hardware profile {text!r} (built-in: {known}; or give a .yaml path)")
-    if not path.is_file():
+    if not path.exists():
         raise ProfileError(f"{path}: profile file not found")
     return path.resolve()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ProfileError(f"{path}: cannot read profile: {first_line}") from None
+    data = read_yaml(path, "profile", ProfileError)
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of keys to values")
     return data
@@ -253,6 +261,9 @@ def _mac_array(spec: Any, path: Path, key: str) -> MacArray:
     for name in _MAC_KEYS:
         if name not in spec:
             raise ProfileError(f"{path}: missing key '{key}.{name}'")
-        if not _positive_int(spec[name]):
-            raise ProfileError(f"{path}: key '{key}.{name}': must be a positive integer, got {spec[name]!r}")
+        if not _int_in(1, MAX_LANES)(spec[name]):
+            raise ProfileError(
+                f"{path}: key '{key}.{name}': must be a positive integer up to {MAX_LANES}, "
+                f"got {spec[name]!r}"
+            )
     return MacArray(**spec)

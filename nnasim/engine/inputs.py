@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nnasim.errors import DataError
+from nnasim.io.arrays import check_finite, load_npy, load_npz
 from nnasim.io.data import IMAGE_EXTENSIONS, Preprocess, decode_rgb, files_under
 from nnasim.ir import Graph
 
@@ -23,10 +24,10 @@ Feed = dict[str, np.ndarray]
 def input_files(path: str | Path) -> list[Path]:
     """``path`` itself, or the image/array files under the folder ``path``."""
     path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
+    if not path.exists():
         raise DataError(f"input {path} does not exist")
+    if not path.is_dir():
+        return [path]  # the guarded reader refuses a FIFO or a device
     files = files_under(path, IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
     if not files:
         raise DataError(f"no images or .npy/.npz files in {path}")
@@ -37,7 +38,7 @@ def read_feed(path: Path, graph: Graph, preprocess: Preprocess) -> Feed:
     """The feed dict one file gives, checked against the graph's input shapes."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        feed = {_single_input(graph, path): _load_array(path)}
+        feed = {_single_input(graph, path): load_npy(path)}
     elif suffix == ".npz":
         feed = _read_npz(path, graph)
     elif suffix in IMAGE_EXTENSIONS:
@@ -81,15 +82,8 @@ def _single_input(graph: Graph, path: Path) -> str:
     return graph.inputs[0]
 
 
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read the array: {error}") from None
-
-
 def _read_npz(path: Path, graph: Graph) -> Feed:
-    arrays = _load_array(path)
+    arrays = load_npz(path)
     names = list(arrays.keys())
     if len(names) == 1 and len(graph.inputs) == 1:
         return {graph.inputs[0]: arrays[names[0]]}
@@ -102,7 +96,8 @@ def _read_npz(path: Path, graph: Graph) -> Feed:
 def _fit_shape(path: Path, name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Accept the input with or without its batch axis of 1; anything else is a DataError."""
     value = np.asarray(value)
-    value = value if value.dtype.kind in "iu" else value.astype(np.float32)
+    if value.dtype.kind not in "iu":  # integer arrays (a quantized model's own inputs) are fed as they are
+        value = check_finite(f"{path}: input {name!r}", value.astype(np.float32))
     if value.shape == shape[1:] and shape[0] == 1:
         value = value[None]
     if value.shape != shape:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import onnx
 
-from nnasim.frontend.importer import build_graph, check_memory, check_structure
+from nnasim.errors import GraphError
+from nnasim.frontend.importer import build_graph, check_finite_constants, check_memory, check_structure
 from nnasim.frontend.source import (
     InputShape,
     check_and_infer,
@@ -33,7 +34,11 @@ def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = Non
     model = check_and_infer(model, label)
     check_memory(model, label)
     graph = replace(build_graph(model, label, opset), name=display_name(spec))  # tables show what was typed
-    check_graph(graph)
+    check_finite_constants(graph, label)
+    try:
+        check_graph(graph)
+    except GraphError as error:
+        raise GraphError(f"{label}: {error}") from None
     return graph
 
 
@@ -45,7 +50,9 @@ def load_lowered(spec: str | Path | onnx.ModelProto, input_shape: InputShape = N
         from nnasim.frontend.tflite import load_tflite
 
         return load_tflite(spec, input_shape)
-    return lower(load_model(spec, input_shape))
+    graph = lower(load_model(spec, input_shape))
+    check_finite_constants(graph, graph.name)  # folding BN into huge finite weights can overflow
+    return graph
 
 
 def _is_tflite(spec) -> bool:

@@ -114,6 +114,22 @@ def check_memory(model: onnx.ModelProto, label: str) -> None:
         )
 
 
+def check_finite_constants(graph: Graph, label: str) -> None:
+    """Refuse weights, biases, scales or folded constants holding NaN or infinity: the integer engine
+    would turn them into silent zeros or saturated values."""
+    for name, tensor in graph.tensors.items():
+        data = tensor.data
+        if data is None or data.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(data)
+        if bad.any():
+            kinds = sorted({"NaN" if np.isnan(v) else "infinity" for v in data[bad].ravel()[:1000]})
+            raise ModelError(
+                f"{label}: constant {name!r} holds {' and '.join(kinds)} ({int(bad.sum())} of {data.size} "
+                "values); nnasim computes only with finite numbers"
+            )
+
+
 def _check_supported(graph: onnx.GraphProto, label: str) -> None:
     unsupported = [
         node

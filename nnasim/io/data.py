@@ -7,6 +7,8 @@ with a warning and counted, so one bad file does not stop a report.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -16,7 +18,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from nnasim.errors import DataError, NnasimWarning, UsageError
+from nnasim.io.guarded import read_bytes, read_text
 
+MAX_IMAGE_FILE_BYTES = 2**30
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
 
@@ -62,10 +66,13 @@ def image_files(folder: str | Path) -> list[Path]:
 
 def decode_rgb(path: Path) -> np.ndarray:
     """The image as an RGB uint8 array; a DataError naming the file if Pillow cannot read it."""
+    data = read_bytes(path, "an image", MAX_IMAGE_FILE_BYTES, DataError)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    except Image.DecompressionBombError as error:  # over twice Image.MAX_IMAGE_PIXELS
+        raise DataError(f"{path}: refused as a possible decompression bomb ({error})") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as error:
         raise DataError(f"{path}: Pillow cannot read this image ({error})") from None
 
 
@@ -183,6 +190,14 @@ def preprocessing_for(
 ) -> Preprocess:
     """The preprocessing for ``model`` (path or zoo name): its authors' where nnasim knows the model
     (by file name), else the default; ``mean``/``scale``/``channel_order`` override it."""
+    if (
+        mean is not None
+        and scale is not None
+        and not (math.isfinite(mean) and math.isfinite(scale) and scale)
+    ):
+        raise DataError(
+            f"preprocessing mean {mean:g} and scale {scale:g}: both must be finite and the scale non-zero"
+        )
     stem = Path(str(model)).name.lower()
     known = next((p for prefix, p in KNOWN_PREPROCESSING.items() if stem.startswith(prefix)), None)
     base = known or DEFAULT_PREPROCESSING
@@ -205,6 +220,8 @@ def parse_normalize(text: str) -> tuple[float, float]:
         raise UsageError(
             f"--normalize {text!r}: expected MEAN,SCALE (e.g. 127.5,0.0078125) or {names}"
         ) from None
+    if not (math.isfinite(mean) and math.isfinite(scale)) or scale == 0:
+        raise UsageError(f"--normalize {text!r}: MEAN and SCALE must be finite numbers, SCALE non-zero")
     return mean, scale
 
 
@@ -246,19 +263,24 @@ def read_name_table(path: str | Path, what: str) -> dict[str, str]:
     Files are matched by their name relative to the data folder or by their bare file name.
     """
     table: dict[str, str] = {}
-    try:
-        with open(path, newline="") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or row[0].startswith("#"):
-                    continue
-                if len(row) < 2:
-                    raise DataError(f"{path}:{line}: expected 'file,{what}', got {row!r}")
-                if line == 1 and row[0].strip().lower() in ("file", "image", "name", "path"):
-                    continue
-                table[row[0].strip()] = row[1].strip()
-    except OSError as error:
-        raise DataError(f"cannot read {what} file {path}: {error}") from error
+    for line, row in _csv_rows(path, f"a {what} table"):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) < 2:
+            raise DataError(f"{path}:{line}: expected 'file,{what}', got {row!r}"[:300])
+        if line == 1 and row[0].strip().lower() in ("file", "image", "name", "path"):
+            continue
+        table[row[0].strip()] = row[1].strip()
     return table
+
+
+def _csv_rows(path: str | Path, what: str):
+    """(line number, row) of a UTF-8 CSV file read through the guarded reader."""
+    text = read_text(path, what, DataError)
+    try:
+        yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+    except csv.Error as error:
+        raise DataError(f"{path}: not a valid CSV file ({error})") from None
 
 
 def read_box_labels(path: str | Path) -> dict[str, np.ndarray]:
@@ -267,19 +289,15 @@ def read_box_labels(path: str | Path) -> dict[str, np.ndarray]:
     An image the file does not list has no faces.
     """
     boxes: dict[str, list[list[float]]] = {}
-    try:
-        with open(path, newline="") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or row[0].startswith("#"):
-                    continue
-                values = _numbers(row[1:])
-                if values is None and line == 1:
-                    continue  # a header
-                if values is None or len(values) != 4:
-                    raise DataError(f"{path}:{line}: expected 'file,x1,y1,x2,y2' in pixels, got {row!r}")
-                boxes.setdefault(row[0].strip(), []).append(values)
-    except OSError as error:
-        raise DataError(f"cannot read box labels file {path}: {error}") from error
+    for line, row in _csv_rows(path, "a box labels table"):
+        if not row or row[0].startswith("#"):
+            continue
+        values = _numbers(row[1:])
+        if values is None and line == 1:
+            continue  # a header
+        if values is None or len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise DataError(f"{path}:{line}: expected 'file,x1,y1,x2,y2' in pixels, got {row!r}"[:300])
+        boxes.setdefault(row[0].strip(), []).append(values)
     return {name: np.array(rows, np.float64).reshape(-1, 4) for name, rows in boxes.items()}
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from nnasim.errors import GraphError
+
 
 class Op(str, Enum):
     """Operators of the lowered graph; values are the ONNX op names they come from."""
@@ -168,7 +170,8 @@ class Graph:
 
 
 def check_graph(graph: Graph) -> None:
-    """Raise ``AssertionError`` naming the first broken invariant of ``graph``.
+    """Raise ``GraphError`` naming the first broken invariant of ``graph`` (real checks, not
+    ``assert``, so they hold under ``python -O``).
 
     Invariants: every tensor a node reads is a constant, a graph input or produced by
     an earlier node; each tensor has one producer; graph outputs are produced.
@@ -176,13 +179,21 @@ def check_graph(graph: Graph) -> None:
     available = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
     for node in graph.nodes:
         for name in node.inputs:
-            assert not name or name in available, f"node {node.name!r} reads {name!r} before it exists"
-            assert not name or name in graph.tensors, f"tensor {name!r} of node {node.name!r} is not declared"
+            _require(not name or name in available, f"node {node.name!r} reads {name!r} before it exists")
+            _require(
+                not name or name in graph.tensors, f"tensor {name!r} of node {node.name!r} is not declared"
+            )
         for name in node.outputs:
-            assert name not in available, f"tensor {name!r} has two producers (second: {node.name!r})"
-            assert name in graph.tensors, f"output {name!r} of node {node.name!r} is not declared"
+            _require(name not in available, f"tensor {name!r} has two producers (second: {node.name!r})")
+            _require(name in graph.tensors, f"output {name!r} of node {node.name!r} is not declared")
             available.add(name)
         if node.act is not None and node.act.slope is not None:
-            assert graph.tensors[node.act.slope].is_const, f"PRelu slope of {node.name!r} is not constant"
+            slope = graph.tensors.get(node.act.slope)
+            _require(slope is not None and slope.is_const, f"PRelu slope of {node.name!r} is not constant")
     for name in graph.outputs:
-        assert name in available, f"graph output {name!r} is never produced"
+        _require(name in available, f"graph output {name!r} is never produced")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise GraphError(message)

@@ -154,6 +154,7 @@ def make_output_stage(
         qmax=int(qmax),
         acc_bits=int(acc_bits),
     )
+    _refuse_underflow(np.atleast_1d(np.asarray(real, np.float64)), stage.pos, rule)
     if stage.rule_code == _FIXEDPOINT64:
         shifts = [m.shift for m in (stage.pos, stage.neg) if m is not None]
         if max(int(np.max(shift)) for shift in shifts) > MAX_INT16X8_SHIFT:
@@ -162,6 +163,20 @@ def make_output_stage(
                 "(MultiplyByQuantizedMultiplier with int64 input); use the float32 or pow2 rule"
             )
     return stage
+
+
+def _refuse_underflow(real: np.ndarray, form: Multipliers, rule: str) -> None:
+    """A multiplier the rule cannot represent becomes 0 and every output the zero point: refuse that
+    (when no channel survives) instead of returning silent zeros."""
+    nonzero = real != 0
+    encoded = form.as_float32 if rule == "float32" else form.as_int
+    if nonzero.any() and not np.any(encoded[nonzero]):
+        smallest = float(np.min(np.abs(real[nonzero])))
+        raise ValueError(
+            f"requantization multiplier {smallest:.3g} underflows to 0 under the {rule} rule "
+            "(too small for the rule's 32-bit multiplier and shifts): every output would be the zero point; "
+            "check the model's scales or use --requant float32"
+        )
 
 
 def requantize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from nnasim.errors import GraphError
 from nnasim.ir import Graph, check_graph
 from nnasim.passes.activations import fuse_activations
 from nnasim.passes.batchnorm import fold_batchnorm
@@ -27,8 +28,8 @@ def lower(graph: Graph, pipeline: tuple[tuple[str, Pass], ...] = PIPELINE, trace
         graph = run_pass(graph)
         try:
             check_graph(graph)
-        except AssertionError as error:
-            raise AssertionError(f"graph check failed after pass {stage!r}: {error}") from error
+        except GraphError as error:
+            raise GraphError(f"graph check failed after pass {stage!r}: {error}") from error
         if trace is not None:
             trace(stage, graph)
     return graph

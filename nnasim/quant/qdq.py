@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from nnasim.errors import ModelError
+from nnasim.errors import ModelError, NnasimError
 from nnasim.frontend import load_lowered
-from nnasim.frontend.source import read_model
+from nnasim.frontend.source import parse_model_file, read_model
 from nnasim.ir import Graph, Node, Op, QuantParams, Tensor
 from nnasim.quant.dynamic import DYNAMIC_TYPES, rewrite_dynamic
 from nnasim.quant.params import per_axis, quantize_array, weight_params
@@ -55,8 +55,8 @@ def is_quantized_file(spec: str | Path) -> bool:
     if not path.is_file():
         return False
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # unreadable files are reported by the frontend, with its own message
+        model = parse_model_file(path)  # the frontend's guarded reader (regular file, size checked)
+    except NnasimError:  # unreadable files are reported by the frontend, with its own message
         return False
     return is_quantized(model)
 
@@ -77,6 +77,8 @@ def format_of(
             f"zero point of type {zero_point.dtype} is not supported for activations and weights "
             "(8/16-bit integers; int32/int64 only for biases)"
         )
+    if not np.all(np.isfinite(scale)) or np.any(np.asarray(scale) <= 0):
+        raise ModelError(f"QDQ scale {np.asarray(scale).ravel()[:4]} is not a positive finite number")
     per_channel = np.size(scale) > 1
     return QuantParams(
         scale=np.asarray(scale, np.float32),

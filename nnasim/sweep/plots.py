@@ -58,7 +58,7 @@ def plot_pareto(table: dict[str, np.ndarray], front: np.ndarray, spec: SweepSpec
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -90,5 +90,13 @@ def plot_parameter(table: dict[str, np.ndarray], parameter: str, spec: SweepSpec
         f"{parameter} against throughput and DRAM traffic (best over the other parameters)", fontsize=10
     )
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
+
+
+def _save(fig, path: Path) -> None:
+    """The PNG through a temporary file renamed into place (a full disk leaves the old one)."""
+    from nnasim.io.files import atomic_file
+
+    with atomic_file(path, force=True) as tmp:
+        fig.savefig(tmp, format="png")

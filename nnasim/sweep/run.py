@@ -67,15 +67,16 @@ def run_sweep(
     store = PointStore(Path(out_dir), spec)
     try:
         finished = store.open(force=force, resume=resume)
-    except UsageError:
+    except BaseException:
         if client is not None:
             client.close()
         raise
-    chunks = _chunks(grid, finished, spec.chunk_points)
-    start = time.perf_counter()
-    done_now = _evaluate(spec, chunks, store, client, workers, progress, on_chunk, len(finished))
-    seconds = time.perf_counter() - start
-    front = write_outputs(spec, store.rows(), Path(out_dir))
+    with store:  # the folder stays locked until its outputs are written
+        chunks = _chunks(grid, finished, spec.chunk_points)
+        start = time.perf_counter()
+        done_now = _evaluate(spec, chunks, store, client, workers, progress, on_chunk, len(finished))
+        seconds = time.perf_counter() - start
+        front = write_outputs(spec, store.rows(), Path(out_dir))
     return SweepRun(evaluated=done_now, resumed=len(finished), seconds=seconds, pareto=front)
 
 

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nnasim.cost.profile import SUPPORTED_BITS
 from nnasim.errors import UsageError
 
@@ -98,17 +96,13 @@ def builtin_specs() -> dict[str, Path]:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a sweep spec (a YAML file or a built-in name); ``UsageError`` names the file and key."""
+    from nnasim.io.guarded import parse_yaml, read_text
+
     if str(path) in builtin_specs() and not Path(path).exists():
         path = builtin_specs()[str(path)]
     path = Path(path)
-    try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read sweep spec: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse_spec(data, path, text)
+    text = read_text(path, "a sweep spec", UsageError)
+    return parse_spec(parse_yaml(text, path, "the sweep spec (YAML)", UsageError), path, text)
 
 
 def parse_spec(data: Any, path: Path, text: str = "") -> SweepSpec:
@@ -193,7 +187,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _values(value: Any, key: str, check: _Checker) -> tuple[Any, ...]:
+def _values(value: Any, key: str, check: _Checker, limit: int = MAX_POINTS) -> tuple[Any, ...]:
     """A list, or a range ``{start, stop, step}`` / ``{start, stop, factor}`` with stop included."""
     if isinstance(value, list):
         if not value:
@@ -207,7 +201,7 @@ def _values(value: Any, key: str, check: _Checker) -> tuple[Any, ...]:
             f"{key}.{sorted(extra)[0]}", "unknown key (allowed: start, stop, step, factor, values, with)"
         )
     if "values" in value:
-        return _values(value["values"], f"{key}.values", check)
+        return _values(value["values"], f"{key}.values", check, limit)
     for name in ("start", "stop"):
         if not _is_number(value.get(name)):
             check.fail(f"{key}.{name}", f"must be a number, got {value.get(name)!r}")
@@ -215,45 +209,60 @@ def _values(value: Any, key: str, check: _Checker) -> tuple[Any, ...]:
     if ("step" in value) == ("factor" in value):
         check.fail(key, "a range needs exactly one of 'step' (arithmetic) or 'factor' (geometric)")
     if "step" in value:
-        return _arithmetic(start, stop, value["step"], f"{key}.step", check)
-    return _geometric(start, stop, value["factor"], f"{key}.factor", check)
+        return _arithmetic(start, stop, value["step"], f"{key}.step", check, limit)
+    return _geometric(start, stop, value["factor"], f"{key}.factor", check, limit)
 
 
-def _arithmetic(start, stop, step, key: str, check: _Checker) -> tuple[Any, ...]:
+def _arithmetic(start, stop, step, key: str, check: _Checker, limit: int) -> tuple[Any, ...]:
     if not _is_number(step) or step <= 0 or stop < start:
         check.fail(key, f"must be a positive number with start <= stop, got step {step!r}")
-    count = int(math.floor((stop - start) / step + 1e-9)) + 1
-    if count > MAX_POINTS:
-        check.fail(key, f"the range has {count:,} values")
+    span = (stop - start) / step  # may overflow to inf (start -1e308, stop 1e308): refused below
+    _check_count(span + 1, limit, key, check)
+    count = int(math.floor(span + 1e-9)) + 1
     exact = all(isinstance(v, int) for v in (start, step))
     return tuple(start + i * step if exact else round(start + i * step, 12) for i in range(count))
 
 
-def _geometric(start, stop, factor, key: str, check: _Checker) -> tuple[Any, ...]:
+def _geometric(start, stop, factor, key: str, check: _Checker, limit: int) -> tuple[Any, ...]:
+    """Values ``start * factor**i`` up to ``stop``; the count is computed (logarithms) before any is made."""
     if not _is_number(factor) or factor <= 1 or start <= 0 or stop < start:
         check.fail(key, f"must be a number > 1 with 0 < start <= stop, got factor {factor!r}")
+    span = (math.log(stop) - math.log(start)) / math.log(factor)
+    _check_count(span + 1, limit, key, check)
     values, value = [], start
-    while value <= stop * (1 + 1e-12):
+    while value <= stop * (1 + 1e-12) and len(values) <= span + 2:
         values.append(value if isinstance(value, int) else round(value, 12))
         value *= factor
     return tuple(values)
 
 
+def _check_count(count: float, limit: int, key: str, check: _Checker) -> None:
+    """Refuse a range before making its values: ``limit`` is what the point limit leaves for it."""
+    if math.isfinite(count) and count <= limit:
+        return
+    shown = f"{count:,.0f}" if math.isfinite(count) and count < 1e15 else f"{count:.3g}"
+    check.fail(
+        key,
+        f"the range has about {shown} values, more than the limit of {limit:,} "
+        f"({MAX_POINTS:,} points over all parameters)",
+    )
+
+
 def _axes(value: Any, check: _Checker) -> tuple[Axis, ...]:
     if not isinstance(value, dict) or not value:
         check.fail("parameters", "must map profile fields (dotted paths) to lists or ranges of values")
-    axes, seen = [], set()
+    axes, seen, points = [], set(), 1
     for path, spec in value.items():
         key = f"parameters.{path}"
         if not isinstance(path, str) or not path:
             check.fail(key, "a parameter must be a profile field name or dotted path")
-        values = _values(spec, key, check)
+        values = _values(spec, key, check, max(1, MAX_POINTS // points))
         linked = []
         if isinstance(spec, dict) and "with" in spec:
             if not isinstance(spec["with"], dict):
                 check.fail(f"{key}.with", "must map dotted paths to lists of the same length")
             for other, other_spec in spec["with"].items():
-                other_values = _values(other_spec, f"{key}.with.{other}", check)
+                other_values = _values(other_spec, f"{key}.with.{other}", check, max(1, MAX_POINTS // points))
                 if len(other_values) != len(values):
                     check.fail(
                         f"{key}.with.{other}", f"has {len(other_values)} values, {path!r} has {len(values)}"
@@ -265,6 +274,9 @@ def _axes(value: Any, check: _Checker) -> tuple[Axis, ...]:
                 check.fail(key, f"the field {name!r} is swept twice")
             seen.add(name)
         axes.append(axis)
+        points *= len(values)
+        if points > MAX_POINTS:
+            check.fail("parameters", f"{points:,} points or more is more than the limit of {MAX_POINTS:,}")
     return tuple(axes)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -20,10 +21,20 @@ X = [1, 3, 8, 8]
 
 @dataclass(frozen=True)
 class Case:
+    """A command that must fail with exit code ``code`` and one error line matching ``message``.
+
+    ``make(folder)`` writes the files it needs, ``patch(monkeypatch, folder)`` simulates what
+    cannot be made (a full disk), ``check(folder)`` asserts afterwards that nothing was lost.
+    With ``code`` other than 2 (a skip-and-warn case) ``message`` must match a warning line.
+    """
+
     name: str
     argv: tuple[str, ...]
     message: str  # a regular expression the one-line error must match
     make: Callable[[Path], None] | None = None
+    patch: Callable[[Any, Path], None] | None = None
+    check: Callable[[Path], None] | None = None
+    code: int = 2
 
 
 def _model(nodes, inits=(), input_dims=X, opset: int = 17, domains=()) -> onnx.ModelProto:
