@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from nnasim.cost.profile import HwProfile
+from nnasim.cost.profile import HwProfile, Width
 from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
 
 
@@ -41,12 +41,15 @@ class MemoryPlan:
     input_passes: tuple[int, ...]
 
 
-def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
+def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
     """Bytes of weights and biases a layer keeps in the weight buffer while it runs."""
-    return layer.weight_elems * bits // 8 + layer.bias_elems * hw.accumulator_bits[bits] // 8
+    return (
+        layer.weight_elems * width.weight_bits // 8
+        + layer.bias_elems * hw.at(hw.accumulator_bits, width) // 8
+    )
 
 
-def line_buffer_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
+def line_buffer_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
     """Bytes of input rows a layer must hold on chip to produce one output row.
 
     A ``kernel height`` window slides down the input: ``kernel height - 1`` rows are held
@@ -57,40 +60,45 @@ def line_buffer_bytes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
     """
     if layer.kind != MAC:
         return 0
-    return (layer.kernel[0] - 1 + hw.line_buffer_extra_rows) * layer.row_elems * bits // 8
+    return (layer.kernel[0] - 1 + hw.line_buffer_extra_rows) * layer.row_elems * width.act_bits // 8
 
 
-def plan_memory(workload: Workload, hw: HwProfile, bits: int) -> MemoryPlan:
-    groups = _plan_groups(workload, hw, bits)
+def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> MemoryPlan:
+    """The plan of ``workload`` on ``hw`` with ``widths[i]`` the width of layer ``i``."""
+    groups = _plan_groups(workload, hw, widths)
     group_of = [0] * len(workload.layers)
     for gid, group in enumerate(groups):
         for index in group.layers:
             group_of[index] = gid
-    resident = _plan_residency(workload, groups, group_of, hw, bits)
-    chunks = tuple(_input_passes(layer, hw, bits) for layer in workload.layers)
+    resident = _plan_residency(workload, groups, group_of, hw, widths)
+    chunks = tuple(_input_passes(layer, hw, w) for layer, w in zip(workload.layers, widths, strict=True))
     return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks)
 
 
-def _input_passes(layer: LayerWork, hw: HwProfile, bits: int) -> int:
+def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
     """How often a layer reads its DRAM input: once per weight chunk when its weights do not
-    fit the weight buffer and its input does not fit in OCM to be reused across chunks."""
-    chunks = math.ceil(buffered_weight_bytes(layer, hw, bits) / (hw.weight_buffer_kib * 1024))
-    if chunks <= 1 or sum(layer.input_elems) * bits // 8 <= hw.ocm_kib * 1024:
+    fit the weight buffer and its input does not fit in OCM to be reused across chunks
+    (streaming profiles; ``blocks`` profiles count re-reads per output block instead)."""
+    if hw.blocks:
+        return 1
+    chunks = math.ceil(buffered_weight_bytes(layer, hw, width) / (hw.weight_buffer_kib * 1024))
+    if chunks <= 1 or sum(layer.input_elems) * width.act_bytes <= hw.ocm_kib * 1024:
         return 1
     return chunks
 
 
-def _plan_groups(workload: Workload, hw: HwProfile, bits: int) -> list[Group]:
+def _plan_groups(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> list[Group]:
     """Greedy, in execution order: each layer joins the open group or opens a new one."""
     members: list[list[int]] = []
     open_group = _OpenGroup()
     for layer in workload.layers:
-        if not (members and _joins(layer, open_group, hw, bits)):
+        width = widths[layer.index]
+        if not (members and _joins(layer, open_group, hw, width)):
             members.append([])
             open_group = _OpenGroup()
         members[-1].append(layer.index)
-        open_group.add(layer, hw, bits)
-    return [_tiled_group(workload, indices, hw, bits) for indices in members]
+        open_group.add(layer, hw, width)
+    return [_tiled_group(workload, indices, hw, widths) for indices in members]
 
 
 @dataclass
@@ -102,15 +110,15 @@ class _OpenGroup:
     line_bytes: int = 0
     mac_layers: int = 0
 
-    def add(self, layer: LayerWork, hw: HwProfile, bits: int) -> None:
+    def add(self, layer: LayerWork, hw: HwProfile, width: Width) -> None:
         if layer.kind != ALIAS:
             self.produced.add(layer.output)
-        self.weight_bytes += buffered_weight_bytes(layer, hw, bits)
-        self.line_bytes += line_buffer_bytes(layer, hw, bits)
+        self.weight_bytes += buffered_weight_bytes(layer, hw, width)
+        self.line_bytes += line_buffer_bytes(layer, hw, width)
         self.mac_layers += layer.kind == MAC
 
 
-def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, bits: int) -> bool:
+def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, width: Width) -> bool:
     """Whether ``layer`` can run in the open group, streaming a tensor the group produces.
 
     ``fusion: elementwise`` lets only element-engine layers join (a conv with its activation,
@@ -123,17 +131,17 @@ def _joins(layer: LayerWork, group: _OpenGroup, hw: HwProfile, bits: int) -> boo
         return False
     if layer.kind == MAC and (hw.fusion != "layers" or group.mac_layers >= hw.max_fused_layers):
         return False
-    need_w = buffered_weight_bytes(layer, hw, bits)
-    need_l = line_buffer_bytes(layer, hw, bits)
+    need_w = buffered_weight_bytes(layer, hw, width)
+    need_l = line_buffer_bytes(layer, hw, width)
     fits_weights = need_w == 0 or group.weight_bytes + need_w <= hw.weight_buffer_kib * 1024
     fits_lines = need_l == 0 or group.line_bytes + need_l <= hw.line_buffer_kib * 1024
     return fits_weights and fits_lines
 
 
-def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, bits: int) -> Group:
+def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, widths: tuple[Width, ...]) -> Group:
     """A group with its stripe count and the halo re-read factor of its DRAM inputs."""
     layers = [workload.layers[i] for i in indices]
-    need = sum(line_buffer_bytes(layer, hw, bits) for layer in layers)
+    need = sum(line_buffer_bytes(layer, hw, widths[layer.index]) for layer in layers)
     stripes = max(1, math.ceil(need / (hw.line_buffer_kib * 1024)))
     halo_cols = sum(layer.kernel[1] - layer.stride[1] for layer in layers if layer.kind == MAC)
     width = layers[0].in_width
@@ -144,14 +152,16 @@ def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, bits: in
 
 
 def _plan_residency(
-    workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, bits: int
+    workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, widths: tuple[Width, ...]
 ) -> frozenset[str]:
     """Tensors passed between groups that stay in OCM for their whole lifetime (first fit)."""
     lifetime: dict[str, list[int]] = {}
+    act_bytes: dict[str, int] = {}
     for layer in workload.layers:
         gid = group_of[layer.index]
         if layer.kind != ALIAS:
             lifetime.setdefault(layer.output, [gid, gid])
+            act_bytes.setdefault(layer.output, widths[layer.index].act_bytes)
         for storage in layer.inputs:
             if storage in lifetime:
                 lifetime[storage][1] = max(lifetime[storage][1], gid)
@@ -161,7 +171,7 @@ def _plan_residency(
     for storage, (first, last) in lifetime.items():
         if last == first or storage in workload.graph_outputs:
             continue
-        size = workload.storage_elems[storage] * bits // 8
+        size = workload.storage_elems[storage] * act_bytes[storage]
         if all(used[g] + size <= capacity for g in range(first, last + 1)):
             resident.add(storage)
             for g in range(first, last + 1):

@@ -54,6 +54,10 @@ class LayerWork:
     bias_elems: int = 0
     vector_ops: int = 0
     weight_name: str | None = None
+    in_shape: tuple[int, int, int] = (1, 1, 1)
+    out_shape: tuple[int, int, int] = (1, 1, 1)
+    element_class: str = "other"
+    broadcast: bool = False
 
     @property
     def depthwise(self) -> bool:
@@ -81,6 +85,10 @@ class Workload:
     @property
     def weight_elems(self) -> int:
         return sum(layer.weight_elems for layer in self.layers)
+
+    def encoded_bits_per_weight(self, bits: int) -> tuple[float, ...]:
+        """Bits per weight of each layer's weights after lossless encoding."""
+        return self.entropy_bits_per_weight(bits)
 
     def entropy_bits_per_weight(self, bits: int) -> tuple[float, ...]:
         """Order-0 entropy of each layer's weights quantized to ``bits`` (0 without weights); cached."""
@@ -183,6 +191,7 @@ def _layer_work(graph: Graph, node: Node, index: int, storage: dict[str, str]) -
     activations = [n for n in node.inputs if n and not graph.tensors[n].is_const]
     out = graph.tensors[node.outputs[0]]
     base = dict(
+        out_shape=_hwc(out.shape),
         index=index,
         name=node.name,
         op=node.op.value,
@@ -205,8 +214,32 @@ def _layer_work(graph: Graph, node: Node, index: int, storage: dict[str, str]) -
 def _row_geometry(shape: tuple[int, ...]) -> dict[str, int]:
     """Width and row size (width x channels) of an NCHW (or lower-rank) tensor."""
     if len(shape) == 4:
-        return {"in_width": shape[3], "row_elems": shape[1] * shape[3]}
-    return {"in_width": 1, "row_elems": int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1}
+        return {"in_width": shape[3], "row_elems": shape[1] * shape[3], "in_shape": _hwc(shape)}
+    row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return {"in_width": 1, "row_elems": row, "in_shape": _hwc(shape)}
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(height, width, channels) of an NCHW tensor; a flat tensor is 1 x 1 x features."""
+    if len(shape) == 4:
+        return (shape[2], shape[3], shape[1])
+    if len(shape) == 3:
+        return (1, shape[2], shape[1])
+    return (1, 1, int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else max(int(np.prod(shape)), 1))
+
+
+_ELEMENT_CLASS = {
+    Op.ADD: "add",
+    Op.SUB: "add",
+    Op.MUL: "mul",
+    Op.MAXPOOL: "maxpool",
+    Op.AVGPOOL: "avgpool",
+    Op.GLOBAL_AVGPOOL: "avgpool",
+    Op.SIGMOID: "lut",
+    Op.EXP: "lut",
+    Op.SOFTMAX: "softmax",
+    Op.RESIZE: "resize",
+}
 
 
 def _conv_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerWork:
@@ -270,4 +303,15 @@ def _vector_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerW
     if node.act is not None and node.act.slope is not None:
         params += graph.tensors[node.act.slope].size
     elems = max(base["output_elems"], *base["input_elems"]) if base["input_elems"] else base["output_elems"]
-    return LayerWork(kind=VECTOR, vector_ops=elems * window, weight_elems=params, **geometry, **base)
+    sizes = base["input_elems"]
+    return LayerWork(
+        kind=VECTOR,
+        vector_ops=elems * window,
+        weight_elems=params,
+        kernel=tuple(node.attrs.get("kernel_shape", (1, 1))) if node.op in _POOL_OPS else (1, 1),
+        stride=tuple(node.attrs.get("strides", (1, 1))) if node.op in _POOL_OPS else (1, 1),
+        element_class=_ELEMENT_CLASS.get(node.op, "other"),
+        broadcast=len(sizes) > 1 and min(sizes) < max(sizes),
+        **geometry,
+        **base,
+    )
