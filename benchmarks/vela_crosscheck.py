@@ -42,7 +42,7 @@ NETWORKS = {
     "lffd_640": "lffd",
     "mobilefacenet": str(SHARED / "mobilefacenet.onnx"),
 }
-WIDTHS = {"int8": "8", "int16x8": "16x8"}  # TFLite file suffix -> nnasim width
+WIDTHS = {"int8": "8pc", "int16x8": "16x8"}  # TFLite file suffix -> nnasim width (per-channel weights)
 CONFIGS = ("ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512")
 PAIRS = (
     ("ethos-u55-128", "ethos-u55-256"),

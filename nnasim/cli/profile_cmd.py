@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_engine_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
-from nnasim.cost.profile import SUPPORTED_BITS
+from nnasim.cost.profile import WIDTHS
 from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.report.tables import render
@@ -21,7 +21,11 @@ def add_parser(subparsers) -> None:
     )
     add_model_argument(parser)
     parser.add_argument("--hw", default="3nx", help="a profile name (see `nnasim hw list`) or a YAML file")
-    parser.add_argument("--bits", default="8,16", help="bit widths: 8, 16 or 8,16 (default 8,16)")
+    parser.add_argument(
+        "--bits",
+        default="8,16",
+        help="widths: 8, 8pc, 16, 16x8 (16-bit activations, 8-bit weights), or a list like 8,16x8 (default 8,16)",
+    )
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
     parser.add_argument(
@@ -31,15 +35,12 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def parse_bits(text: str) -> tuple[int, ...]:
-    """``"8,16"`` -> (8, 16); each width must be one the profiles describe."""
-    try:
-        bits = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--bits {text!r}: expected 8, 16 or 8,16") from None
-    if not bits or any(b not in SUPPORTED_BITS for b in bits):
-        raise UsageError(f"--bits {text!r}: supported widths are {', '.join(map(str, SUPPORTED_BITS))}")
-    return tuple(dict.fromkeys(bits))
+def parse_bits(text: str) -> tuple[int | str, ...]:
+    """``"8,16x8"`` -> (8, '16x8'): plain widths as numbers, the others ('8pc', '16x8') as text."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(part not in WIDTHS for part in parts):
+        raise UsageError(f"--bits {text!r}: supported widths are {', '.join(WIDTHS)} (e.g. 8,16x8)")
+    return tuple(dict.fromkeys(int(p) if p.isdigit() else p for p in parts))
 
 
 def summary_row(cost: NetworkCost) -> dict:

@@ -164,7 +164,8 @@ def evaluate(
 
 
 def _weight_bytes(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> list[float]:
-    """Bytes of each layer's weights (and biases) as stored: raw, times a ratio, or encoded."""
+    """Bytes of each layer's weights (and biases) as stored: raw, times a ratio, the entropy
+    bound (``estimate``), or what ``nnasim.cost.encoding`` codes them to (``encode``)."""
     raw = [
         float(buffered_weight_bytes(layer, hw, w)) for layer, w in zip(workload.layers, widths, strict=True)
     ]
@@ -174,7 +175,10 @@ def _weight_bytes(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) 
         return [r * hw.at(hw.weight_compression_ratio, w) for r, w in zip(raw, widths, strict=True)]
     saved = []
     for layer, width in zip(workload.layers, widths, strict=True):
-        encoded = workload.encoded_bits_per_weight(width.weight_bits)[layer.index]
+        if hw.weight_compression == "encode":
+            encoded = workload.encoded_bits_per_weight(width.weight_bits, width.per_channel)[layer.index]
+        else:
+            encoded = workload.entropy_bits_per_weight(width.weight_bits)[layer.index]
         saved.append(layer.weight_elems * (width.weight_bits - min(encoded, width.weight_bits)) / 8)
     return [r - s for r, s in zip(raw, saved, strict=True)]
 

@@ -33,7 +33,7 @@ SUPPORTED_BITS = (8, 16)
 # mode (16-bit activations, 8-bit weights); '8pc' is 8 bits with per-channel weight scales,
 # which costs what '8' costs.
 WIDTHS = ("8", "8pc", "16", "16x8")
-COMPRESSION_MODES = ("none", "ratio", "estimate")
+COMPRESSION_MODES = ("none", "ratio", "estimate", "encode")
 FUSION_MODES = ("none", "elementwise", "layers")
 ROUNDING_MODES = ("half_away_from_zero", "half_to_even")
 
@@ -49,6 +49,11 @@ class Width:
     @property
     def act_bytes(self) -> int:
         return self.act_bits // 8
+
+    @property
+    def per_channel(self) -> bool:
+        """Whether weights carry per-output-channel scales ('8pc'; '16x8' as TFLite makes it)."""
+        return self.name in ("8pc", "16x8")
 
 
 _WIDTHS = {

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnasim.cost.encoding import encoded_bits
 from nnasim.errors import ModelError
 from nnasim.ir import Graph, Node, Op, QuantParams
 from nnasim.quant.params import per_axis
@@ -77,6 +78,7 @@ class Workload:
     weight_quant: dict[str, object] = field(repr=False, default_factory=dict)
     consumers: dict[str, tuple[int, ...]] = field(repr=False, default_factory=dict)
     _entropy: dict[int, tuple[float, ...]] = field(repr=False, default_factory=dict)
+    _encoded: dict[tuple[int, bool], tuple[float, ...]] = field(repr=False, default_factory=dict)
 
     @property
     def macs(self) -> int:
@@ -86,9 +88,21 @@ class Workload:
     def weight_elems(self) -> int:
         return sum(layer.weight_elems for layer in self.layers)
 
-    def encoded_bits_per_weight(self, bits: int) -> tuple[float, ...]:
-        """Bits per weight of each layer's weights after lossless encoding."""
-        return self.entropy_bits_per_weight(bits)
+    def encoded_bits_per_weight(self, bits: int, per_channel: bool = False) -> tuple[float, ...]:
+        """Bits per weight of each layer's weights quantized to ``bits`` (per output channel or per
+        tensor) and coded by ``nnasim.cost.encoding`` (0 without weights); cached."""
+        key = (bits, per_channel)
+        if key not in self._encoded:
+            self._encoded[key] = tuple(
+                self._encoded_layer(layer, bits, per_channel) if layer.weight_name is not None else 0.0
+                for layer in self.layers
+            )
+        return self._encoded[key]
+
+    def _encoded_layer(self, layer: LayerWork, bits: int, per_channel: bool) -> float:
+        weights = self.weights[layer.weight_name]
+        q = _integers(np.asarray(weights), bits, self.weight_quant.get(layer.weight_name), per_channel)
+        return encoded_bits(q, bits) / q.size if q.size else 0.0
 
     def entropy_bits_per_weight(self, bits: int) -> tuple[float, ...]:
         """Order-0 entropy of each layer's weights quantized to ``bits`` (0 without weights); cached."""
@@ -118,7 +132,11 @@ def weight_entropy_bits(weights: np.ndarray, bits: int, quant: QuantParams | Non
     return float(-(p * np.log2(p)).sum())
 
 
-def _integers(weights: np.ndarray, bits: int, quant: QuantParams | None) -> np.ndarray:
+def _integers(
+    weights: np.ndarray, bits: int, quant: QuantParams | None, per_channel: bool = False
+) -> np.ndarray:
+    """The integers a tensor is stored as: its own when quantized to ``bits``, else symmetric
+    max-abs quantization of its real values, per tensor or per output channel (axis 0)."""
     if quant is not None and quant.bits == bits:
         if weights.dtype.kind in "iu":
             return weights.astype(np.int64)
@@ -131,8 +149,14 @@ def _integers(weights: np.ndarray, bits: int, quant: QuantParams | None) -> np.n
         weights = (weights - zero) * per_axis(quant.scale, weights.ndim, quant.axis)
     values = np.asarray(weights, dtype=np.float64)
     qmax = (1 << (bits - 1)) - 1
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    return np.rint(values / (peak or 1.0) * qmax).astype(np.int64)
+    if values.size == 0:
+        return values.astype(np.int64)
+    if per_channel and values.ndim > 1:
+        peak = np.max(np.abs(values.reshape(values.shape[0], -1)), axis=1)
+        peak = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (values.ndim - 1))
+    else:
+        peak = float(np.max(np.abs(values))) or 1.0
+    return np.rint(values / peak * qmax).astype(np.int64)
 
 
 def build_workload(graph: Graph) -> Workload:

@@ -88,7 +88,7 @@ class SeparableCost:
         for j in range(len(timing["clock_mhz"])):
             changes = {name: timing[name][j] for name in TIMING_FIELDS if not np.isnan(timing[name][j])}
             changes = {k: v for k, v in changes.items() if getattr(hw, k) is not None}
-            key = (bits, hw, tuple(sorted(changes.items())))
+            key = (bits, id(hw), tuple(sorted(changes.items())))
             if key not in self._points:
                 self._points[key] = evaluate(self.workload, hw.replace(**changes), bits)
                 self.evaluations += 1
