@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--bits",
         default="8,16",
-        help="widths: 8, 8pc, 16, 16x8 (16-bit activations, 8-bit weights), or a list like 8,16x8 (default 8,16)",
+        help="widths: 8, 8pc, 16, 16x8 (16-bit activations, 8-bit weights) or a list (default 8,16)",
     )
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
