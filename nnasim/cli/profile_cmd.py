@@ -12,7 +12,10 @@ from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.report.tables import render
 
-UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
+UNITS_NOTE = (
+    "MB = 10^6 bytes per inference moved in the memories outside the NPU's cache (each memory's "
+    "MB listed); GMAC = 10^9 multiply-accumulates."
+)
 
 
 def add_parser(subparsers) -> None:
@@ -28,6 +31,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
+    parser.add_argument(
+        "--timeline", metavar="PNG", help="draw per layer compute vs each memory's transfer time to PNG"
+    )
     parser.add_argument(
         "--faces", metavar="N,...", help="for DETECTOR+VERIFIER: faces per frame (default 1,2,4,8,16,32)"
     )
@@ -53,6 +59,10 @@ def summary_row(cost: NetworkCost) -> dict:
         "weights MB": round(total.weight_bytes / 1e6, 2),
         "act read MB": round(total.act_read_bytes / 1e6, 2),
         "act write MB": round(total.act_write_bytes / 1e6, 2),
+        **{
+            f"{memory} MB": round(sum(kinds.values()) / 1e6, 2)
+            for memory, kinds in cost.memory_traffic().items()
+        },
         "inferences/s": round(cost.inferences_per_second, 1),
         "ms/inference": round(cost.seconds * 1e3, 3),
         "GMACs": round(total.macs / 1e9, 3),
@@ -82,6 +92,7 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
             "write MB": round(c.act_write_bytes / 1e6, 4),
             "compute kcyc": round(c.compute_cycles / 1e3, 2),
             "memory kcyc": round(c.memory_cycles / 1e3, 2),
+            **{f"{m} kcyc": round(v / 1e3, 2) for m, v in sorted(c.transfer_cycles.items())},
             "kcycles": round(c.cycles / 1e3, 2),
             "group util": round(group_macs[c.group] / (group_cycles[c.group] * peak), 3)
             if group_cycles[c.group]
@@ -96,7 +107,7 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from nnasim.cli.profile_cascade import cascade_stages, run_profile
 
-    for path in (args.output, args.plot):  # refused before any work, not after the table is printed
+    for path in (args.output, args.plot, args.timeline):  # refused before any work, not after the table
         if path:
             refuse_existing(Path(path), args.force)
     stages = cascade_stages(args)  # DETECTOR+VERIFIER: frames/s against faces per frame
@@ -121,4 +132,8 @@ def run(args: argparse.Namespace) -> int:
         from nnasim.report.roofline import roofline_plot
 
         roofline_plot(args.plot, costs, hw, force=args.force)
+    if args.timeline:
+        from nnasim.report.timeline import timeline_plot
+
+        timeline_plot(args.timeline, costs, force=args.force)
     return 0
