@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnasim.cost import build_workload, evaluate, load_profile, parse_width
 from nnasim.cost import blocks as blk
+from nnasim.cost import build_workload, evaluate, load_profile, parse_width
 from nnasim.cost.rules import rule_for
 from nnasim.errors import ProfileError
 from nnasim.ir import Graph, Node, Op, Tensor
