@@ -26,22 +26,41 @@ RAW = (1 << K_BITS) - 1
 
 def zigzag(values: np.ndarray) -> np.ndarray:
     """Signed integers to unsigned: v >= 0 -> 2v, v < 0 -> -2v - 1."""
-    v = np.asarray(values, dtype=np.int64).ravel()
-    return np.where(v >= 0, 2 * v, -2 * v - 1)
+    v = np.asarray(values).astype(np.int32, copy=False).ravel()
+    return (v << 1) ^ (v >> 31)
 
 
 def _best_k(chunks: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Per chunk (rows; padded with zeros past ``counts``): the best ``k`` (``RAW`` for raw) and
-    its coded bits."""
-    sizes = [(chunks >> k).sum(axis=1) + counts * (1 + k) for k in range(bits)]
-    sizes = np.stack([*sizes, *[np.full(len(counts), np.iinfo(np.int64).max)] * (RAW - bits), counts * bits])
-    best = np.argmin(sizes, axis=0)
-    return best, sizes[best, np.arange(len(best))]
+    its coded bits.
+
+    A chunk's Rice size is convex in ``k``, so only the three values around the estimate
+    ``log2(mean)`` are tried; chunks whose best lies on that window's edge try every ``k``.
+    """
+    rows = np.arange(len(counts))
+    mean = chunks.sum(axis=1) / counts
+    centre = np.clip(np.rint(np.log2(np.maximum(mean, 1.0)) - 0.5).astype(np.int64), 1, max(bits - 2, 1))
+    window = np.stack([centre - 1, centre, centre + 1])
+    sizes = np.stack([_rice_bits(chunks, counts, window[i]) for i in range(3)])
+    pick = np.argmin(sizes, axis=0)
+    best, size = window[pick, rows], sizes[pick, rows]
+    edge = ((pick == 0) & (window[0] > 0)) | ((pick == 2) & (window[2] < bits - 1))
+    if edge.any():
+        full = np.stack([_rice_bits(chunks[edge], counts[edge], np.full(edge.sum(), k)) for k in range(bits)])
+        best[edge], size[edge] = np.argmin(full, axis=0), full.min(axis=0)
+    raw = counts * bits
+    return np.where(raw < size, RAW, best), np.minimum(raw, size)
+
+
+def _rice_bits(chunks: np.ndarray, counts: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Coded bits of each chunk with its own Rice parameter ``k``."""
+    k = np.clip(k, 0, None)
+    return (chunks >> k[:, None]).sum(axis=1) + counts * (1 + k)
 
 
 def _chunked(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_chunks = -(-len(u) // CHUNK)
-    padded = np.zeros(n_chunks * CHUNK, dtype=np.int64)
+    padded = np.zeros(n_chunks * CHUNK, dtype=np.int32)
     padded[: len(u)] = u
     counts = np.full(n_chunks, CHUNK)
     if len(u) % CHUNK:

@@ -147,16 +147,16 @@ def _integers(
     if quant is not None and weights.dtype.kind in "iu":
         zero = per_axis(quant.zero_point, weights.ndim, quant.axis)
         weights = (weights - zero) * per_axis(quant.scale, weights.ndim, quant.axis)
-    values = np.asarray(weights, dtype=np.float64)
+    values = np.asarray(weights, dtype=np.float32 if weights.dtype == np.float32 else np.float64)
     qmax = (1 << (bits - 1)) - 1
     if values.size == 0:
         return values.astype(np.int64)
     if per_channel and values.ndim > 1:
         peak = np.max(np.abs(values.reshape(values.shape[0], -1)), axis=1)
-        peak = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (values.ndim - 1))
-    else:
-        peak = float(np.max(np.abs(values))) or 1.0
-    return np.rint(values / peak * qmax).astype(np.int64)
+        gain = np.where(peak > 0, qmax / np.where(peak > 0, peak, 1.0), 1.0).astype(values.dtype)
+        return np.rint(values * gain.reshape((-1,) + (1,) * (values.ndim - 1))).astype(np.int32)
+    peak = float(max(values.max(), -values.min())) or 1.0
+    return np.rint(values * (qmax / peak)).astype(np.int32)
 
 
 def build_workload(graph: Graph) -> Workload:
