@@ -149,3 +149,35 @@ def test_blocks_section_is_checked(tmp_path):
     path.write_text(yaml.safe_dump({"inherits": "ethos-u55-256", "element_cycles": {"gelu": {8: 1, 16: 1}}}))
     with pytest.raises(ProfileError, match=r"unknown key 'element_cycles\.gelu'"):
         load_profile(str(path))
+
+
+def conv_chain(size=64, channels=32, layers=3):
+    rng = np.random.default_rng(0)
+    tensors = {"x": Tensor("x", (1, channels, size, size))}
+    nodes, x = [], "x"
+    for i in range(layers):
+        w = rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)
+        tensors[f"w{i}"] = Tensor(f"w{i}", w.shape, data=w)
+        tensors[f"y{i}"] = Tensor(f"y{i}", (1, channels, size, size))
+        attrs = {"kernel_shape": (3, 3), "strides": (1, 1), "pads": (1,) * 4, "dilations": (1, 1), "group": 1}
+        nodes.append(Node(f"c{i}", Op.CONV, (x, f"w{i}"), (f"y{i}",), attrs))
+        x = f"y{i}"
+    return Graph("chain", tuple(nodes), tensors, ("x",), (x,))
+
+
+def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
+    """U65, 3x3 convs 32 -> 32 on 64x64 in 8x16x16 output blocks (10-row input blocks): a
+    rolling buffer holds round_up(8 + 10, 10) = 20 rows x 64 x 32 = 40 KiB. Two of them fit a
+    96 KiB cache, the 128 KiB intermediates do not: one cascade, and only its input and
+    output touch DRAM. With fusion: none, or a 32 KiB cache, every layer is a pass."""
+    workload = build_workload(conv_chain())
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=96)
+    cascaded = evaluate(workload, hw, 8)
+    assert len({c.group for c in cascaded.layers}) == 1
+    dram = cascaded.memory_traffic()["dram"]
+    assert dram["fm write"] == 64 * 64 * 32  # the chain's output only
+    assert cascaded.memory_traffic()["sram"]["fm write"] == 2 * 64 * 64 * 32
+    for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=32)):
+        cost = evaluate(workload, apart, 8)
+        assert len({c.group for c in cost.layers}) == 3
+        assert cost.memory_traffic()["dram"]["fm write"] == 3 * 64 * 64 * 32

@@ -220,6 +220,7 @@ def _group_costs(
     memories = hw.memory_map()
     read_once: set[str] = set()
     parts = []
+    free = plan.cache_free[gid] if plan.cache_free else math.inf
     for index in group.layers:
         layer = workload.layers[index]
         width = widths[index]
@@ -251,7 +252,7 @@ def _group_costs(
                     nbytes = _burst(nbytes, memories[memory].burst_bytes)
                 _book(traffic, memory, FM_WRITE, nbytes)
         if weights[index]:
-            _book_weights(traffic, layer, rule, schedule, weights[index], hw)
+            free -= _book_weights(traffic, rule, schedule, weights[index], hw, free)
         compute = rule.compute_cycles(layer, hw, width, schedule)
         blocks = rule.blocks(schedule) if hw.blocks else math.inf
         parts.append(_Part(layer, rule, width, compute, blocks, traffic))
@@ -264,17 +265,21 @@ def _book(traffic: dict, memory: str, kind: str, nbytes: float) -> None:
 
 
 def _book_weights(
-    traffic: dict, layer: LayerWork, rule: LayerRule, schedule, nbytes: float, hw: HwProfile
-) -> None:
+    traffic: dict, rule: LayerRule, schedule, nbytes: float, hw: HwProfile, free: float
+) -> float:
     """Weights come from their memory once per spatial block, or once into the weight buffer
-    (``weight_buffer_in``) and from there once per spatial block."""
+    (``weight_buffer_in``) and from there once per spatial block. A buffer in the cache must
+    fit the cache bytes the pass leaves ``free``; returns the cache bytes it takes."""
     rereads = rule.weight_rereads(schedule) if hw.blocks else 1.0
     stored = _burst(nbytes, hw.memory_map()[hw.weight_memory].burst_bytes) if not hw.blocks else nbytes
-    if rereads > 1 and hw.weight_buffer_in is not None and hw.weight_buffer_in != hw.weight_memory:
+    buffered = hw.weight_buffer_in is not None and hw.weight_buffer_in != hw.weight_memory
+    in_cache = hw.weight_buffer_in == hw.cache_in
+    if rereads > 1 and buffered and (not in_cache or stored <= free):
         _book(traffic, hw.weight_memory, WEIGHTS, stored)
         _book(traffic, hw.weight_buffer_in, WEIGHTS, stored * (1 + rereads))  # written once, read per block
-    else:
-        _book(traffic, hw.weight_memory, WEIGHTS, stored * rereads)
+        return stored if in_cache else 0.0
+    _book(traffic, hw.weight_memory, WEIGHTS, stored * rereads)
+    return 0.0
 
 
 def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:

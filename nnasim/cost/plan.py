@@ -12,6 +12,12 @@ Three decisions, each a small pure function of the workload, the profile and the
 3. **Re-reads**: a group whose line buffers do not fit is split into vertical stripes that
    re-read the kernel halo; a layer whose weights do not fit the weight buffer runs in
    output-channel chunks and re-reads its input from DRAM once per chunk.
+
+Profiles with a ``blocks`` section plan groups as **cascades** instead (``_plan_cascades``):
+a layer joins when it is the only reader of the previous layer's output, that output does
+not fit the cache whole, and the rolling buffer between them (the producer's block rows
+plus the consumer's input-block rows, full width) fits the cache (``ocm_kib``) beside the
+cascade's other rolling buffers. ``fusion: none`` forbids cascading.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class Group:
     stripes: int
     halo_factor: float
     produced: frozenset[str]
+    buffer_bytes: int = 0  # cascades: rolling buffers held in the cache while the group runs
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class MemoryPlan:
     group_of: tuple[int, ...]
     resident: frozenset[str]
     input_passes: tuple[int, ...]
+    cache_free: tuple[float, ...] = ()  # per group: cache bytes left for buffered weights
 
 
 def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
@@ -65,14 +73,72 @@ def line_buffer_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
 
 def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> MemoryPlan:
     """The plan of ``workload`` on ``hw`` with ``widths[i]`` the width of layer ``i``."""
-    groups = _plan_groups(workload, hw, widths)
+    groups = _plan_cascades(workload, hw, widths) if hw.blocks else _plan_groups(workload, hw, widths)
     group_of = [0] * len(workload.layers)
     for gid, group in enumerate(groups):
         for index in group.layers:
             group_of[index] = gid
-    resident = _plan_residency(workload, groups, group_of, hw, widths)
+    resident, used = _plan_residency(workload, groups, group_of, hw, widths)
     chunks = tuple(_input_passes(layer, hw, w) for layer, w in zip(workload.layers, widths, strict=True))
-    return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks)
+    free = tuple(hw.ocm_kib * 1024 - u for u in used)
+    return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks, free)
+
+
+def _plan_cascades(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> list[Group]:
+    """Blocked profiles: chains of layers through rolling buffers in the cache (see docstring)."""
+    from nnasim.cost.rules import rule_for
+
+    cache = hw.ocm_kib * 1024
+    members: list[list[int]] = []
+    buffers: list[int] = []
+    last: LayerWork | None = None
+    for layer in workload.layers:
+        need = _rolling_buffer(last, layer, workload, hw, widths, rule_for) if members else None
+        if layer.kind == ALIAS and members:
+            members[-1].append(layer.index)
+            continue
+        if need is not None and buffers[-1] + need <= cache and len(members[-1]) < hw.max_fused_layers:
+            members[-1].append(layer.index)
+            buffers[-1] += need
+        else:
+            members.append([layer.index])
+            buffers.append(0)
+        last = layer
+    return [
+        Group(
+            tuple(indices),
+            1,
+            1.0,
+            frozenset(workload.layers[i].output for i in indices if workload.layers[i].kind != ALIAS),
+            size,
+        )
+        for indices, size in zip(members, buffers, strict=True)
+    ]
+
+
+def _rolling_buffer(producer, consumer, workload: Workload, hw: HwProfile, widths, rule_for) -> int | None:
+    """Cache bytes of the rolling buffer that would carry ``producer``'s output to ``consumer``,
+    or None when the two cannot cascade."""
+    if hw.fusion == "none" or producer is None or consumer.kind == ALIAS or not consumer.inputs:
+        return None
+    link = producer.output
+    if consumer.inputs[0] != link or workload.consumers.get(link, ()) != (consumer.index,):
+        return None
+    if link in workload.graph_outputs or any(s == link for s in consumer.inputs[1:]):
+        return None
+    width = widths[producer.index]
+    size = workload.storage_elems[link] * width.act_bytes
+    if size <= hw.ocm_kib * 1024:
+        return None  # it fits whole: residency keeps it on chip
+    made = rule_for(producer).schedule(producer, hw, width)
+    used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index])
+    if made is None or used is None:
+        return None
+    h, w, c = producer.out_shape
+    rows_in = min(used.ifm_block[0], h)
+    rows = -(-(min(made.ofm_block[0], h) + rows_in) // rows_in) * rows_in
+    granule = hw.blocks["fm_depth_granule"]
+    return rows * w * (-(-c // granule) * granule) * width.act_bytes
 
 
 def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
@@ -153,8 +219,9 @@ def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, widths: 
 
 def _plan_residency(
     workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, widths: tuple[Width, ...]
-) -> frozenset[str]:
-    """Tensors passed between groups that stay in OCM for their whole lifetime (first fit)."""
+) -> tuple[frozenset[str], list[float]]:
+    """Tensors passed between groups that stay in OCM for their whole lifetime (first fit),
+    and the OCM bytes in use during each group (rolling buffers and resident tensors)."""
     lifetime: dict[str, list[int]] = {}
     act_bytes: dict[str, int] = {}
     for layer in workload.layers:
@@ -166,7 +233,7 @@ def _plan_residency(
             if storage in lifetime:
                 lifetime[storage][1] = max(lifetime[storage][1], gid)
     capacity = hw.ocm_kib * 1024
-    used = [0.0] * len(groups)
+    used = [float(group.buffer_bytes) for group in groups]
     resident = set()
     for storage, (first, last) in lifetime.items():
         if last == first or storage in workload.graph_outputs:
@@ -176,4 +243,4 @@ def _plan_residency(
             resident.add(storage)
             for g in range(first, last + 1):
                 used[g] += size
-    return frozenset(resident)
+    return frozenset(resident), used
