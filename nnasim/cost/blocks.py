@@ -118,7 +118,7 @@ def _choose_block(geo: Geometry, key: tuple, width: str, act_bits: int) -> Block
     # a part-kernel conv takes 2 x dot_product input channels per block (16 on Ethos-U)
     depth_limit = min(ifm_depth_full, 2 * spec["dot_product"]) if part else ifm_depth_full
     ifm_depth = _round_up(
-        min(ic, depth_limit), spec["dot_product"] // 2 if act_bits == 16 else spec["dot_product"]
+        min(ic, depth_limit), max(spec["dot_product"] // 2, 1) if act_bits == 16 else spec["dot_product"]
     )
     bank = spec["bank_bytes"]
     banks = spec["buffer_banks"]
