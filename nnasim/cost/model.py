@@ -206,6 +206,7 @@ class _Part:
     compute: float
     blocks: float
     traffic: dict[tuple[str, str], float]
+    timed: dict[str, float]  # memory -> bytes as the memory's time sees them (burst efficiency)
 
 
 def _group_costs(
@@ -226,6 +227,7 @@ def _group_costs(
         width = widths[index]
         rule = rule_for(layer)
         traffic: dict[tuple[str, str], float] = {}
+        timed: dict[str, float] = {}
         schedule = rule.schedule(layer, hw, width)
         for storage, elems in zip(layer.inputs, layer.input_elems, strict=True):
             memory = _home(storage, plan, group, hw)
@@ -244,6 +246,8 @@ def _group_costs(
                     nbytes * group.halo_factor, memories[memory].burst_bytes, pieces
                 )
             _book(traffic, memory, FM_READ, nbytes)
+            run = rule.read_run(schedule, storage, workload, hw, width) if schedule is not None else None
+            _time(timed, memory, nbytes, run, memories)
         if layer.kind != ALIAS:
             memory = _output_home(layer, plan, gid, workload, hw)
             if memory is not None:
@@ -251,12 +255,32 @@ def _group_costs(
                 if not hw.blocks:
                     nbytes = _burst(nbytes, memories[memory].burst_bytes)
                 _book(traffic, memory, FM_WRITE, nbytes)
+                run = (
+                    rule.write_run(schedule, layer.output, workload, hw, width)
+                    if schedule is not None
+                    else None
+                )
+                _time(timed, memory, nbytes, run, memories)
         if weights[index]:
+            before = {key: v for key, v in traffic.items() if key[1] == WEIGHTS}
             free -= _book_weights(traffic, rule, schedule, weights[index], hw, free)
+            for (memory, kind), v in traffic.items():
+                if kind == WEIGHTS:
+                    _time(timed, memory, v - before.get((memory, kind), 0.0), None, memories)
         compute = rule.compute_cycles(layer, hw, width, schedule)
         blocks = rule.blocks(schedule) if hw.blocks else math.inf
-        parts.append(_Part(layer, rule, width, compute, blocks, traffic))
+        parts.append(_Part(layer, rule, width, compute, blocks, traffic, timed))
     return _pass_costs(parts, gid, hw)
+
+
+def _time(timed: dict, memory: str, nbytes: float, run: int | None, memories: dict) -> None:
+    """Add a transfer to a memory's busy bytes: runs shorter than the memory's burst cost a
+    whole burst each (blocked profiles; streaming profiles round to bursts in the bytes)."""
+    if not nbytes:
+        return
+    burst = memories[memory].burst_bytes
+    scale = burst / min(burst, max(run, 1)) if run is not None else 1.0
+    timed[memory] = timed.get(memory, 0.0) + nbytes * scale
 
 
 def _book(traffic: dict, memory: str, kind: str, nbytes: float) -> None:
@@ -288,7 +312,7 @@ def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:
     per_layer_transfer = []
     for part in parts:
         busy: dict[str, float] = {}
-        for (memory, _), nbytes in part.traffic.items():
+        for memory, nbytes in part.timed.items():
             per_cycle = hw.bytes_per_cycle(memory)
             if math.isfinite(per_cycle):
                 busy[memory] = busy.get(memory, 0.0) + nbytes / per_cycle

@@ -84,6 +84,26 @@ class LayerRule:
         reads, _ = blk.block_traffic(self.geometry(layer), schedule, granule)
         return reads * width.act_bytes
 
+    def read_run(
+        self, schedule: blk.BlockConfig, storage: str, workload: Workload, hw: HwProfile, width: Width
+    ) -> int:
+        """Contiguous bytes per DMA run when a block reads ``storage``: a row of channel bricks
+        across the input block (the NPU's format), or one pixel's block depth (channel-last)."""
+        granule = _granule(storage, workload, hw)
+        if granule > 1:
+            return granule * width.act_bytes * schedule.ifm_block[1]
+        return schedule.ifm_block[2] * width.act_bytes
+
+    def write_run(
+        self, schedule: blk.BlockConfig, storage: str, workload: Workload, hw: HwProfile, width: Width
+    ) -> int:
+        """Contiguous bytes per DMA run when a block writes ``storage`` (each core writes its own)."""
+        granule = hw.blocks["fm_depth_granule"]
+        cores = hw.blocks["cores"]
+        if _granule(storage, workload, hw) > 1:
+            return granule * width.act_bytes * schedule.ofm_block[1] * cores
+        return min(granule * cores, schedule.ofm_block[2]) * width.act_bytes
+
     def output_bytes(self, layer: LayerWork, workload: Workload, hw: HwProfile, width: Width) -> float:
         if not hw.blocks:
             return float(layer.output_elems * width.act_bytes)
