@@ -171,7 +171,9 @@ def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
     """U65, 3x3 convs 32 -> 32 on 64x64 in 8x16x16 output blocks (10-row input blocks): a
     rolling buffer holds round_up(8 + 10, 10) = 20 rows x 64 x 32 = 40 KiB. Two of them fit a
     96 KiB cache, the 128 KiB intermediates do not: one cascade, and only its input and
-    output touch DRAM. With fusion: none, or a 32 KiB cache, every layer is a pass."""
+    output touch DRAM. With fusion: none, or an 8 KiB cache (the shortest stripe, 2 output
+    rows from 4 input rows, still needs round_up(4 + 4, 4) = 8 rows x 64 x 32 = 16 KiB),
+    every layer is a pass."""
     workload = build_workload(conv_chain())
     hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=96)
     cascaded = evaluate(workload, hw, 8)
@@ -179,7 +181,22 @@ def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
     dram = cascaded.memory_traffic()["dram"]
     assert dram["fm write"] == 64 * 64 * 32  # the chain's output only
     assert cascaded.memory_traffic()["sram"]["fm write"] == 2 * 64 * 64 * 32
-    for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=32)):
+    for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=8)):
         cost = evaluate(workload, apart, 8)
         assert len({c.group for c in cost.layers}) == 3
         assert cost.memory_traffic()["dram"]["fm write"] == 3 * 64 * 64 * 32
+
+
+def test_a_tight_cache_cascades_with_shorter_stripes():
+    """30 KiB: the own blocks' 40 KiB rolling buffer does not fit, nor with 16- or 8-row
+    stripes (the same 8-row blocks); 4-row stripes do: the consumer's blocks read 6 input
+    rows, the producer runs 6-row blocks, round_up(6 + 6, 6) = 12 rows x 64 x 32 = 24 KiB.
+    The 6 KiB left cannot hold the next buffer (2-row stripes: 16 KiB): two passes."""
+    workload = build_workload(conv_chain())
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=30)
+    cost = evaluate(workload, hw, 8)
+    assert [c.group for c in cost.layers] == [0, 0, 1]
+    assert cost.memory_traffic()["dram"]["fm write"] == 2 * 64 * 64 * 32
+    from nnasim.cost.plan import plan_memory
+
+    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 4, None)

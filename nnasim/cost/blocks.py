@@ -97,13 +97,18 @@ def part_kernel_first(geo: Geometry, act_bits: int, part_taps: int, ifm_depth_fu
     return part_use > depth_use
 
 
-def choose_block(geo: Geometry, blocks: dict[str, Any], width: str, act_bits: int) -> BlockConfig:
-    """The cheapest output block that fits the buffer (see module docstring); cached."""
-    return _choose_block(geo, _spec_key(blocks), width, act_bits)
+def choose_block(
+    geo: Geometry, blocks: dict[str, Any], width: str, act_bits: int, max_height: int | None = None
+) -> BlockConfig:
+    """The cheapest output block that fits the buffer (see module docstring), no taller than
+    ``max_height`` rows (a cascade's stripe) when given; cached."""
+    return _choose_block(geo, _spec_key(blocks), width, act_bits, max_height)
 
 
 @lru_cache(maxsize=4096)
-def _choose_block(geo: Geometry, key: tuple, width: str, act_bits: int) -> BlockConfig:
+def _choose_block(
+    geo: Geometry, key: tuple, width: str, act_bits: int, max_height: int | None
+) -> BlockConfig:
     spec = dict(key)
     uh, uw, ud = _shape(key, "ofm_ublock")
     mh, mw, md = _shape(key, "ofm_block_max")
@@ -125,7 +130,8 @@ def _choose_block(geo: Geometry, key: tuple, width: str, act_bits: int) -> Block
     ifm_gran = _at(key, "ifm_bank_granule", width, act_bits)
     acc_gran = _at(key, "acc_bank_granule", width, act_bits)
     acc_bytes = _at(key, "acc_bytes", width, act_bits)
-    heights = np.arange(uh, _round_up(min(oh, mh), uh) + 1, uh)
+    top = min(oh, mh) if max_height is None else max(min(oh, mh, max_height), 1)
+    heights = np.arange(uh, _round_up(top, uh) + 1, uh)
     widths = np.arange(uw, _round_up(min(ow, mw), uw) + 1, uw)
     hh, ww = np.meshgrid(heights, widths, indexing="ij")
     ifm_h = _round_up_array((hh - 1) * sh + min(kh, 8), uh)

@@ -228,7 +228,7 @@ def _group_costs(
         rule = rule_for(layer)
         traffic: dict[tuple[str, str], float] = {}
         timed: dict[str, float] = {}
-        schedule = rule.schedule(layer, hw, width)
+        schedule = rule.schedule(layer, hw, width, plan.stripes[index] if plan.stripes else None)
         for storage, elems in zip(layer.inputs, layer.input_elems, strict=True):
             memory = _home(storage, plan, group, hw)
             first = storage not in read_once

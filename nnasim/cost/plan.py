@@ -47,6 +47,7 @@ class MemoryPlan:
     resident: frozenset[str]
     input_passes: tuple[int, ...]
     cache_free: tuple[float, ...] = ()  # per group: cache bytes left for buffered weights
+    stripes: tuple[int | None, ...] = ()  # per layer: most output rows per block (cascades)
 
 
 def buffered_weight_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
@@ -73,7 +74,10 @@ def line_buffer_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
 
 def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> MemoryPlan:
     """The plan of ``workload`` on ``hw`` with ``widths[i]`` the width of layer ``i``."""
-    groups = _plan_cascades(workload, hw, widths) if hw.blocks else _plan_groups(workload, hw, widths)
+    stripes: list[int | None] = [None] * len(workload.layers)
+    groups = (
+        _plan_cascades(workload, hw, widths, stripes) if hw.blocks else _plan_groups(workload, hw, widths)
+    )
     group_of = [0] * len(workload.layers)
     for gid, group in enumerate(groups):
         for index in group.layers:
@@ -81,11 +85,19 @@ def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) ->
     resident, used = _plan_residency(workload, groups, group_of, hw, widths)
     chunks = tuple(_input_passes(layer, hw, w) for layer, w in zip(workload.layers, widths, strict=True))
     free = tuple(hw.ocm_kib * 1024 - u for u in used)
-    return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks, free)
+    return MemoryPlan(tuple(groups), tuple(group_of), resident, chunks, free, tuple(stripes))
 
 
-def _plan_cascades(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) -> list[Group]:
-    """Blocked profiles: chains of layers through rolling buffers in the cache (see docstring)."""
+def _plan_cascades(
+    workload: Workload, hw: HwProfile, widths: tuple[Width, ...], stripes: list[int | None]
+) -> list[Group]:
+    """Blocked profiles: chains of layers through rolling buffers in the cache (see docstring).
+
+    A join first tries the two layers' own blocks, then ever shorter stripes (blocks of at
+    most ``CASCADE_STRIPES`` output rows for the consumer, and the rows they need for the
+    producer), as Vela's scheduler starts cascades from minimal stripes; ``stripes`` records
+    the limit each layer then runs under.
+    """
     from nnasim.cost.rules import rule_for
 
     cache = hw.ocm_kib * 1024
@@ -93,14 +105,20 @@ def _plan_cascades(workload: Workload, hw: HwProfile, widths: tuple[Width, ...])
     buffers: list[int] = []
     last: LayerWork | None = None
     for layer in workload.layers:
-        need = _rolling_buffer(last, layer, workload, hw, widths, rule_for) if members else None
         if layer.kind == ALIAS and members:
             members[-1].append(layer.index)
             continue
-        if need is not None and buffers[-1] + need <= cache and len(members[-1]) < hw.max_fused_layers:
-            members[-1].append(layer.index)
-            buffers[-1] += need
-        else:
+        joined = False
+        if members and len(members[-1]) < hw.max_fused_layers:
+            for stripe in (None, *CASCADE_STRIPES):
+                need = _rolling_buffer(last, layer, workload, hw, widths, rule_for, stripes, stripe)
+                if need is not None and buffers[-1] + need[0] <= cache:
+                    members[-1].append(layer.index)
+                    buffers[-1] += need[0]
+                    stripes[last.index], stripes[layer.index] = need[1], stripe
+                    joined = True
+                    break
+        if not joined:
             members.append([layer.index])
             buffers.append(0)
         last = layer
@@ -116,9 +134,15 @@ def _plan_cascades(workload: Workload, hw: HwProfile, widths: tuple[Width, ...])
     ]
 
 
-def _rolling_buffer(producer, consumer, workload: Workload, hw: HwProfile, widths, rule_for) -> int | None:
-    """Cache bytes of the rolling buffer that would carry ``producer``'s output to ``consumer``,
-    or None when the two cannot cascade."""
+CASCADE_STRIPES = (16, 8, 4, 2)
+
+
+def _rolling_buffer(
+    producer, consumer, workload: Workload, hw: HwProfile, widths, rule_for, stripes, stripe
+) -> tuple[int, int | None] | None:
+    """(cache bytes, producer's stripe) of the rolling buffer that would carry ``producer``'s
+    output to ``consumer`` with the consumer's blocks at most ``stripe`` rows high, or None
+    when the two cannot cascade."""
     if hw.fusion == "none" or producer is None or consumer.kind == ALIAS or not consumer.inputs:
         return None
     link = producer.output
@@ -130,15 +154,21 @@ def _rolling_buffer(producer, consumer, workload: Workload, hw: HwProfile, width
     size = workload.storage_elems[link] * width.act_bytes
     if size <= hw.ocm_kib * 1024:
         return None  # it fits whole: residency keeps it on chip
-    made = rule_for(producer).schedule(producer, hw, width)
-    used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index])
-    if made is None or used is None:
+    used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index], stripe)
+    if used is None:
         return None
     h, w, c = producer.out_shape
     rows_in = min(used.ifm_block[0], h)
+    limit = stripes[producer.index]
+    made_stripe = rows_in if stripe is not None else limit
+    if limit is not None and made_stripe is not None:
+        made_stripe = min(made_stripe, limit)
+    made = rule_for(producer).schedule(producer, hw, width, made_stripe)
+    if made is None:
+        return None
     rows = -(-(min(made.ofm_block[0], h) + rows_in) // rows_in) * rows_in
     granule = hw.blocks["fm_depth_granule"]
-    return rows * w * (-(-c // granule) * granule) * width.act_bytes
+    return rows * w * (-(-c // granule) * granule) * width.act_bytes, made_stripe
 
 
 def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:

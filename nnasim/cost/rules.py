@@ -49,11 +49,14 @@ class LayerRule:
             self.block_type, layer.out_shape, in_shape, kernel, layer.stride, max(len(layer.inputs), 1)
         )
 
-    def schedule(self, layer: LayerWork, hw: HwProfile, width: Width) -> blk.BlockConfig | None:
-        """The output block this layer runs in (``blocks`` profiles), else None."""
+    def schedule(
+        self, layer: LayerWork, hw: HwProfile, width: Width, stripe: int | None = None
+    ) -> blk.BlockConfig | None:
+        """The output block this layer runs in (``blocks`` profiles; at most ``stripe`` rows
+        high inside a cascade), else None."""
         if not hw.blocks or self.block_type is None:
             return None
-        return blk.choose_block(self.geometry(layer), hw.blocks, width.name, width.act_bits)
+        return blk.choose_block(self.geometry(layer), hw.blocks, width.name, width.act_bits, stripe)
 
     def blocks(self, schedule: blk.BlockConfig | None) -> float:
         return float(schedule.blocks) if schedule is not None else math.inf
