@@ -1,6 +1,6 @@
 """nnasim's cost model against Arm's Vela 5.2 on the same networks, Ethos-U55/U65 configs.
 
-    python benchmarks/vela_crosscheck.py [--work DIR] [--rerun] [--layers]
+    python benchmarks/vela_crosscheck.py [--work DIR] [--rerun] [--layers] [--legacy]
 
 For every full-integer TFLite file in ``../shared/models/tflite-int/`` (int8 and int16x8) and
 every accelerator config (ethos-u55-128/-256, ethos-u65-256/-512, Vela's default system
@@ -8,6 +8,10 @@ config and memory mode for each), this runs Vela (``--verbose-performance``, res
 in ``--work``) and nnasim's profile of the same name, and prints nnasim/Vela for total cycles
 and for each memory's bytes, then the config-to-config ratios (does the model move the right
 way when the design changes?).
+
+Vela 5.2 compiles for the U55/U65 with its C++ core (Regor) by default; ``--legacy`` runs its
+deprecated Python core instead (``--debug-force-legacy-core``), whose performance model
+(``ethosu/vela/npu_performance.py``) is where nnasim's Ethos-U facts were read.
 
 nnasim reads the .tflite itself when its frontend can; until then it costs the equivalent
 ONNX network the file was made from (``NETWORKS``: the zoo's LFFD at 320x240 and 640x640, the
@@ -54,15 +58,16 @@ MEMORIES = {"sram": "sram", "dram": "dram", "off_chip_flash": "flash"}
 KINDS = {"feature_map_read": "fm read", "feature_map_write": "fm write", "weight_read": "weights"}
 
 
-def vela_summary(tflite: Path, config: str, work: Path, rerun: bool) -> dict:
+def vela_summary(tflite: Path, config: str, work: Path, rerun: bool, legacy: bool = False) -> dict:
     """Vela's summary for ``tflite`` on ``config``: cycles and bytes per memory and kind."""
-    out = work / f"{tflite.stem}__{config}"
+    out = work / f"{tflite.stem}__{config}{'__legacy' if legacy else ''}"
     found = sorted(out.glob("*_summary_*.csv"))
     if rerun or not found:
         out.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "ethosu.vela", str(tflite),
             "--accelerator-config", config, "--verbose-performance", "--output-dir", str(out),
+            *(["--debug-force-legacy-core"] if legacy else []),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if result.returncode != 0:
@@ -102,7 +107,7 @@ def _ratio(ours: float, theirs: float) -> float | None:
     return round(ours / theirs, 2) if theirs else None
 
 
-def crosscheck(work: Path, rerun: bool) -> tuple[list[dict], dict]:
+def crosscheck(work: Path, rerun: bool, legacy: bool = False) -> tuple[list[dict], dict]:
     """One row per (network, width, config) and every result keyed for the ratio table."""
     rows, results = [], {}
     for tflite in sorted(TFLITE_DIR.glob("*.tflite")):
@@ -111,7 +116,7 @@ def crosscheck(work: Path, rerun: bool) -> tuple[list[dict], dict]:
             continue
         workload, source = nnasim_workload(stem, tflite)
         for config in CONFIGS:
-            vela = vela_summary(tflite, config, work, rerun)
+            vela = vela_summary(tflite, config, work, rerun, legacy)
             ours = nnasim_summary(workload, config, WIDTHS[suffix])
             results[(stem, suffix, config)] = (vela, ours)
             row = {
@@ -199,13 +204,14 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "nnasim-vela")
     parser.add_argument("--rerun", action="store_true", help="run Vela again even if its results are cached")
     parser.add_argument("--layers", action="store_true", help="also print bytes per memory and kind")
+    parser.add_argument("--legacy", action="store_true", help="compare with Vela's legacy Python core")
     parser.add_argument("--format", choices=("simple", "github"), default="simple")
     args = parser.parse_args()
     if not TFLITE_DIR.is_dir():
         print(f"skipped: {TFLITE_DIR} not found (the shared models folder)")
         return 0
     start = time.perf_counter()
-    rows, results = crosscheck(args.work, args.rerun)
+    rows, results = crosscheck(args.work, args.rerun, args.legacy)
     ratios = ratio_rows(results)
     print(tabulate(rows, headers="keys", tablefmt=args.format))
     print("\nConfig-to-config ratios (b/a): nnasim's over Vela's\n")
