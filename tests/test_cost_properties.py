@@ -76,13 +76,21 @@ def test_more_bandwidth_is_never_slower(name, specs, size, bits):
 @SETTINGS
 @given(specs=layers, size=st.sampled_from([8, 20, 33]), kib=st.sampled_from([0, 4, 32, 256]))
 def test_more_on_chip_memory_never_moves_more_bytes(name, specs, size, kib):
+    """Streaming profile: MB/inference never grows. Blocked profile: what leaves the chip for
+    good (feature maps written to DRAM) never grows; its DRAM reads may, because a layer's
+    block follows Vela's block search, which trades input re-reads against weight re-reads
+    counted in any memory (docs/cost-model.md, "Known divergences")."""
     workload = build_workload(chain(specs, size))
     hw = load_profile(name)
     small, large = (
         evaluate(workload, hw.replace(ocm_kib=kib), 8),
         evaluate(workload, hw.replace(ocm_kib=kib * 4 + 8), 8),
     )
-    assert large.megabytes <= small.megabytes * (1 + 1e-12)
+    if hw.blocks:
+        writes = lambda c: c.memory_traffic()["dram"]["fm write"]  # noqa: E731
+        assert writes(large) <= writes(small)
+    else:
+        assert large.megabytes <= small.megabytes * (1 + 1e-12)
 
 
 @pytest.mark.parametrize("name", PROFILES)
