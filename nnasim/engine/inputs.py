@@ -45,12 +45,32 @@ def read_feed(path: Path, graph: Graph, preprocess: Preprocess) -> Feed:
         feed = {name: preprocess(decode_rgb(path), graph.shape(name))}
     else:
         raise DataError(f"{path}: not an image or .npy/.npz file")
-    return {name: _fit_shape(path, name, value, graph.shape(name)) for name, value in feed.items()}
+    feed = {name: _fit_shape(path, name, value, graph.shape(name)) for name, value in feed.items()}
+    return {name: _as_input_type(path, graph, name, value) for name, value in feed.items()}
 
 
 def load_feeds(path: str | Path, graph: Graph, preprocess: Preprocess) -> list[tuple[str, Feed]]:
     """(file name, feed) for every input file at ``path``."""
     return [(p.name, read_feed(p, graph, preprocess)) for p in input_files(path)]
+
+
+def _as_input_type(path: Path, graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
+    """Integer arrays for an integer input (a quantized model's) are fed as they are; images and float
+    arrays are quantized with the model's own input format; float inputs take floats."""
+    if np.dtype(graph.tensors[name].dtype).kind not in "iu":
+        return value.astype(np.float32)
+    if value.dtype.kind in "iu":
+        return value
+    from nnasim.quant.params import quantize_array
+    from nnasim.quant.qdq import has_qdq, import_qdq
+
+    fmt = import_qdq(graph).tensors[name].quant if has_qdq(graph) else None
+    if fmt is None:
+        raise DataError(
+            f"{path}: input {name!r} is {graph.tensors[name].dtype} and the model gives it no scale "
+            "and zero point: give an integer array (.npy/.npz)"
+        )
+    return quantize_array(value, fmt).astype(graph.tensors[name].dtype)
 
 
 def _single_input(graph: Graph, path: Path) -> str:
@@ -81,7 +101,8 @@ def _read_npz(path: Path, graph: Graph) -> Feed:
 
 def _fit_shape(path: Path, name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Accept the input with or without its batch axis of 1; anything else is a DataError."""
-    value = np.asarray(value, np.float32)
+    value = np.asarray(value)
+    value = value if value.dtype.kind in "iu" else value.astype(np.float32)
     if value.shape == shape[1:] and shape[0] == 1:
         value = value[None]
     if value.shape != shape:

@@ -14,14 +14,15 @@ from collections.abc import Iterable
 import numpy as np
 
 from nnasim.engine.layers import LUT_OPS, BuildContext, LayerFn, build_layer
-from nnasim.errors import NnasimWarning, UsageError
+from nnasim.errors import ModelError, NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
+from nnasim.quant.own_formats import carries_formats, integer_constants
 from nnasim.quant.params import dequantize_array, quantize_array
-from nnasim.quant.qdq import has_qdq, import_qdq
+from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq, own_integer_weights
 from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
@@ -84,15 +85,22 @@ class Session:
         return self.graph.tensors[name].quant
 
     def dequantize(self, name: str, q: np.ndarray) -> np.ndarray:
+        """Float32 values of an engine tensor; a model's integer output stays integers of its type."""
+        tensor = self.graph.tensors[name]
+        if np.dtype(tensor.dtype).kind in "iu":
+            return layout.to_onnx_layout(q).astype(tensor.dtype)
         return dequantize_array(layout.to_onnx_layout(q), self.quant(name), axis=None)
 
     def _quantize_input(self, name: str, value: np.ndarray) -> np.ndarray:
+        """A float input quantized to its format; a model's integer input is fed as it is."""
+        if np.dtype(self.graph.tensors[name].dtype).kind in "iu":
+            return layout.from_onnx_layout(np.asarray(value, np.int32))
         return layout.from_onnx_layout(quantize_array(value, self.quant(name)))
 
 
 def build_session(
     graph: Graph,
-    bits: int,
+    bits: int | None,
     scheme: str = "pow2",
     per_channel: bool = False,
     requant: str | None = None,
@@ -101,6 +109,9 @@ def build_session(
     acc_bits: int | None = None,
 ) -> Session | FloatSession:
     """Prepare ``graph`` (a lowered IR graph) for inference at ``bits`` = 8, 16 (integer) or 32 (fp32).
+
+    ``bits=None``: a quantized model's own width, else 8. A quantized model asked for another
+    integer width runs in its own formats all the same, with one warning.
 
     ``calib`` is a list of feed dicts; None calibrates on generated inputs and says so (a warning
     and ``session.notes``). A QDQ model keeps its own scales and zero points (``calib``, ``scheme``
@@ -111,11 +122,26 @@ def build_session(
     notes: list[str] = []
     if has_qdq(graph):
         quantized = import_qdq(graph)
-        bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
-        rule = requant or "float32"
-        notes.append("QDQ model: its own scales and zero points are used, not calibrated")
+        bits = _own_width(graph, quantized, bits)
+        rule, scheme = requant or "float32", "affine"
+        notes.append(
+            "QDQ model (any quantized dialect is read as QDQ): its own scales and zero points are used"
+        )
+    elif carries_formats(graph):
+        quantized = integer_constants(graph)
+        bits = _own_width(graph, quantized, bits)
+        rule, scheme = requant or "fixedpoint", "affine"
+        notes.append("integer model (TFLite): its own scales and zero points are used, not calibrated")
     else:
-        rule = requant or DEFAULT_RULE.get(scheme, "pow2")
+        if has_own_weights(graph):
+            scheme, rule = "affine", requant or "float32"
+            notes.append(
+                "dynamically quantized model: weights keep their own formats; activations, which "
+                "DynamicQuantizeLinear quantizes per input at run time, are calibrated (per tensor, affine)"
+            )
+        else:
+            rule = requant or DEFAULT_RULE.get(scheme, "pow2")
+        bits = bits or 8
         if calib is None:
             message = (
                 f"no calibration data given: ranges calibrated on {GENERATED_SAMPLES} generated normal inputs"
@@ -124,8 +150,11 @@ def build_session(
             notes.append(message)
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
-        quantized = quantize_graph(graph, bits, ranges, scheme, per_channel)
-    _check_rule(rule, scheme if not has_qdq(graph) else "affine")
+        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel)
+    _check_rule(rule, scheme)
+    if rule == "xnnpack" and bits > 8:
+        rule = "fixedpoint"
+        notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
@@ -136,8 +165,36 @@ def build_session(
     if any(node.op == Op.LAYER_NORM for node in quantized.nodes):
         notes.append("LayerNormalization in fixed point (integer square root, no float at run time)")
     ctx = BuildContext(quantized, rule, acc_bits)
-    layers = [build_layer(ctx, node) for node in quantized.nodes]
+    layers = [_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)
+
+
+def _layer(ctx: BuildContext, node) -> LayerFn:
+    """``build_layer``, its refusals naming the model's file as well as the node and op."""
+    try:
+        return build_layer(ctx, node)
+    except ModelError as error:
+        source = ctx.graph.source
+        if source and not str(error).startswith(source):
+            raise ModelError(f"{source}: {error}") from None
+        raise
+
+
+def _own_width(graph: Graph, quantized: Graph, bits: int | None) -> int:
+    """The widest activation format of a quantized model; ``bits`` asking for another width is ignored,
+    with one warning (a quantized model runs in the formats it was quantized to)."""
+    widths = sorted(
+        {t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const}
+    )
+    if bits is not None and bits not in widths:
+        shown = "/".join(f"{w}-bit" for w in widths)
+        warnings.warn(
+            f"{graph.source or graph.name}: a quantized model runs in its own {shown} formats; "
+            f"{bits}-bit is ignored",
+            NnasimWarning,
+            stacklevel=3,
+        )
+    return widths[-1]
 
 
 def _check_rule(rule: str, scheme: str) -> None:

@@ -6,6 +6,7 @@ Run ``python -m nnasim.frontend.supported > SUPPORTED_OPS.md``; a test checks th
 from __future__ import annotations
 
 from nnasim.frontend.convert import CONSTANT_ONLY_OPS, CONVERTERS
+from nnasim.frontend.tflite_supported import tflite_lines
 
 NOTES = {
     "Conv": "2-D (NCHW); groups, depthwise, dilations, strides, pads and auto_pad; constant weight",
@@ -25,7 +26,7 @@ NOTES = {
     "Upsample": "as Resize (asymmetric)",
     "Identity": "removed by the remove_identity pass",
     "Dropout": "inference: removed by the remove_identity pass",
-    "QuantizeLinear": "QDQ models: per-tensor or per-axis, constant scale and zero point",
+    "QuantizeLinear": "QDQ (also com.microsoft): per-tensor or per-axis, constant scale and zero point",
     "ConvTranspose": "2-D; groups, dilations, strides, pads, output_padding, output_shape, auto_pad; "
     "lowered to its equivalent conv over the zero-inserted input",
     "Split": "any opset's form (split attribute, input or num_outputs); one Slice per output",
@@ -35,8 +36,43 @@ NOTES = {
     "ReduceMean": "axes as attribute or input (opset 18), keepdims",
     "LayerNormalization": "constant scale/bias over the axes from axis on; no Mean/InvStdDev outputs",
     "MatMul": "a constant 2-D right operand becomes a Gemm; two computed operands (attention) too",
-    "DequantizeLinear": "QDQ models: per-tensor or per-axis, constant scale and zero point",
+    "DequantizeLinear": "QDQ (also com.microsoft): per-tensor or per-axis, constant scale and zero point",
 }
+
+# QOperator ops read as DQ -> op -> Q (nnasim/quant/qoperator.py QOPS; a test checks they agree)
+QOPERATOR_OPS = (
+    ("", "QLinearConv"),
+    ("", "QLinearMatMul"),
+    ("com.microsoft", "QGemm"),
+    ("com.microsoft", "QLinearAdd"),
+    ("com.microsoft", "QLinearMul"),
+    ("com.microsoft", "QLinearConcat"),
+    ("com.microsoft", "QLinearAveragePool"),
+    ("com.microsoft", "QLinearGlobalAveragePool"),
+    ("com.microsoft", "QLinearSigmoid"),
+    ("com.microsoft", "QLinearLeakyRelu"),
+    ("com.microsoft", "QLinearSoftmax"),
+)
+
+
+def _dialects() -> list[str]:
+    qoperator = ", ".join(f"{op}{' (com.microsoft)' if domain else ''}" for domain, op in QOPERATOR_OPS)
+    return [
+        "## Quantized ONNX dialects",
+        "",
+        "Read as QDQ with the model's own scales, zero points and widths (see docs/quantized-onnx.md).",
+        "",
+        "| dialect | what is read | integer engine |",
+        "|---|---|---|",
+        "| QDQ | QuantizeLinear/DequantizeLinear, int8/uint8/int16/uint16, per tensor or per axis; int32 "
+        "and int64 biases; integer graph inputs and outputs; fake-quant weights (float -> Q -> DQ) "
+        "| 8, 16 and mixed: each tensor keeps its width, requantized between |",
+        "| QDQ, com.microsoft | QuantizeLinear/DequantizeLinear of onnxruntime's 16-bit form | as QDQ |",
+        f"| QOperator | {qoperator}; MaxPool, Reshape, Transpose... on integers | as DQ -> op -> Q |",
+        "| dynamic | DynamicQuantizeLinear -> ConvInteger/MatMulInteger -> Cast -> Mul | "
+        "weights keep their formats; activations calibrated |",
+        "",
+    ]
 
 
 _TABLE = "8, 16: table over every input integer"
@@ -104,7 +140,9 @@ def markdown() -> str:
         "Evaluated at import time when all their inputs are constant (shape sub-graphs of exported",
         "detectors), rejected otherwise: " + ", ".join(sorted(CONSTANT_ONLY_OPS)) + ".",
         "",
+        *_dialects(),
     ]
+    lines += tflite_lines() + [""]
     return "\n".join(lines)
 
 

@@ -133,13 +133,17 @@ class Node:
 
 @dataclass(frozen=True)
 class Graph:
-    """Nodes in topological order, every tensor by name, and the graph's inputs/outputs."""
+    """Nodes in topological order, every tensor by name, and the graph's inputs/outputs.
+
+    ``source`` names the file the graph came from (for messages), empty for graphs built in code.
+    """
 
     name: str
     nodes: tuple[Node, ...]
     tensors: dict[str, Tensor]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    source: str = field(default="", compare=False)
 
     def with_(self, **changes: Any) -> Graph:
         return replace(self, **changes)

@@ -359,11 +359,28 @@ def check_feeds(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndar
         raise DataError(f"missing input(s) {missing}; the model's inputs are {list(graph.inputs)}")
     checked = {}
     for name in graph.inputs:
-        value = np.asarray(feeds[name], dtype=graph.tensors[name].dtype)
+        value = _as_input_type(name, feeds[name], graph.tensors[name].dtype)
         if value.shape != graph.shape(name):
             raise DataError(f"input {name!r} has shape {value.shape}, the model expects {graph.shape(name)}")
         checked[name] = value
     return checked
+
+
+def _as_input_type(name: str, value, dtype: str) -> np.ndarray:
+    """``value`` as the input's type; an integer input (a quantized model's) takes integers in its range."""
+    value = np.asarray(value)
+    if np.dtype(dtype).kind not in "iu":
+        return value.astype(dtype)
+    info = np.iinfo(dtype)
+    if value.dtype.kind not in "iub":
+        raise DataError(
+            f"input {name!r} is {dtype}: give its integers (an integer array), not {value.dtype} values"
+        )
+    if value.size and (value.min() < info.min or value.max() > info.max):
+        raise DataError(
+            f"input {name!r} is {dtype}: values {value.min()}..{value.max()} are out of its range"
+        )
+    return value.astype(dtype)
 
 
 def run_float(graph: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:

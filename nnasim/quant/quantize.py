@@ -35,7 +35,8 @@ def quantize_graph(
         raise UsageError(f"integer engine bit width must be one of {BITS}, got {bits}")
     if scheme not in SCHEMES:
         raise UsageError(f"unknown quantization scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
-    formats: dict[str, QuantParams] = {}
+    # constants that carry the model's own formats (dynamically quantized models) keep them
+    formats = {name: t.quant for name, t in graph.tensors.items() if t.is_const and t.quant is not None}
     for name in graph.inputs:
         formats[name] = activation_params(*_range(ranges, name), bits, scheme)
     for node in graph.nodes:
