@@ -77,3 +77,34 @@ def test_existing_plot_is_refused_before_anything_is_printed_or_written(model, t
     captured = capsys.readouterr()
     assert "--force" in captured.err and captured.out == ""
     assert png.read_text() == "mine" and not out.exists()
+
+
+def test_widths_and_memories_on_an_ethos_profile(capsys):
+    """--bits 8,16x8 on the U55: 16x8 moves twice the feature-map bytes with the same 8-bit
+    weights in flash; each memory's MB adds up to MB/inference (no cache on the U55)."""
+    assert (
+        main(["profile", "lffd@96x96", "--hw", "ethos-u55-256", "--bits", "8,16x8", "--format", "json"]) == 0
+    )
+    eight, wide = json.loads(capsys.readouterr().out)["rows"]
+    assert [eight["bits"], wide["bits"]] == [8, "16x8"]
+    for row in (eight, wide):
+        assert row["sram MB"] + row["flash MB"] == pytest.approx(row["MB/inference"], abs=0.02)
+    assert wide["act write MB"] == pytest.approx(2 * eight["act write MB"], abs=0.02)  # 2 decimals
+    assert wide["flash MB"] == pytest.approx(eight["flash MB"], rel=0.05)
+
+
+def test_timeline_is_a_png_with_one_bar_series_per_memory(tmp_path):
+    from nnasim.cost import build_workload, evaluate, load_profile
+    from nnasim.frontend import load_lowered
+    from nnasim.report.timeline import layer_series
+
+    png = tmp_path / "timeline.png"
+    assert (
+        main(["profile", "tinynet", "--hw", "ethos-u65-512", "--bits", "8,16x8", "--timeline", str(png)]) == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cost = evaluate(build_workload(load_lowered("tinynet")), load_profile("ethos-u65-512"), 8)
+    names, series, cycles = layer_series(cost)
+    assert set(series) == {"compute", "dram", "sram"}
+    for i in range(len(names)):  # a layer's cycles are never below what bounds it
+        assert cycles[i] >= max(values[i] for values in series.values()) * (1 - 1e-9)

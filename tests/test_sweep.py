@@ -384,3 +384,16 @@ def test_sigkilled_sweep_resumes_where_it_stopped(tmp_path):
     assert f"({len(finished)} already done, {total - len(finished)} evaluated" in result.stdout
     rows = (out / "results.csv").read_text().splitlines()
     assert len(rows) == total + 1 and len({r.split(",")[0] for r in rows[1:]}) == total
+
+
+def test_16x8_and_blocked_profiles_equal_evaluate(tmp_path):
+    """A sweep over an Ethos-U base (blocked: costed by evaluate per point) at 8 and 16x8."""
+    parameters = {"ocm_kib": [64, 384], "clock_mhz": [500, 1000], "memories.dram.gbps": [4, 12]}
+    data = changed(base="ethos-u65-512", parameters=parameters, plots=[], bits=[8, "16x8"])
+    spec = load_spec(write_spec(tmp_path, data))
+    evaluator = sweep_points.PointEvaluator(spec)
+    for row in evaluator.rows(range(spec.n_points)):
+        for label, cost in reference_costs(spec, row).items():
+            assert row[f"{label}_mb"] == pytest.approx(cost.megabytes, rel=1e-12)
+            assert row[f"{label}_ips"] == pytest.approx(cost.inferences_per_second, rel=1e-12)
+            assert row[f"{label}_bound"] == cost.bound

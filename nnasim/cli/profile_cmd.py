@@ -7,12 +7,15 @@ from pathlib import Path
 
 from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_engine_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
-from nnasim.cost.profile import SUPPORTED_BITS
+from nnasim.cost.profile import WIDTHS
 from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.report.tables import render
 
-UNITS_NOTE = "MB = 10^6 bytes of DRAM traffic per inference; GMAC = 10^9 multiply-accumulates."
+UNITS_NOTE = (
+    "MB = 10^6 bytes per inference moved in the memories outside the NPU's cache (each memory's "
+    "MB listed); GMAC = 10^9 multiply-accumulates."
+)
 
 
 def add_parser(subparsers) -> None:
@@ -21,9 +24,16 @@ def add_parser(subparsers) -> None:
     )
     add_model_argument(parser)
     parser.add_argument("--hw", default="3nx", help="a profile name (see `nnasim hw list`) or a YAML file")
-    parser.add_argument("--bits", default="8,16", help="bit widths: 8, 16 or 8,16 (default 8,16)")
+    parser.add_argument(
+        "--bits",
+        default="8,16",
+        help="widths: 8, 8pc, 16, 16x8 (16-bit activations, 8-bit weights) or a list (default 8,16)",
+    )
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
+    parser.add_argument(
+        "--timeline", metavar="PNG", help="draw per layer compute vs each memory's transfer time to PNG"
+    )
     parser.add_argument(
         "--faces", metavar="N,...", help="for DETECTOR+VERIFIER: faces per frame (default 1,2,4,8,16,32)"
     )
@@ -31,15 +41,12 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def parse_bits(text: str) -> tuple[int, ...]:
-    """``"8,16"`` -> (8, 16); each width must be one the profiles describe."""
-    try:
-        bits = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--bits {text!r}: expected 8, 16 or 8,16") from None
-    if not bits or any(b not in SUPPORTED_BITS for b in bits):
-        raise UsageError(f"--bits {text!r}: supported widths are {', '.join(map(str, SUPPORTED_BITS))}")
-    return tuple(dict.fromkeys(bits))
+def parse_bits(text: str) -> tuple[int | str, ...]:
+    """``"8,16x8"`` -> (8, '16x8'): plain widths as numbers, the others ('8pc', '16x8') as text."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(part not in WIDTHS for part in parts):
+        raise UsageError(f"--bits {text!r}: supported widths are {', '.join(WIDTHS)} (e.g. 8,16x8)")
+    return tuple(dict.fromkeys(int(p) if p.isdigit() else p for p in parts))
 
 
 def summary_row(cost: NetworkCost) -> dict:
@@ -52,6 +59,10 @@ def summary_row(cost: NetworkCost) -> dict:
         "weights MB": round(total.weight_bytes / 1e6, 2),
         "act read MB": round(total.act_read_bytes / 1e6, 2),
         "act write MB": round(total.act_write_bytes / 1e6, 2),
+        **{
+            f"{memory} MB": round(sum(kinds.values()) / 1e6, 2)
+            for memory, kinds in cost.memory_traffic().items()
+        },
         "inferences/s": round(cost.inferences_per_second, 1),
         "ms/inference": round(cost.seconds * 1e3, 3),
         "GMACs": round(total.macs / 1e9, 3),
@@ -81,6 +92,7 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
             "write MB": round(c.act_write_bytes / 1e6, 4),
             "compute kcyc": round(c.compute_cycles / 1e3, 2),
             "memory kcyc": round(c.memory_cycles / 1e3, 2),
+            **{f"{m} kcyc": round(v / 1e3, 2) for m, v in sorted(c.transfer_cycles.items())},
             "kcycles": round(c.cycles / 1e3, 2),
             "group util": round(group_macs[c.group] / (group_cycles[c.group] * peak), 3)
             if group_cycles[c.group]
@@ -95,7 +107,7 @@ def layer_rows(cost: NetworkCost) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from nnasim.cli.profile_cascade import cascade_stages, run_profile
 
-    for path in (args.output, args.plot):  # refused before any work, not after the table is printed
+    for path in (args.output, args.plot, args.timeline):  # refused before any work, not after the table
         if path:
             refuse_existing(Path(path), args.force)
     stages = cascade_stages(args)  # DETECTOR+VERIFIER: frames/s against faces per frame
@@ -120,4 +132,8 @@ def run(args: argparse.Namespace) -> int:
         from nnasim.report.roofline import roofline_plot
 
         roofline_plot(args.plot, costs, hw, force=args.force)
+    if args.timeline:
+        from nnasim.report.timeline import timeline_plot
+
+        timeline_plot(args.timeline, costs, force=args.force)
     return 0

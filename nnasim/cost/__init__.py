@@ -1,7 +1,17 @@
 """Hardware cost model: profiles (YAML), hardware-independent workload, memory plan, costs."""
 
 from nnasim.cost.model import LayerCost, NetworkCost, evaluate, mac_cycles
-from nnasim.cost.profile import HwProfile, MacArray, builtin_profiles, load_profile, profile_from_dict
+from nnasim.cost.profile import (
+    WIDTHS,
+    HwProfile,
+    MacArray,
+    Memory,
+    Width,
+    builtin_profiles,
+    load_profile,
+    parse_width,
+    profile_from_dict,
+)
 from nnasim.cost.workload import LayerWork, Workload, build_workload
 
 __all__ = [
@@ -9,12 +19,16 @@ __all__ = [
     "LayerCost",
     "LayerWork",
     "MacArray",
+    "Memory",
     "NetworkCost",
+    "WIDTHS",
+    "Width",
     "Workload",
     "build_workload",
     "builtin_profiles",
     "evaluate",
     "load_profile",
     "mac_cycles",
+    "parse_width",
     "profile_from_dict",
 ]

@@ -8,6 +8,7 @@ deep-merges the profile over another one (by name or relative path).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,62 @@ def _profile_dir() -> Path:
 PROFILE_DIR = _profile_dir()
 
 SUPPORTED_BITS = (8, 16)
-COMPRESSION_MODES = ("none", "ratio", "estimate")
+# Widths the cost model takes: activations x weights. '16x8' is TFLite's and Ethos-U's 16-bit
+# mode (16-bit activations, 8-bit weights); '8pc' is 8 bits with per-channel weight scales,
+# which costs what '8' costs.
+WIDTHS = ("8", "8pc", "16", "16x8")
+COMPRESSION_MODES = ("none", "ratio", "estimate", "encode")
 FUSION_MODES = ("none", "elementwise", "layers")
 ROUNDING_MODES = ("half_away_from_zero", "half_to_even")
+
+
+@dataclass(frozen=True)
+class Width:
+    """An operand width: activation and weight bits, and the profile tables it reads."""
+
+    name: str
+    act_bits: int
+    weight_bits: int
+
+    @property
+    def act_bytes(self) -> int:
+        return self.act_bits // 8
+
+    @property
+    def per_channel(self) -> bool:
+        """Whether weights carry per-output-channel scales ('8pc'; '16x8' as TFLite makes it)."""
+        return self.name in ("8pc", "16x8")
+
+
+_WIDTHS = {
+    "8": Width("8", 8, 8),
+    "8pc": Width("8pc", 8, 8),
+    "16": Width("16", 16, 16),
+    "16x8": Width("16x8", 16, 8),
+}
+
+
+def parse_width(bits: int | str | Width) -> Width:
+    """``8``, ``"8"``, ``"8pc"``, ``16``, ``"16"`` or ``"16x8"`` as a ``Width``; else ``ValueError``."""
+    if isinstance(bits, Width):
+        return bits
+    key = str(bits)
+    if key not in _WIDTHS:
+        raise ValueError(f"unknown width {bits!r} (widths: {', '.join(WIDTHS)})")
+    return _WIDTHS[key]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory the NPU reads and writes: bandwidth (None: on chip, never the bottleneck),
+    burst size, latencies, and whether its traffic counts in MB/inference."""
+
+    name: str
+    gbps: float | None
+    burst_bytes: int
+    read_latency_cycles: int = 0
+    write_latency_cycles: int = 0
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,31 +113,95 @@ class HwProfile:
     ocm_kib: float
     weight_buffer_kib: float
     line_buffer_kib: float
-    dram_gbps: float
-    dram_burst_bytes: int
     pass_overhead_cycles: int
     fusion: str
     max_fused_layers: int
     weight_compression: str
     weight_compression_ratio: dict[int, float]
     source: str = ""
+    dram_gbps: float | None = None
+    dram_burst_bytes: int | None = None
     weight_dram_gbps: float | None = None
     line_buffer_extra_rows: int = 1
+    memories: dict[str, dict[str, Any]] | None = None
+    feature_maps_in: str | None = None
+    weights_in: str | None = None
+    cache_in: str | None = None
+    weight_buffer_in: str | None = None
+    blocks: dict[str, Any] | None = None
+    element_cycles: dict[str, dict[Any, float]] | None = None
+
+    def table_key(self, bits: int | str | Width) -> int | str:
+        """The key of the per-width tables (``mac_array`` ...) for ``bits``: ``'16x8'`` when the
+        profile describes that mode, else the activation width (the array runs at the
+        activations' width; 16x8 then reads the 16-bit tables with 8-bit weights)."""
+        width = parse_width(bits)
+        return "16x8" if width.name == "16x8" and "16x8" in self.mac_array else width.act_bits
+
+    def at(self, table: dict[int | str, Any], bits: int | str | Width) -> Any:
+        """``table``'s entry for ``bits`` (a '16x8' entry when present, else the activation width's)."""
+        width = parse_width(bits)
+        if width.name == "16x8" and "16x8" in table:
+            return table["16x8"]
+        return table[width.act_bits]
+
+    def memory_map(self) -> dict[str, Memory]:
+        """Every memory by name (cached; see ``_memory_map``)."""
+        return self._memory_map
+
+    def bytes_per_cycle(self, memory: str) -> float:
+        """Bytes ``memory`` moves per NPU clock (inf for an untimed on-chip memory)."""
+        return self._bytes_per_cycle[memory]
+
+    @functools.cached_property
+    def _bytes_per_cycle(self) -> dict[str, float]:
+        clock = self.clock_mhz * 1e6
+        return {
+            name: math.inf if m.gbps is None else m.gbps * 1e9 / clock for name, m in self._memory_map.items()
+        }
+
+    @functools.cached_property
+    def _memory_map(self) -> dict[str, Memory]:
+        """Every memory by name, with the placement of feature maps, weights and the cache.
+
+        Without a ``memories`` section: ``dram`` (``dram_gbps``), ``weights`` when
+        ``weight_dram_gbps`` is set, and ``ocm``, the on-chip memory (not timed, not counted).
+        """
+        if self.memories is None:
+            found = {"dram": Memory("dram", self.dram_gbps, self.dram_burst_bytes)}
+            if self.weight_dram_gbps is not None:
+                found["weights"] = Memory("weights", self.weight_dram_gbps, self.dram_burst_bytes)
+            found["ocm"] = Memory("ocm", None, 1, counted=False)
+            return found
+        return {
+            name: Memory(
+                name,
+                spec.get("gbps"),
+                spec.get("burst_bytes", 1),
+                spec.get("read_latency_cycles", 0),
+                spec.get("write_latency_cycles", 0),
+                counted=name != self.cache_in,
+            )
+            for name, spec in self.memories.items()
+        }
 
     @property
-    def bytes_per_cycle(self) -> float:
-        """DRAM bytes transferred per NPU clock cycle."""
-        return self.dram_gbps * 1e9 / (self.clock_mhz * 1e6)
+    def fm_memory(self) -> str:
+        return self.feature_maps_in or "dram"
 
     @property
-    def weight_bytes_per_cycle(self) -> float:
-        """Weight bytes read per NPU clock: from ``weight_dram_gbps`` when weights live in a memory
-        of their own (e.g. flash), else the same memory as the feature maps."""
-        gbps = self.weight_dram_gbps if self.weight_dram_gbps is not None else self.dram_gbps
-        return gbps * 1e9 / (self.clock_mhz * 1e6)
+    def weight_memory(self) -> str:
+        if self.weights_in is not None:
+            return self.weights_in
+        return "weights" if self.memories is None and self.weight_dram_gbps is not None else "dram"
 
-    def macs_per_clock(self, bits: int) -> int:
-        return self.mac_array[bits].macs_per_clock
+    @property
+    def cache_memory(self) -> str:
+        """Where tensors kept on chip (``ocm_kib``: residency, cascades) are read and written."""
+        return self.cache_in or ("ocm" if self.memories is None else self.fm_memory)
+
+    def macs_per_clock(self, bits: int | str) -> int:
+        return self.mac_array[self.table_key(bits)].macs_per_clock
 
     def replace(self, **changes: Any) -> HwProfile:
         return dataclasses.replace(self, **changes)
@@ -112,6 +230,9 @@ MAX_MHZ = 100_000.0  # 100 GHz
 MAX_KIB = float(2**30)  # 1 TiB of on-chip memory
 MAX_GBPS = 100_000.0  # 100 TB/s
 MAX_LANES = 2**16
+_positive_number = _number_in(0, MAX_GBPS)  # bandwidths, cycles per element
+_positive_int = _int_in(1, 2**30)  # bytes, banks, lanes, taps
+_non_negative_int = _int_in(0, 10**9)  # cycles
 
 _SCALARS: dict[str, tuple[Any, str]] = {
     "description": (lambda v: isinstance(v, str), "a string"),
@@ -119,11 +240,6 @@ _SCALARS: dict[str, tuple[Any, str]] = {
     "ocm_kib": (_number_in(0, MAX_KIB, low_open=False), f"a non-negative number (KiB) up to {MAX_KIB:g}"),
     "weight_buffer_kib": (_number_in(0, MAX_KIB), f"a positive number (KiB) up to {MAX_KIB:g}"),
     "line_buffer_kib": (_number_in(0, MAX_KIB), f"a positive number (KiB) up to {MAX_KIB:g}"),
-    "dram_gbps": (
-        _number_in(0, MAX_GBPS),
-        f"a positive number (GB/s, 10^9 bytes per second) up to {MAX_GBPS:g}",
-    ),
-    "dram_burst_bytes": (_int_in(1, 2**20), "a positive integer (bytes) up to 2^20"),
     "pass_overhead_cycles": (_int_in(0, 10**9), "a non-negative integer (cycles) up to 10^9"),
     "max_fused_layers": (_int_in(1, 10_000), "a positive integer (MAC layers per fused group) up to 10000"),
     "fusion": (lambda v: v in FUSION_MODES, f"one of {', '.join(FUSION_MODES)}"),
@@ -138,6 +254,11 @@ _PER_BITS: dict[str, tuple[Any, str]] = {
 _MAC_KEYS = ("in_channels", "out_channels", "pixels")
 # Optional keys: absent means the behaviour described in hwprofiles/README.md.
 _OPTIONAL: dict[str, tuple[Any, str]] = {
+    "dram_gbps": (
+        _number_in(0, MAX_GBPS),
+        f"a positive number (GB/s, 10^9 bytes per second) up to {MAX_GBPS:g}",
+    ),
+    "dram_burst_bytes": (_int_in(1, 2**20), "a positive integer (bytes) up to 2^20"),
     "weight_dram_gbps": (
         _number_in(0, MAX_GBPS),
         f"a positive number (GB/s, 10^9 bytes per second) up to {MAX_GBPS:g}",
@@ -146,7 +267,46 @@ _OPTIONAL: dict[str, tuple[Any, str]] = {
         _int_in(0, 1024),
         "a non-negative integer (rows beyond kernel height - 1) up to 1024",
     ),
+    "memories": (lambda v: isinstance(v, dict) and bool(v), "a mapping of memory names to their fields"),
+    "feature_maps_in": (lambda v: isinstance(v, str), "a memory name"),
+    "weights_in": (lambda v: isinstance(v, str), "a memory name"),
+    "cache_in": (lambda v: isinstance(v, str), "a memory name"),
+    "weight_buffer_in": (lambda v: isinstance(v, str), "a memory name"),
+    "blocks": (lambda v: isinstance(v, dict), "a mapping (see hwprofiles/README.md, 'blocks')"),
+    "element_cycles": (
+        lambda v: isinstance(v, dict),
+        "a mapping of element-op classes to cycles per element",
+    ),
 }
+_MEMORY_KEYS = {
+    "gbps": (_positive_number, "a positive number (GB/s)"),
+    "burst_bytes": (_positive_int, "a positive integer (bytes)"),
+    "read_latency_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
+    "write_latency_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
+}
+_PLACEMENT = ("feature_maps_in", "weights_in", "cache_in", "weight_buffer_in")
+# blocks.<key> -> (checker, description); per-width keys map 8 and 16 (and optionally 16x8).
+_BLOCK_SHAPES = ("ofm_ublock", "ofm_block_max")
+_BLOCK_SCALARS: dict[str, tuple[Any, str]] = {
+    "buffer_banks": (_positive_int, "a positive integer (banks)"),
+    "bank_bytes": (_positive_int, "a positive integer (bytes)"),
+    "cores": (_positive_int, "a positive integer"),
+    "dot_product": (_positive_int, "a positive integer (input channels per MAC per clock)"),
+    "cycles_per_step": (_positive_int, "a positive integer (cycles)"),
+    "weight_decode_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
+    "depthwise_taps_per_step": (_positive_int, "a positive integer (kernel taps)"),
+    "fm_depth_granule": (_positive_int, "a positive integer (channels)"),
+}
+_BLOCK_PER_WIDTH: dict[str, tuple[Any, str]] = {
+    "ifm_block_depth": (_positive_int, "a positive integer (channels)"),
+    "part_kernel_taps": (_positive_int, "a positive integer (kernel taps)"),
+    "ifm_bank_granule": (_positive_int, "a positive integer (banks)"),
+    "acc_bank_granule": (_positive_int, "a positive integer (banks)"),
+    "acc_bytes": (_positive_int, "a positive integer (bytes)"),
+    "output_cycles_per_elem": (_positive_number, "a positive number (cycles per element)"),
+    "step_cycles_factor": (_positive_int, "a positive integer"),
+}
+ELEMENT_CLASSES = ("add", "mul", "maxpool", "avgpool", "lut", "softmax", "resize", "other")
 _ALL_KEYS = {"inherits", "mac_array", *_SCALARS, *_PER_BITS, *_OPTIONAL}
 
 
@@ -208,9 +368,12 @@ def _merged(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings key by key; ``null`` removes an inherited entry."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _deep_merge(merged[key], value)
         else:
             merged[key] = value
@@ -228,10 +391,15 @@ def _build(data: dict[str, Any], path: Path) -> HwProfile:
     for key, (check, expected) in (*_SCALARS.items(), *_OPTIONAL.items()):
         if key in data and not check(data[key]):
             raise ProfileError(f"{path}: key {key!r}: must be {expected}, got {data[key]!r}")
+    _check_memories(data, path)
     per_bits = {
         key: _per_bits(data[key], path, key, check, expected) for key, (check, expected) in _PER_BITS.items()
     }
     mac_array = _per_bits(data["mac_array"], path, "mac_array", lambda v: True, "")
+    if "blocks" in data:
+        _check_blocks(data["blocks"], path)
+    if "element_cycles" in data:
+        _check_element_cycles(data["element_cycles"], path)
     return HwProfile(
         name=path.stem,
         mac_array={bits: _mac_array(spec, path, f"mac_array.{bits}") for bits, spec in mac_array.items()},
@@ -242,10 +410,84 @@ def _build(data: dict[str, Any], path: Path) -> HwProfile:
     )
 
 
-def _per_bits(value: Any, path: Path, key: str, check, expected: str) -> dict[int, Any]:
-    """A mapping with one entry per supported bit width (keys 8 and 16)."""
-    if not isinstance(value, dict) or set(value) != set(SUPPORTED_BITS):
-        raise ProfileError(f"{path}: key {key!r}: must map each bit width {list(SUPPORTED_BITS)} to a value")
+def _check_memories(data: dict[str, Any], path: Path) -> None:
+    """``memories`` and the placement keys, or the single-DRAM keys, but not both."""
+    if "memories" not in data:
+        for key in ("dram_gbps", "dram_burst_bytes"):
+            if key not in data:
+                raise ProfileError(f"{path}: missing key {key!r} (or describe a 'memories' section)")
+        for key in _PLACEMENT:
+            if key in data:
+                raise ProfileError(f"{path}: key {key!r}: needs a 'memories' section to name")
+        return
+    for key in ("dram_gbps", "dram_burst_bytes", "weight_dram_gbps"):
+        if key in data:
+            raise ProfileError(f"{path}: key {key!r}: not used with 'memories' (give each memory's gbps)")
+    for name, spec in data["memories"].items():
+        if not isinstance(spec, dict):
+            raise ProfileError(f"{path}: key 'memories.{name}': must map {', '.join(_MEMORY_KEYS)} to values")
+        for key, value in spec.items():
+            if key not in _MEMORY_KEYS:
+                allowed = ", ".join(_MEMORY_KEYS)
+                raise ProfileError(f"{path}: unknown key 'memories.{name}.{key}' (allowed: {allowed})")
+            check, expected = _MEMORY_KEYS[key]
+            if not check(value):
+                raise ProfileError(f"{path}: key 'memories.{name}.{key}': must be {expected}, got {value!r}")
+    for key in ("feature_maps_in", "weights_in"):
+        if key not in data:
+            raise ProfileError(f"{path}: missing key {key!r} (the memory that holds them)")
+    for key in _PLACEMENT:
+        if key in data and data[key] not in data["memories"]:
+            known = ", ".join(data["memories"])
+            raise ProfileError(f"{path}: key {key!r}: no memory {data[key]!r} (memories: {known})")
+    for key in ("feature_maps_in", "weights_in"):
+        if "gbps" not in data["memories"][data[key]]:
+            raise ProfileError(f"{path}: key 'memories.{data[key]}.gbps': missing (it holds {key[:-3]})")
+
+
+def _check_blocks(blocks: dict[str, Any], path: Path) -> None:
+    allowed = (*_BLOCK_SHAPES, *_BLOCK_SCALARS, *_BLOCK_PER_WIDTH)
+    for key in blocks:
+        if key not in allowed:
+            raise ProfileError(f"{path}: unknown key 'blocks.{key}' (allowed: {', '.join(allowed)})")
+    for key in allowed:
+        if key not in blocks:
+            raise ProfileError(f"{path}: missing key 'blocks.{key}'")
+    for key in _BLOCK_SHAPES:
+        shape = blocks[key]
+        if not isinstance(shape, dict) or set(shape) != {"height", "width", "depth"}:
+            raise ProfileError(f"{path}: key 'blocks.{key}': must map height, width, depth to sizes")
+        for name, value in shape.items():
+            if not _positive_int(value):
+                raise ProfileError(
+                    f"{path}: key 'blocks.{key}.{name}': must be a positive integer, got {value!r}"
+                )
+    for key, (check, expected) in _BLOCK_SCALARS.items():
+        if not check(blocks[key]):
+            raise ProfileError(f"{path}: key 'blocks.{key}': must be {expected}, got {blocks[key]!r}")
+    for key, (check, expected) in _BLOCK_PER_WIDTH.items():
+        _per_bits(blocks[key], path, f"blocks.{key}", check, expected)
+
+
+def _check_element_cycles(table: dict[str, Any], path: Path) -> None:
+    for name, value in table.items():
+        if name not in ELEMENT_CLASSES:
+            allowed = ", ".join(ELEMENT_CLASSES)
+            raise ProfileError(f"{path}: unknown key 'element_cycles.{name}' (allowed: {allowed})")
+        _per_bits(
+            value, path, f"element_cycles.{name}", _positive_number, "a positive number (cycles per element)"
+        )
+    if "other" not in table:
+        raise ProfileError(f"{path}: missing key 'element_cycles.other' (the rate of unlisted element ops)")
+
+
+def _per_bits(value: Any, path: Path, key: str, check, expected: str) -> dict[int | str, Any]:
+    """A mapping with one entry per supported bit width (keys 8 and 16, optionally '16x8')."""
+    if not isinstance(value, dict) or not set(SUPPORTED_BITS) <= set(value) <= {*SUPPORTED_BITS, "16x8"}:
+        raise ProfileError(
+            f"{path}: key {key!r}: must map each bit width {list(SUPPORTED_BITS)} "
+            "(and optionally '16x8') to a value"
+        )
     for bits, item in value.items():
         if not check(item):
             raise ProfileError(f"{path}: key '{key}.{bits}': must be {expected}, got {item!r}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnasim.cost.encoding import encoded_bits
 from nnasim.errors import ModelError
 from nnasim.ir import Graph, Node, Op, QuantParams
 from nnasim.quant.params import per_axis
@@ -54,6 +55,10 @@ class LayerWork:
     bias_elems: int = 0
     vector_ops: int = 0
     weight_name: str | None = None
+    in_shape: tuple[int, int, int] = (1, 1, 1)
+    out_shape: tuple[int, int, int] = (1, 1, 1)
+    element_class: str = "other"
+    broadcast: bool = False
 
     @property
     def depthwise(self) -> bool:
@@ -73,6 +78,7 @@ class Workload:
     weight_quant: dict[str, object] = field(repr=False, default_factory=dict)
     consumers: dict[str, tuple[int, ...]] = field(repr=False, default_factory=dict)
     _entropy: dict[int, tuple[float, ...]] = field(repr=False, default_factory=dict)
+    _encoded: dict[tuple[int, bool], tuple[float, ...]] = field(repr=False, default_factory=dict)
 
     @property
     def macs(self) -> int:
@@ -81,6 +87,22 @@ class Workload:
     @property
     def weight_elems(self) -> int:
         return sum(layer.weight_elems for layer in self.layers)
+
+    def encoded_bits_per_weight(self, bits: int, per_channel: bool = False) -> tuple[float, ...]:
+        """Bits per weight of each layer's weights quantized to ``bits`` (per output channel or per
+        tensor) and coded by ``nnasim.cost.encoding`` (0 without weights); cached."""
+        key = (bits, per_channel)
+        if key not in self._encoded:
+            self._encoded[key] = tuple(
+                self._encoded_layer(layer, bits, per_channel) if layer.weight_name is not None else 0.0
+                for layer in self.layers
+            )
+        return self._encoded[key]
+
+    def _encoded_layer(self, layer: LayerWork, bits: int, per_channel: bool) -> float:
+        weights = self.weights[layer.weight_name]
+        q = _integers(np.asarray(weights), bits, self.weight_quant.get(layer.weight_name), per_channel)
+        return encoded_bits(q, bits) / q.size if q.size else 0.0
 
     def entropy_bits_per_weight(self, bits: int) -> tuple[float, ...]:
         """Order-0 entropy of each layer's weights quantized to ``bits`` (0 without weights); cached."""
@@ -110,7 +132,11 @@ def weight_entropy_bits(weights: np.ndarray, bits: int, quant: QuantParams | Non
     return float(-(p * np.log2(p)).sum())
 
 
-def _integers(weights: np.ndarray, bits: int, quant: QuantParams | None) -> np.ndarray:
+def _integers(
+    weights: np.ndarray, bits: int, quant: QuantParams | None, per_channel: bool = False
+) -> np.ndarray:
+    """The integers a tensor is stored as: its own when quantized to ``bits``, else symmetric
+    max-abs quantization of its real values, per tensor or per output channel (axis 0)."""
     if quant is not None and quant.bits == bits:
         if weights.dtype.kind in "iu":
             return weights.astype(np.int64)
@@ -121,10 +147,16 @@ def _integers(weights: np.ndarray, bits: int, quant: QuantParams | None) -> np.n
     if quant is not None and weights.dtype.kind in "iu":
         zero = per_axis(quant.zero_point, weights.ndim, quant.axis)
         weights = (weights - zero) * per_axis(quant.scale, weights.ndim, quant.axis)
-    values = np.asarray(weights, dtype=np.float64)
+    values = np.asarray(weights, dtype=np.float32 if weights.dtype == np.float32 else np.float64)
     qmax = (1 << (bits - 1)) - 1
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    return np.rint(values / (peak or 1.0) * qmax).astype(np.int64)
+    if values.size == 0:
+        return values.astype(np.int64)
+    if per_channel and values.ndim > 1:
+        peak = np.max(np.abs(values.reshape(values.shape[0], -1)), axis=1)
+        gain = np.where(peak > 0, qmax / np.where(peak > 0, peak, 1.0), 1.0).astype(values.dtype)
+        return np.rint(values * gain.reshape((-1,) + (1,) * (values.ndim - 1))).astype(np.int32)
+    peak = float(max(values.max(), -values.min())) or 1.0
+    return np.rint(values * (qmax / peak)).astype(np.int32)
 
 
 def build_workload(graph: Graph) -> Workload:
@@ -183,6 +215,7 @@ def _layer_work(graph: Graph, node: Node, index: int, storage: dict[str, str]) -
     activations = [n for n in node.inputs if n and not graph.tensors[n].is_const]
     out = graph.tensors[node.outputs[0]]
     base = dict(
+        out_shape=_hwc(out.shape),
         index=index,
         name=node.name,
         op=node.op.value,
@@ -205,8 +238,32 @@ def _layer_work(graph: Graph, node: Node, index: int, storage: dict[str, str]) -
 def _row_geometry(shape: tuple[int, ...]) -> dict[str, int]:
     """Width and row size (width x channels) of an NCHW (or lower-rank) tensor."""
     if len(shape) == 4:
-        return {"in_width": shape[3], "row_elems": shape[1] * shape[3]}
-    return {"in_width": 1, "row_elems": int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1}
+        return {"in_width": shape[3], "row_elems": shape[1] * shape[3], "in_shape": _hwc(shape)}
+    row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return {"in_width": 1, "row_elems": row, "in_shape": _hwc(shape)}
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(height, width, channels) of an NCHW tensor; a flat tensor is 1 x 1 x features."""
+    if len(shape) == 4:
+        return (shape[2], shape[3], shape[1])
+    if len(shape) == 3:
+        return (1, shape[2], shape[1])
+    return (1, 1, int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else max(int(np.prod(shape)), 1))
+
+
+_ELEMENT_CLASS = {
+    Op.ADD: "add",
+    Op.SUB: "add",
+    Op.MUL: "mul",
+    Op.MAXPOOL: "maxpool",
+    Op.AVGPOOL: "avgpool",
+    Op.GLOBAL_AVGPOOL: "avgpool",
+    Op.SIGMOID: "lut",
+    Op.EXP: "lut",
+    Op.SOFTMAX: "softmax",
+    Op.RESIZE: "resize",
+}
 
 
 def _conv_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerWork:
@@ -273,4 +330,15 @@ def _vector_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerW
     if node.act is not None and node.act.slope is not None:
         params += graph.tensors[node.act.slope].size
     elems = max(base["output_elems"], *base["input_elems"]) if base["input_elems"] else base["output_elems"]
-    return LayerWork(kind=VECTOR, vector_ops=elems * window, weight_elems=params, **geometry, **base)
+    sizes = base["input_elems"]
+    return LayerWork(
+        kind=VECTOR,
+        vector_ops=elems * window,
+        weight_elems=params,
+        kernel=tuple(node.attrs.get("kernel_shape", (1, 1))) if node.op in _POOL_OPS else (1, 1),
+        stride=tuple(node.attrs.get("strides", (1, 1))) if node.op in _POOL_OPS else (1, 1),
+        element_class=_ELEMENT_CLASS.get(node.op, "other"),
+        broadcast=len(sizes) > 1 and min(sizes) < max(sizes),
+        **geometry,
+        **base,
+    )

@@ -16,11 +16,13 @@ DPI = 90
 
 
 def roofline_plot(path: str | Path, costs: list[NetworkCost], hw: HwProfile, force: bool = False) -> Path:
-    """One PNG: a point per pass (fused group) with MACs, at its MACs per DRAM byte and its
-    achieved GMAC/s, under the compute and bandwidth roofs of each bit width."""
+    """One PNG: a point per pass (fused group) with MACs, at its MACs per byte (of the memories
+    MB/inference counts) and its achieved GMAC/s, under the compute roof of each width and
+    the feature-map memory's bandwidth roof."""
     figure = Figure(figsize=(8, 5.5))
     axes = figure.add_subplot()
     clock_hz = hw.clock_mhz * 1e6
+    gbps = hw.memory_map()[hw.fm_memory].gbps  # the feature-map memory's roof
     for colour, cost in zip(("#1f77b4", "#d62728"), costs, strict=False):
         passes = _passes(cost)
         x = np.array([macs / max(nbytes, 1.0) for macs, nbytes, _, _ in passes])
@@ -30,7 +32,7 @@ def roofline_plot(path: str | Path, costs: list[NetworkCost], hw: HwProfile, for
         peak = hw.macs_per_clock(cost.bits) * clock_hz / 1e9
         axes.plot(
             span,
-            np.minimum(peak, span * hw.dram_gbps),
+            np.minimum(peak, span * gbps),
             color=colour,
             linewidth=1.5,
             label=f"{cost.bits}-bit roof",
@@ -53,9 +55,9 @@ def roofline_plot(path: str | Path, costs: list[NetworkCost], hw: HwProfile, for
         )
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("arithmetic intensity (MACs per DRAM byte)")
+    axes.set_xlabel("arithmetic intensity (MACs per byte of the counted memories)")
     axes.set_ylabel("achieved GMAC/s (10^9 MAC/s)")
-    axes.set_title(f"{costs[0].model} on {hw.name}: roofline per pass ({hw.dram_gbps:g} GB/s DRAM)")
+    axes.set_title(f"{costs[0].model} on {hw.name}: roofline per pass ({gbps:g} GB/s {hw.fm_memory})")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     FigureCanvasAgg(figure)

@@ -7,8 +7,13 @@ DRAM bytes over the bytes moved per cycle. So a network's cost separates into
 
 - per-layer DRAM bytes and group membership: the memory plan (plan fields and bit width);
 - per-layer compute cycles: the MAC array and the element engine (compute fields);
-- DRAM bandwidths (feature maps; weights when they have a memory of their own), clock and
-  pass overhead, which only enter the final sum.
+- DRAM bandwidths (feature maps; weights when they have a memory of their own, which then
+  runs in parallel: a pass waits for the slower of the two), clock and pass overhead, which
+  only enter the final sum.
+
+Profiles with a ``blocks`` section (Ethos-U style) do not separate: their per-block command
+cost ties compute cycles to bandwidth and clock. Their points are costed by ``evaluate``
+itself, one call per point (cached per distinct profile).
 
 The memory plan comes from one call of ``evaluate`` per distinct plan; MAC-array cycles from
 the cost model's own ``mac_cycles`` per distinct array; element-engine cycles from the
@@ -59,19 +64,44 @@ class SeparableCost:
         self._plans: dict[tuple, _Plan] = {}
         self._mac: dict[tuple, np.ndarray] = {}
         self._vector: dict[tuple, np.ndarray] = {}
+        self._points: dict[tuple, NetworkCost] = {}
         self.evaluations = 0
 
     def batch(self, hw: HwProfile, bits: int, plan_key: tuple, timing: dict[str, np.ndarray]) -> BatchCost:
         """Costs at the points that share ``hw``'s plan and compute fields; ``plan_key`` names
         the plan fields' values and ``timing`` holds every ``grid.TIMING_FIELDS`` per point."""
-        vector_key = (bits, hw.eltwise_per_clock[bits])
+        if hw.blocks:
+            return self._full(hw, bits, timing)
+        vector_key = (
+            bits,
+            hw.at(hw.eltwise_per_clock, bits),
+            None if hw.element_cycles is None else repr(hw.element_cycles),
+        )
         if plan_key not in self._plans or vector_key not in self._vector:
             self._evaluate(hw, bits, plan_key, vector_key)
         cycles = np.where(self.is_mac, self._mac_cycles(hw, bits), self._vector[vector_key])
         return self._combine(self._plans[plan_key], cycles, hw.macs_per_clock(bits), timing)
 
+    def _full(self, hw: HwProfile, bits, timing: dict[str, np.ndarray]) -> BatchCost:
+        """Blocked profiles: the full cost model at each point (timing fields set per point)."""
+        costs = []
+        for j in range(len(timing["clock_mhz"])):
+            changes = {name: timing[name][j] for name in TIMING_FIELDS if not np.isnan(timing[name][j])}
+            changes = {k: v for k, v in changes.items() if getattr(hw, k) is not None}
+            key = (bits, id(hw), tuple(sorted(changes.items())))
+            if key not in self._points:
+                self._points[key] = evaluate(self.workload, hw.replace(**changes), bits)
+                self.evaluations += 1
+            costs.append(self._points[key])
+        return BatchCost(
+            megabytes=np.array([c.megabytes for c in costs]),
+            inferences_per_second=np.array([c.inferences_per_second for c in costs]),
+            utilization=np.array([c.utilization for c in costs]),
+            compute_bound=np.array([c.bound == "compute" for c in costs]),
+        )
+
     def _mac_cycles(self, hw: HwProfile, bits: int) -> np.ndarray:
-        array = hw.mac_array[bits]
+        array = hw.mac_array[hw.table_key(bits)]
         key = (bits, array)
         if key not in self._mac:
             self._mac[key] = np.array(
@@ -108,10 +138,10 @@ class SeparableCost:
         )
         activation_per_cycle = (timing["dram_gbps"] * 1e9 / clock_hz)[:, None]
         weight_per_cycle = (weight_gbps * 1e9 / clock_hz)[:, None]
-        memory = (
-            plan.activation_bytes[None, :] / activation_per_cycle
-            + plan.weight_bytes[None, :] / weight_per_cycle
-        )
+        shared = np.isnan(timing["weight_dram_gbps"])[:, None]  # weights in the feature-map DRAM
+        fm_cycles = plan.activation_bytes[None, :] / activation_per_cycle
+        weight_cycles = plan.weight_bytes[None, :] / weight_per_cycle
+        memory = np.where(shared, fm_cycles + weight_cycles, np.maximum(fm_cycles, weight_cycles))
         group_cycles = np.maximum(compute[None, :], memory) + timing["pass_overhead_cycles"][:, None]
         total = group_cycles.sum(axis=1)
         compute_cycles = np.where(compute[None, :] >= memory, group_cycles, 0.0).sum(axis=1)

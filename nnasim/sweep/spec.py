@@ -310,10 +310,12 @@ def _model_path(spec: str, path: Path) -> str:
     return spec
 
 
-def _bits(value: Any, check: _Checker) -> tuple[int, ...]:
+def _bits(value: Any, check: _Checker) -> tuple[int | str, ...]:
+    """Widths 8 and 16 as numbers, '16x8' (16-bit activations, 8-bit weights) as a string."""
     values = value if isinstance(value, list) else [value]
-    if not values or any(v not in SUPPORTED_BITS or isinstance(v, bool) for v in values):
-        check.fail("bits", f"must be a list of bit widths from {list(SUPPORTED_BITS)}, got {value!r}")
+    allowed = [*SUPPORTED_BITS, "16x8"]
+    if not values or any(v not in allowed or isinstance(v, bool) for v in values):
+        check.fail("bits", f"must be a list of widths from {allowed}, got {value!r}")
     return tuple(dict.fromkeys(values))
 
 
