@@ -14,7 +14,7 @@ import warnings
 from nnasim import __version__
 from nnasim.errors import NnasimError
 
-COMMANDS = ("info", "zoo", "profile", "hw", "compare", "cascade", "sweep", "run")
+COMMANDS = ("info", "zoo", "profile", "hw", "compare", "cascade", "verify", "sweep", "run")
 
 
 DESCRIPTION = (
