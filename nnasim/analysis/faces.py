@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -262,10 +263,15 @@ def run_inline(fn: Callable, calls: list[tuple]) -> Iterator[tuple[int, Any]]:
 
 
 def process_mapper(workers: int) -> Mapper:
-    """Calls spread over ``workers`` local processes (results come back in any order, keyed by index)."""
+    """Calls spread over ``workers`` local processes (results come back in any order, keyed by index).
+
+    Workers are spawned, not forked: a fork after the engine's OpenMP runtime started is unsafe.
+    """
 
     def run(fn: Callable, calls: list[tuple]) -> Iterator[tuple[int, Any]]:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             futures = {pool.submit(fn, *args): index for index, args in enumerate(calls)}
             try:
                 for future in as_completed(futures):
