@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         detector_preprocess=image_preprocessing(args, args.detector, "detector"),
         verifier_preprocess=image_preprocessing(args, args.verifier, "verifier"),
     )
-    cascade(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import cascade_headline
+
+    result = cascade(request)
+    print("\n".join(cascade_headline(result)))
     return 0

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         input_shape=parse_input_shape(args.input_shape),
         force=args.force,
     )
-    compare(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import compare_headline
+
+    result = compare(request)
+    print("\n".join(compare_headline(result)))
     return 0
