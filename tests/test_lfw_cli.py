@@ -10,7 +10,7 @@ import pytest
 from nnasim.analysis import faces
 from nnasim.analysis.lfw_verify import VerifyRequest, verify
 from nnasim.cli import main
-from nnasim.cli.verify_cmd import parse_combos
+from nnasim.cli.verify_cmd import dask_mapper, parse_combos
 
 
 def argv_for(shared_dir, out, *extra):
@@ -80,18 +80,16 @@ def test_verify_reports_every_combination_and_reuses_its_cache(shared_dir, tmp_p
     assert again["lfw"]["table"] == report["lfw"]["table"]
 
 
-def test_verify_is_the_same_over_worker_processes(shared_dir, tmp_path):
+def test_verify_is_the_same_over_worker_processes_and_dask(shared_dir, tmp_path):
+    models = shared_dir / "models"
+    names = ("ultraface-rfb-320.onnx", "landmarks-68.onnx", "arcface-mbf-512.onnx")
+
     def request(out):
         return VerifyRequest(
             pairs=shared_dir / "images" / "lfw" / "pairs.txt",
             images=shared_dir / "images" / "lfw",
             out=out,
-            models=faces.Models(
-                *(
-                    str(shared_dir / "models" / m)
-                    for m in ("ultraface-rfb-320.onnx", "landmarks-68.onnx", "arcface-mbf-512.onnx")
-                )
-            ),
+            models=faces.Models(*(str(models / m) for m in names)),
             combos=parse_combos("8/8", "pow2"),
             folds=(2,),
             limit=1,
@@ -100,13 +98,21 @@ def test_verify_is_the_same_over_worker_processes(shared_dir, tmp_path):
 
     verify(request(tmp_path / "inline"))
     verify(request(tmp_path / "pool"), faces.process_mapper(2))
-    for name in ("embed-int8_int8.npz", "frontend-int8.npz"):
-        with (
-            np.load(tmp_path / "inline" / "cache" / name) as a,
-            np.load(tmp_path / "pool" / "cache" / name) as b,
-        ):
-            assert a.files == b.files
-            assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    runs = ["pool"]
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+        mapper = dask_mapper(cluster.scheduler_address)
+        verify(request(tmp_path / "dask"), mapper)
+        mapper.close()
+        runs.append("dask")
+    for run in runs:
+        for name in ("embed-int8_int8.npz", "frontend-int8.npz"):
+            with (
+                np.load(tmp_path / "inline" / "cache" / name) as a,
+                np.load(tmp_path / run / "cache" / name) as b,
+            ):
+                assert a.files == b.files
+                assert all(np.array_equal(a[k], b[k]) for k in a.files), (run, name)
 
 
 @pytest.mark.parametrize(

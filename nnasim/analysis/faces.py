@@ -118,18 +118,16 @@ class Sessions:
         self.landmarks = load_any(job.models.landmarks)
         self.verifier = load_any(job.models.verifier)
         self.decoder = decoder_for(self.detector)
-        det_pre, lm_pre, _ = job.preprocess
-        photos = [decode_rgb(image_path(job.images, n)) for n in job.calib_images]
-        det_calib = [feed(self.detector, det_pre, p) for p in photos]
-        lm_calib = [
-            feed(self.landmarks, lm_pre, crop) for crop in _calibration_landmark_crops(self, job, photos)
-        ]
-        self.det = {
-            c.label: make_session(self.detector, c, det_calib, job.calib_method) for c in job.detector_configs
-        }
-        self.lm = {
-            c.label: make_session(self.landmarks, c, lm_calib, job.calib_method) for c in job.detector_configs
-        }
+        self.det, self.lm = {}, {}
+        if job.detector_configs:
+            det_pre, lm_pre, _ = job.preprocess
+            photos = [decode_rgb(image_path(job.images, n)) for n in job.calib_images]
+            det_calib = [feed(self.detector, det_pre, p) for p in photos]
+            crops = _calibration_landmark_crops(self, job, photos)
+            lm_calib = [feed(self.landmarks, lm_pre, crop) for crop in crops]
+            for c in job.detector_configs:
+                self.det[c.label] = make_session(self.detector, c, det_calib, job.calib_method)
+                self.lm[c.label] = make_session(self.landmarks, c, lm_calib, job.calib_method)
         ver_calib = [feed(self.verifier, job.preprocess[2], crop) for crop in job.verifier_calib]
         self.ver = {
             c.label: make_session(self.verifier, c, ver_calib, job.calib_method) for c in job.verifier_configs

@@ -104,23 +104,27 @@ def mapper_for(args: argparse.Namespace):
     return faces.run_inline if workers == 1 else faces.process_mapper(workers)
 
 
-def dask_mapper(scheduler: str):
-    """Calls as tasks on a Dask cluster (workers must read the models and photos at the same paths)."""
-    from nnasim.sweep.executors import connect_dask
+class dask_mapper:  # noqa: N801 (used like the other mappers: a callable)
+    """Calls as tasks on the Dask cluster at ``scheduler`` (workers must read the models and photos at
+    the same paths); ``close()`` when done."""
 
-    client = connect_dask(scheduler)
+    def __init__(self, scheduler: str) -> None:
+        from nnasim.sweep.executors import connect_dask
 
-    def run(fn, calls):
+        self.client = connect_dask(scheduler)
+
+    def __call__(self, fn, calls):
         from distributed import as_completed
 
-        futures = {client.submit(fn, *args, pure=False): index for index, args in enumerate(calls)}
+        futures = {self.client.submit(fn, *args, pure=False): index for index, args in enumerate(calls)}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
         finally:
-            client.cancel(list(futures))
+            self.client.cancel(list(futures))
 
-    return run
+    def close(self) -> None:
+        self.client.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,7 +148,12 @@ def run(args: argparse.Namespace) -> int:
         heatmap_people=args.heatmap_people,
         force=args.force,
     )
-    result = verify(request, mapper_for(args))
+    mapper = mapper_for(args)
+    try:
+        result = verify(request, mapper)
+    finally:
+        if hasattr(mapper, "close"):
+            mapper.close()
     for row in result["lfw"]["table"]:
         print(
             f"{row['config']:>16}: accuracy {row['accuracy']:.4f} ± {row['± std']:.4f}  "
