@@ -4,7 +4,7 @@
    every detector/verifier width combination (``nnasim verify``): ROC, agreement sets, heatmaps.
 2. The trained LFFD head detector on the Brainwash frames at 32/16/8 bits (``nnasim compare --task
    detect``): relative confidence error by head size, false positives against fp32.
-3. ultraface on the hand-labelled VOC face boxes at 32/16/8 bits: AP against the labels.
+3. ultraface (RFB and slim) on the hand-labelled VOC face boxes at 32/16/8 bits: AP against the labels.
 
 Run from the repository root: ``python benchmarks/talk_experiment.py`` (``--folds 1 --limit 50`` for a
 quick look). Results go to ``out/talk_experiment/`` (the LFW embeddings are cached there, so a rerun only
@@ -102,7 +102,8 @@ def main() -> None:
             f"cos {row['cos to fp32']:.3f}"
         )
     print("LFFD head on Brainwash frames:", json.dumps(heads, indent=None, default=str))
-    print("ultraface on VOC face boxes:", json.dumps(boxes, indent=None, default=str))
+    for model, summary in boxes.items():
+        print(f"{model} on VOC face boxes:", json.dumps(summary, indent=None, default=str))
     total = time.perf_counter() - started
     print(f"\ntalk_experiment: {total:.0f} s (LFW verify itself: {verification['run_time_s']} s)")
 
