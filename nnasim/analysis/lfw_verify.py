@@ -144,8 +144,8 @@ class Cache:
             if str(data["key"]) != key:
                 return {}
             names = [str(n) for n in data["names"]]
-            fields = [f for f in data.files if f not in ("key", "names")]
-            return {n: {f: data[f][i] for f in fields} for i, n in enumerate(names)}
+            arrays = {f: data[f] for f in data.files if f not in ("key", "names")}  # each read once
+        return {n: {f: a[i] for f, a in arrays.items()} for i, n in enumerate(names)}
 
     def save(self, kind: str, label: str, key: str, rows: dict[str, dict[str, np.ndarray]]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
