@@ -293,7 +293,7 @@ def protocol_section(pairs, scores: dict[str, np.ndarray], same, folds, embeddin
     ]
     figures = {"lfw_roc.png": lambda path: plots.roc_curves(path, curves, floor)}
     if bars:
-        figures["lfw_agreement.png"] = lambda path: plots.agreement_bars(path, bars)
+        figures["lfw_agreement.png"] = lambda path: plots.agreement_changes(path, bars)
     return Section(
         "lfw", "LFW verification", data, _protocol_markdown(data, rows, same, folds, figures), figures
     )
