@@ -287,14 +287,12 @@ def default_workers() -> int:
 
 def run_chunks(
     mapper: Mapper, fn: Callable, names: list[str], extra: Callable[[list[int]], tuple], desc: str, job: Job
-):
-    """``fn(job, chunk_names, *extra(chunk_indices))`` over chunks of ``names`` with a progress bar; the
-    chunk results in image order."""
+) -> Iterator[tuple[list[int], Any]]:
+    """``fn(job, chunk_names, *extra(chunk_indices))`` over chunks of ``names`` with a progress bar;
+    yields ``(chunk indices, result)`` as chunks finish (in any order)."""
     chunks = [list(range(i, min(i + CHUNK_IMAGES, len(names)))) for i in range(0, len(names), CHUNK_IMAGES)]
     calls = [(job, [names[i] for i in chunk], *extra(chunk)) for chunk in chunks]
-    results: list[Any] = [None] * len(chunks)
     with tqdm(total=len(names), desc=desc, unit="image", disable=None) as bar:
         for index, result in mapper(fn, calls):
-            results[index] = result
             bar.update(len(chunks[index]))
-    return results
+            yield chunks[index], result

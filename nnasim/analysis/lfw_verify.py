@@ -27,6 +27,7 @@ from nnasim.report.document import Section, image_link, md_table, write_report
 
 LISTED = 25  # rows of long lists in report.md (all are in report.json)
 HEATMAP_IMAGES_PER_PERSON = 4
+SAVE_EVERY = 400  # photos between cache saves, so an interrupted run keeps most of its work
 
 
 @dataclass(frozen=True)
@@ -171,15 +172,16 @@ def run_frontend(job: faces.Job, names, located, cache: Cache, mapper):
         chunks = faces.run_chunks(
             mapper, faces.frontend_chunk, [located[n] for n in missing], lambda _: (), "front end", job
         )
-        done = 0
-        for chunk in chunks:
-            count = len(next(iter(chunk.values()))["score"])
-            for label, entry in chunk.items():
-                for i in range(count):
-                    rows[label][missing[done + i]] = {k: v[i] for k, v in entry.items()}
-            done += count
-        for label in labels:
-            cache.save("frontend", label, keys[label], rows[label])
+        unsaved, finished = 0, 0
+        for chunk, result in chunks:
+            for label, entry in result.items():
+                for i, k in enumerate(chunk):
+                    rows[label][missing[k]] = {f: v[i] for f, v in entry.items()}
+            unsaved, finished = unsaved + len(chunk), finished + len(chunk)
+            if unsaved >= SAVE_EVERY or finished == len(missing):
+                for label in labels:
+                    cache.save("frontend", label, keys[label], rows[label])
+                unsaved = 0
     landmarks = {label: np.stack([rows[label][n]["landmarks"] for n in names]) for label in labels}
     frontend = {
         label: {f: np.stack([rows[label][n][f] for n in names]) for f in ("box", "score", "found")}
@@ -215,15 +217,16 @@ def run_embeddings(job: faces.Job, names, located, landmarks, cache: Cache, mapp
             "embed",
             job,
         )
-        done = 0
-        for chunk in chunks:
-            count = len(next(iter(chunk.values())))
-            for label, values in chunk.items():
-                for i in range(count):
-                    rows[label][names[missing[done + i]]] = {"embedding": values[i]}
-            done += count
-        for label in labels:
-            cache.save("embed", label, keys[label], rows[label])
+        unsaved, finished = 0, 0
+        for chunk, result in chunks:
+            for label, values in result.items():
+                for i, k in enumerate(chunk):
+                    rows[label][names[missing[k]]] = {"embedding": values[i]}
+            unsaved, finished = unsaved + len(chunk), finished + len(chunk)
+            if unsaved >= SAVE_EVERY or finished == len(missing):
+                for label in labels:
+                    cache.save("embed", label, keys[label], rows[label])
+                unsaved = 0
     return {label: np.stack([rows[label][n]["embedding"] for n in names]) for label in labels}
 
 
