@@ -58,8 +58,15 @@ def lfw(out: Path, args: argparse.Namespace) -> dict:
     return json.loads((out / "lfw" / "report" / "report.json").read_text())
 
 
-def detect(out: Path, model: str, data: str, figure: str, labels: str | None = None) -> dict:
+def detect(out: Path, model: str, data: str, figure: str, labels: str | None, reuse: bool) -> dict:
     report = out / Path(model).stem
+    if not (reuse and (report / "report.json").exists()):
+        run(detect_argv(report, model, data, labels))
+    shutil.copyfile(report / "relative_error.png", FIGURES / figure)
+    return json.loads((report / "report.json").read_text())["detect"]["summary"]
+
+
+def detect_argv(report: Path, model: str, data: str, labels: str | None) -> list[str]:
     argv = [
         "compare",
         str(SHARED / "models" / model),
@@ -69,10 +76,7 @@ def detect(out: Path, model: str, data: str, figure: str, labels: str | None = N
         str(SHARED / "images" / data),
     ]
     argv += ["--bits", "32,16,8", "-o", str(report), "--force"]
-    argv += ["--labels", str(SHARED / "images" / data / labels)] if labels else []
-    run(argv)
-    shutil.copyfile(report / "relative_error.png", FIGURES / figure)
-    return json.loads((report / "report.json").read_text())["detect"]["summary"]
+    return argv + (["--labels", str(SHARED / "images" / data / labels)] if labels else [])
 
 
 def main() -> None:
@@ -81,13 +85,18 @@ def main() -> None:
     parser.add_argument("--folds", help="LFW folds, e.g. 1 (default: all five)")
     parser.add_argument("--limit", type=int, help="LFW: same and different pairs per fold")
     parser.add_argument("--out", default=str(ROOT / "out" / "talk_experiment"), help="results folder")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep detection reports already in --out (only redraw the figures)",
+    )
     args = parser.parse_args()
     if not (SHARED / "models").is_dir():
         sys.exit(f"needs {SHARED} (models and photos)")
     out = Path(args.out)
     FIGURES.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    heads = detect(out, "lffd-head-480x640.onnx", "heads", "lffd_head_relative_error.png")
+    heads = detect(out, "lffd-head-480x640.onnx", "heads", "lffd_head_relative_error.png", None, args.reuse)
     boxes = detect(
         out, "ultraface-rfb-320.onnx", "face-boxes", "ultraface_faceboxes_relative_error.png", "labels.csv"
     )
