@@ -1,6 +1,6 @@
 """Face detector decoders: network outputs -> boxes in image pixels, with non-maximum suppression.
 
-Two output conventions are understood, recognised by the graph's output names:
+Three output conventions are understood, recognised by the graph's output names:
 
 - **ultraface** (``scores`` 1xNx2 softmax, face = channel 1; ``boxes`` 1xNx4 corner form
   normalised to [0, 1]): the anchor decoding is inside the graph, so boxes only need scaling
@@ -10,6 +10,12 @@ Two output conventions are understood, recognised by the graph's output names:
   offsets of the box corners from that centre in units of half the branch's receptive-field
   size (the public LFFD ``predict.py``: threshold 0.8, NMS at 0.3; its NMS divides the
   intersection by the lower-scored box's area, ours uses IoU for both families).
+- **LFFD head** (``score_0..score_3`` 1x1xHxW and ``bbox_0..bbox_3``: the trained four-branch
+  ``10_160_17L_4scales_v1`` head detector, raw BGR input): the same receptive-field decoding with
+  its own constants, and the official ``head_detection/accuracy_evaluation/predict.py`` after it:
+  scores strictly above the threshold (0.5 for the Brainwash evaluation), corners clipped to the
+  image one by one, the ``top_k`` best, then its NMS, which suppresses a lower-scored box when the
+  intersection (``+1`` pixel convention) over *that box's* area exceeds 0.6.
 """
 
 from __future__ import annotations
@@ -106,12 +112,21 @@ LFFD_V1_RF_STRIDE = (4, 4, 8, 8, 16, 32, 32, 32)
 LFFD_V1_RF_START = (3, 3, 7, 7, 15, 31, 31, 31)
 
 
-def lffd_branch_boxes(score: np.ndarray, bbox: np.ndarray, branch: int) -> tuple[np.ndarray, np.ndarray]:
-    """All boxes of one LFFD branch in input pixels: ``(H*W, 4)`` boxes and ``(H*W,)`` scores."""
+def lffd_branch_boxes(
+    score: np.ndarray,
+    bbox: np.ndarray,
+    branch: int,
+    constants: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All boxes of one LFFD branch in input pixels: ``(H*W, 4)`` boxes and ``(H*W,)`` scores.
+
+    ``constants`` are the family's (receptive-field sizes, strides, centre starts); default LFFD v1.
+    """
+    rf_size, rf_stride, rf_start = constants or (LFFD_V1_RF_SIZE, LFFD_V1_RF_STRIDE, LFFD_V1_RF_START)
     face = score.reshape(score.shape[-3], *score.shape[-2:])[0]
     offsets = bbox.reshape(4, *bbox.shape[-2:]).astype(np.float64)
     height, width = face.shape
-    stride, start, half_rf = LFFD_V1_RF_STRIDE[branch], LFFD_V1_RF_START[branch], LFFD_V1_RF_SIZE[branch] / 2
+    stride, start, half_rf = rf_stride[branch], rf_start[branch], rf_size[branch] / 2
     cx = np.broadcast_to(start + stride * np.arange(width, dtype=np.float64), (height, width))
     cy = np.broadcast_to((start + stride * np.arange(height, dtype=np.float64))[:, None], (height, width))
     boxes = np.stack(
@@ -142,8 +157,69 @@ def decode_lffd(
     return finish(np.concatenate(all_boxes), np.concatenate(all_scores), image_size, NMS_IOU)
 
 
+# LFFD head detector (configuration_10_160_17L_4scales_v1, ../shared/models/SOURCES.md): four
+# branches, constant = RF / 2; the official Brainwash evaluation keeps scores > 0.5, NMS 0.6, top 10000.
+LFFD_HEAD_CONSTANTS = ((20, 40, 80, 160), (4, 8, 16, 32), (3, 7, 15, 31))
+LFFD_HEAD_NMS = 0.6
+LFFD_HEAD_TOP_K = 10000
+
+
+def official_lffd_nms(boxes: np.ndarray, scores: np.ndarray, overlap_threshold: float) -> np.ndarray:
+    """Indices kept by the NMS of LFFD's ``predict.py``, highest score first.
+
+    The best remaining box is kept; a remaining box goes when ``(w+1)(h+1)`` of its intersection with
+    the kept one, divided by its own area ``w*h``, exceeds ``overlap_threshold``. Equal scores keep
+    the lower index first.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    remaining = list(np.argsort(-np.asarray(scores), kind="stable"))
+    keep = []
+    while remaining:
+        best, rest = remaining[0], np.array(remaining[1:], dtype=np.int64)
+        keep.append(best)
+        if not len(rest):
+            break
+        w = np.maximum(
+            0.0, np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]) + 1
+        )
+        h = np.maximum(
+            0.0, np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]) + 1
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = w * h / area[rest]
+        remaining = [int(i) for i, o in zip(rest, overlap, strict=True) if not o > overlap_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode_lffd_head(
+    outputs: dict[str, np.ndarray], input_size: tuple[int, int], image_size: tuple[int, int], min_score: float
+) -> Detections:
+    """The trained LFFD head model, decoded as its authors' ``predict.py`` does (see the module doc)."""
+    width, height = image_size
+    scale = np.array([input_size[0] / width, input_size[1] / height] * 2)
+    all_boxes, all_scores = [], []
+    for branch in range(len(LFFD_HEAD_CONSTANTS[0])):
+        boxes, scores = lffd_branch_boxes(
+            outputs[f"score_{branch}"], outputs[f"bbox_{branch}"], branch, LFFD_HEAD_CONSTANTS
+        )
+        boxes = boxes / scale
+        boxes[:, :2] = np.maximum(boxes[:, :2], 0.0)
+        boxes[:, 2] = np.minimum(boxes[:, 2], width)
+        boxes[:, 3] = np.minimum(boxes[:, 3], height)
+        keep = scores > min_score
+        all_boxes.append(boxes[keep])
+        all_scores.append(scores[keep])
+    boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
+    order = np.argsort(-scores, kind="stable")[:LFFD_HEAD_TOP_K]
+    boxes, scores = boxes[order], scores[order]
+    keep = official_lffd_nms(boxes, scores, LFFD_HEAD_NMS)
+    return Detections(boxes[keep].reshape(-1, 4), scores[keep])
+
+
 ULTRAFACE = Decoder("ultraface", 0.7, decode_ultraface)
 LFFD = Decoder("lffd", 0.8, decode_lffd)
+LFFD_HEAD = Decoder("lffd-head", 0.5, decode_lffd_head)
 
 
 def decoder_for(graph: Graph) -> Decoder:
@@ -155,6 +231,9 @@ def decoder_for(graph: Graph) -> Decoder:
     lffd_names = {f"{kind}_{i}" for kind in ("score", "bbox") for i in range(1, branches + 1)}
     if lffd_names <= outputs:
         return LFFD
+    head_names = {f"{kind}_{i}" for kind in ("score", "bbox") for i in range(len(LFFD_HEAD_CONSTANTS[0]))}
+    if head_names <= outputs:
+        return LFFD_HEAD
     numbered = sorted(n for n in outputs if re.fullmatch(r"(score|bbox)_\d+", n))
     hint = (
         f" (found {len(numbered) // 2} LFFD-style branches; only v1 with {branches} is known)"
@@ -163,5 +242,6 @@ def decoder_for(graph: Graph) -> Decoder:
     )
     raise ModelError(
         f"{graph.name}: no detection decoder for outputs {sorted(outputs)}{hint}; expected "
-        "'scores' and 'boxes' (ultraface) or score_1..score_8 and bbox_1..bbox_8 (LFFD v1)"
+        "'scores' and 'boxes' (ultraface), score_1..score_8 and bbox_1..bbox_8 (LFFD v1) or score_0..score_3 "
+        "and bbox_0..bbox_3 (LFFD head)"
     )

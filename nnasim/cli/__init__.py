@@ -19,7 +19,7 @@ import warnings
 from nnasim import __version__
 from nnasim.errors import NnasimError
 
-COMMANDS = ("info", "zoo", "profile", "hw", "compare", "cascade", "sweep", "run", "mixed")
+COMMANDS = ("info", "zoo", "profile", "hw", "compare", "cascade", "verify", "mixed", "sweep", "run")
 
 
 DESCRIPTION = (

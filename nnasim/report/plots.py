@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 DPI = 90
 COLOURS = {"fp32": "#333333"}
@@ -169,6 +170,32 @@ def agreement_bars(path: Path, rows: list[dict]) -> None:
     axes.set_ylabel("samples")
     axes.set_title("Top-1 agreement with fp32 (A: right in fp32, B: right quantized)")
     axes.legend(fontsize=8)
+    _save(figure, path)
+
+
+def agreement_changes(path: Path, rows: list[dict], what: str = "pairs") -> None:
+    """Per configuration, the two sets that change against fp32, as horizontal bars: A\\B (right in
+    fp32 only: lost) to the left, B\\A (right quantized only: gained) to the right; |A∩B| is written
+    beside each bar, so sets of a few among thousands stay visible."""
+    labels = [row["config"] for row in rows]
+    figure = Figure(figsize=(6.4, 0.9 + 0.42 * len(rows)))
+    axes = figure.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    lost = np.array([row["only_a"] for row in rows], float)
+    gained = np.array([row["only_b"] for row in rows], float)
+    axes.barh(y, -lost, color="#dd8452", label="A\\B: right in fp32 only")
+    axes.barh(y, gained, color="#55a868", label="B\\A: right quantized only")
+    reach = max(float(lost.max(initial=0)), float(gained.max(initial=0)), 1.0)
+    for k, row in enumerate(rows):
+        axes.text(reach * 1.05, y[k], f"|A∩B| {row['both']}", va="center", fontsize=7)
+    axes.axvline(0, color="black", lw=0.8)
+    axes.set_xlim(-reach * 1.1, reach * 1.55)
+    axes.set_yticks(y)
+    axes.set_yticklabels(labels, fontsize=8)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{abs(value):g}"))
+    axes.set_xlabel(f"{what} that change sides against fp32 (A: right in fp32, B: right quantized)")
+    axes.legend(fontsize=7, loc="upper left")
+    axes.grid(alpha=0.3, axis="x")
     _save(figure, path)
 
 
