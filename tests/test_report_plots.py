@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from report_checks import assert_nontrivial_png
 
 from nnasim.report import plots
-from report_checks import assert_nontrivial_png
 
 
 def test_names_that_differ_at_the_end_keep_different_labels():

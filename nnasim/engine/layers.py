@@ -310,11 +310,16 @@ class _Operands:
 
 def build_add(ctx: BuildContext, node: Node) -> LayerFn:
     """Add/Sub with rescaling; a fused ReLU/Clip clamps, a fused LeakyReLU/PReLU rescales the
-    negative side of the sum in a second output stage (multiplier 1 for positive values)."""
+    negative side of the sum in a second output stage (multiplier 1 for positive values).
+
+    With LeakyReLU/PReLU the sum is kept at int32 range between the two stages: the output's format
+    is calibrated after the activation, so the sum's negative side may lie far below its qmin.
+    """
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
     clamps = node.act is not None and node.act.kind in (Op.RELU, Op.CLIP)
     lo, hi = ctx.clamp_bounds(node.act, out) if clamps else (None, None)
     fmt = ctx.fmt(out)
+    sum_range = (fmt.qmin, fmt.qmax) if node.act is None or clamps else (-(2**31), 2**31 - 1)
     params = make_add_params(
         ctx.scale(a),
         ctx.scale(b),
@@ -322,8 +327,7 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
         fmt.bits,
         ctx.rule,
-        fmt.qmin,
-        fmt.qmax,
+        *sum_range,
         lo,
         hi,
         sign_b=-1 if node.op == Op.SUB else 1,
