@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -302,8 +303,9 @@ def prepare_inputs(entry: Entry, input_shape: tuple[int, ...], folder: Path) -> 
     """calib/ and eval/ folders of .npy arrays made from real photos (the last one held out)."""
     images = photos(entry.images)
     calib, evaluate = folder / "calib", folder / "eval"
+    shutil.rmtree(folder, ignore_errors=True)
     for sub, chosen in ((calib, images[:-1][:MAX_CALIB_IMAGES]), (evaluate, images[-1:])):
-        sub.mkdir(parents=True, exist_ok=True)
+        sub.mkdir(parents=True)
         for index, image in enumerate(chosen):
             np.save(sub / f"{index:02d}.npy", to_array(entry, image, input_shape))
     return calib, evaluate
