@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_model_argument, load_graph
+from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
 from nnasim.errors import NnasimWarning, UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
@@ -28,9 +28,11 @@ def add_parser(subparsers) -> None:
         "run",
         help="run a model in fp32 or the bit-exact 8/16-bit integer engine",
         description="fp32 or bit-exact integer inference, with optional per-layer golden dumps",
-        epilog="Images are resized (bilinear) to the model input and normalised as (pixel - mean) / std "
-        "on RGB. Defaults: the model's own preprocessing where nnasim knows it (ultraface: 127/128, "
-        "mobilefacenet: 127.5/128), else mean 127.5, std 127.5.",
+        epilog="Images are resized (bilinear) to the model input, given the model's channels (RGB, BGR "
+        "or grayscale for a 1-channel input) and normalised as (pixel - mean) * scale. Defaults: the "
+        "model's own preprocessing where nnasim knows it (ultraface: 127, 1/128; mobilefacenet: 127.5, "
+        "1/128; arcface-mbf: 127, 1/128; landmarks-68: grayscale 0, 1/256; lffd-head: raw BGR), else "
+        "127.5, 1/127.5 RGB. The run prints what it used.",
     )
     add_model_argument(parser)
     parser.add_argument(
@@ -60,8 +62,9 @@ def add_parser(subparsers) -> None:
         help="take the accumulator width (saturating) from this hardware profile (default: 32 bits for "
         "8-bit, 64 for 16-bit)",
     )
-    parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from RGB pixels")
-    parser.add_argument("--std", type=float, help="image preprocessing: then divide by this")
+    add_image_arguments(parser)
+    parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from the pixels")
+    parser.add_argument("--std", type=float, help="image preprocessing: then divide by this (with --mean)")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs")
     parser.add_argument(
         "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
@@ -74,11 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.engine.dump import DumpWriter
     from nnasim.engine.inputs import load_feeds
     from nnasim.engine.session import build_session
-    from nnasim.io.data import preprocessing_for
 
     _check_options(args)
     graph = load_graph(args)
-    preprocess = preprocessing_for(args.model, args.mean, None if args.std is None else 1.0 / args.std)
+    preprocess = image_preprocessing(args, args.model)
+    if args.mean is not None:
+        preprocess = preprocess.with_options(normalize=(args.mean, 1.0 / args.std))
     feeds = _inputs(args, graph, preprocess)
     calib = [feed for _, feed in load_feeds(args.calib, graph, preprocess)] if args.calib else None
     with warnings.catch_warnings(record=True) as caught:
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     if dump is not None:
         dump.close(dict(session.saturations))
-    print("\n".join(lines + _engine_lines(args, session, said)))
+    print("\n".join(lines + _input_lines(args, graph, preprocess) + _engine_lines(args, session, said)))
     return 0
 
 
@@ -137,6 +141,8 @@ def _inputs(args: argparse.Namespace, graph, preprocess) -> list[tuple[str, dict
 def _check_options(args: argparse.Namespace) -> None:
     if (args.mean is None) != (args.std is None):
         raise UsageError("--mean and --std go together")
+    if args.mean is not None and args.normalize:
+        raise UsageError("--normalize and --mean/--std say the same thing; give one of them")
     if args.std is not None and args.std <= 0:
         raise UsageError(f"--std must be positive, got {args.std}")
     if args.limit is not None and args.limit < 1:
@@ -175,6 +181,17 @@ def _summary(input_name: str, outputs: dict[str, np.ndarray]) -> list[str]:
             f"mean {value.mean():.6g}"
         )
     return lines
+
+
+def _input_lines(args: argparse.Namespace, graph, preprocess) -> list[str]:
+    """What images were turned into (arrays are fed as they are)."""
+    from nnasim.engine.inputs import input_files
+    from nnasim.io.data import IMAGE_EXTENSIONS
+
+    if not args.input or not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in input_files(args.input)):
+        return []
+    name = graph.inputs[0]
+    return [f"image input {name!r}: {preprocess.describe(graph.shape(name)[1])}"]
 
 
 def _engine_lines(args: argparse.Namespace, session, said: set[str]) -> list[str]:
