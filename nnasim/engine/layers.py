@@ -480,11 +480,11 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
 
 
 UNARY_FUNCTIONS = {Op.SIGMOID: lambda v: 1.0 / (1.0 + np.exp(-v)), Op.EXP: np.exp}
-LUT_OPS = (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF)
+LUT_OPS = (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF, Op.TANH)
 
 
 def build_lut(ctx: BuildContext, node: Node) -> LayerFn:
-    """A unary non-linear op (Sigmoid, Exp, HardSigmoid, HardSwish, Sqrt, Pow, Erf) as a table over
+    """A unary non-linear op (Sigmoid, Exp, HardSigmoid, HardSwish, Sqrt, Pow, Erf, Tanh) as a table over
     every input integer (2**8 or 2**16 entries, built here in float64 once; integers at run time)."""
     x, out = node.inputs[0], node.outputs[0]
     fin, fout = ctx.fmt(x), ctx.fmt(out)
@@ -574,6 +574,7 @@ BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.SQRT: build_lut,
     Op.POW: build_lut,
     Op.ERF: build_lut,
+    Op.TANH: build_lut,
     Op.SOFTMAX: build_softmax,
     Op.RELU: build_activation,
     Op.CLIP: build_activation,

@@ -48,6 +48,7 @@ class Op(str, Enum):
     SQRT = "Sqrt"
     POW = "Pow"
     ERF = "Erf"
+    TANH = "Tanh"
     REDUCE_MEAN = "ReduceMean"
     LAYER_NORM = "LayerNormalization"
     QUANTIZE = "QuantizeLinear"
