@@ -67,6 +67,10 @@ def fix_input_shapes(model: onnx.ModelProto, label: str, input_shape: InputShape
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     wanted = _wanted_shapes(inputs, label, input_shape)
+    if wanted:  # output sizes in the file may be those of the export's input size: keep only the rank
+        for value in model.graph.output:
+            for dim in value.type.tensor_type.shape.dim:
+                dim.Clear()
     for value in inputs:
         dims = value.type.tensor_type.shape.dim
         shape = wanted.get(value.name)
@@ -117,7 +121,7 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     _forget_unknown_dims(model)
     if any(not o.type.tensor_type.HasField("shape") for o in model.graph.output):
         with contextlib.suppress(onnx.shape_inference.InferenceError, ValueError, RuntimeError):
-            model = onnx.shape_inference.infer_shapes(model)  # else the checker below says what is wrong
+            model = onnx.shape_inference.infer_shapes(model, data_prop=True)  # else the checker says what
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as error:
@@ -126,9 +130,11 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
 
 
 def _forget_unknown_dims(model: onnx.ModelProto) -> None:
-    """Clear intermediate and output dimensions a converter wrote as ``-1`` or 0 (Paddle2ONNX does):
-    strict shape inference would report them as conflicts with the static sizes it infers."""
-    for value in [*model.graph.value_info, *model.graph.output]:
+    """Drop the exporter's intermediate shapes (shape inference recomputes them) and clear output
+    dimensions written as ``-1`` or 0 (Paddle2ONNX does): strict inference would report them as
+    conflicts with the static sizes it infers, as it would stale sizes from the export's input size."""
+    del model.graph.value_info[:]
+    for value in model.graph.output:
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_value") and dim.dim_value <= 0:
                 dim.Clear()
