@@ -156,9 +156,30 @@ CASES = {
         ],
         X4,
     ),
+    "tanh": lambda: single_op_model("Tanh", X4),
+    "lstm_forward": lambda: lstm_model("forward"),
+    "lstm_bidirectional_initial_state": lambda: lstm_model("bidirectional", initial=True),
+    "lstm_reverse_last_h": lambda: lstm_model("reverse", output=1),
     "identity": lambda: single_op_model("Identity", X4),
     "dropout": lambda: single_op_model("Dropout", X4),
 }
+
+
+def lstm_model(direction: str, initial: bool = False, output: int = 0, hidden: int = 5):
+    """An LSTM over x (seq 4, batch 2, input 3) with bias; output Y (or Y_h) as ``y``."""
+    dirs = 2 if direction == "bidirectional" else 1
+    consts = {
+        "W": weight(dirs, 4 * hidden, 3),
+        "R": weight(dirs, 4 * hidden, hidden),
+        "B": weight(dirs, 8 * hidden, scale=0.2),
+    }
+    inputs = ["x", "W", "R", "B"]
+    if initial:
+        consts |= {"h0": weight(dirs, 2, hidden), "c0": weight(dirs, 2, hidden)}
+        inputs += ["", "h0", "c0"]
+    outputs = ["y", "", ""] if output == 0 else ["", "y"]
+    node = helper.make_node("LSTM", inputs, outputs, hidden_size=hidden, direction=direction, name="the_lstm")
+    return make_model([node], (4, 2, 3), consts, opset=14)
 
 
 def split_model(consts=None, opset=17, **attrs):

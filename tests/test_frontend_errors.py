@@ -209,3 +209,18 @@ def test_paddle_minus_one_dims_and_reshape_zero(tmp_path):
     assert loaded.shape("y") == (2, 48, 4) and loaded.shape("r") == (2, 3, 8, 8)
     with pytest.raises(ModelError, match="dynamic or non-positive shape"):
         load_model(model)
+
+
+def test_stale_exported_shapes_give_way_to_input_shape():
+    """An export's intermediate and output sizes for another input size (PP-OCRv2's rec model) do not
+    conflict with --input-shape: value_info is recomputed and output sizes are cleared (rank kept)."""
+    node = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    graph = helper.make_graph(
+        [node],
+        "stale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 100])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert load_model(model, input_shape=(1, 3, 48, 320)).shape("y") == (1, 3, 48, 320)

@@ -120,3 +120,47 @@ def test_remove_identity_handles_chains():
     cleaned = remove_identity(graph)
     assert [n.name for n in cleaned.nodes] == ["relu", "add"] and cleaned.nodes[-1].outputs == ("y",)
     outputs_equal_before_and_after(graph, cleaned)
+
+
+def decomposed_layer_norm(square="Pow", affine=True):
+    """LayerNorm as Paddle2ONNX writes it: ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt, Div, Mul, Add."""
+    consts = {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32)}
+    consts |= {"gamma": weight(16), "beta": weight(16)} if affine else {}
+    squared = (
+        helper.make_node("Pow", ["d", "two"], ["p"], name="pow")
+        if square == "Pow"
+        else helper.make_node("Mul", ["d", "d"], ["p"], name="square")
+    )
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1], name="mean"),
+        helper.make_node("Sub", ["x", "m"], ["d"], name="sub"),
+        squared,
+        helper.make_node("ReduceMean", ["p"], ["v"], axes=[-1], name="var"),
+        helper.make_node("Add", ["v", "eps"], ["e"], name="add_eps"),
+        helper.make_node("Sqrt", ["e"], ["s"], name="sqrt"),
+        helper.make_node("Div", ["d", "s"], ["n" if affine else "y"], name="div"),
+    ]
+    if affine:
+        nodes += [
+            helper.make_node("Mul", ["n", "gamma"], ["g"], name="scale"),
+            helper.make_node("Add", ["g", "beta"], ["y"], name="shift"),
+        ]
+    return make_model(nodes, (2, 5, 16), consts, opset=13)
+
+
+@pytest.mark.parametrize("square, affine", [("Pow", True), ("Mul", True), ("Pow", False)])
+def test_decomposed_layer_norm_is_fused(square, affine):
+    graph = load_model(decomposed_layer_norm(square, affine))
+    lowered = lower(graph)
+    assert [n.op for n in lowered.nodes] == [Op.LAYER_NORM]
+    assert lowered.nodes[0].attrs == {"axis": 2, "epsilon": pytest.approx(1e-5)}
+    x = RNG.standard_normal((2, 5, 16)).astype(np.float32)
+    np.testing.assert_allclose(run_float(lowered, {"x": x})["y"], run_float(graph, {"x": x})["y"], atol=2e-5)
+
+
+def test_layer_norm_with_other_consumers_is_left_alone():
+    model = decomposed_layer_norm()
+    model.graph.node.append(helper.make_node("Relu", ["v"], ["extra"], name="reads_variance"))
+    model.graph.output.append(helper.make_tensor_value_info("extra", 1, None))
+    lowered = lower(load_model(model))
+    assert Op.LAYER_NORM not in [n.op for n in lowered.nodes]

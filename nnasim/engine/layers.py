@@ -366,11 +366,16 @@ class _Operands:
 
 def build_add(ctx: BuildContext, node: Node) -> LayerFn:
     """Add/Sub with rescaling; a fused ReLU/Clip clamps, a fused LeakyReLU/PReLU rescales the
-    negative side of the sum in a second output stage (multiplier 1 for positive values)."""
+    negative side of the sum in a second output stage (multiplier 1 for positive values).
+
+    With LeakyReLU/PReLU the sum is kept at int32 range between the two stages: the output's format
+    is calibrated after the activation, so the sum's negative side may lie far below its qmin.
+    """
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
     clamps = node.act is not None and node.act.kind in (Op.RELU, Op.CLIP)
     lo, hi = ctx.clamp_bounds(node.act, out) if clamps else (None, None)
     fmt = ctx.fmt(out)
+    sum_range = (fmt.qmin, fmt.qmax) if node.act is None or clamps else (-(2**31), 2**31 - 1)
     params = make_add_params(
         ctx.scale(a),
         ctx.scale(b),
@@ -378,8 +383,7 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
         max(ctx.fmt(a).bits, ctx.fmt(b).bits),  # the left shift must leave room for the widest input
         ctx.rule,
-        fmt.qmin,
-        fmt.qmax,
+        *sum_range,
         lo,
         hi,
         sign_b=-1 if node.op == Op.SUB else 1,
@@ -552,11 +556,11 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
 
 
 UNARY_FUNCTIONS = {Op.SIGMOID: lambda v: 1.0 / (1.0 + np.exp(-v)), Op.EXP: np.exp}
-LUT_OPS = (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF)
+LUT_OPS = (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF, Op.TANH)
 
 
 def build_lut(ctx: BuildContext, node: Node) -> LayerFn:
-    """A unary non-linear op (Sigmoid, Exp, HardSigmoid, HardSwish, Sqrt, Pow, Erf) as a table over
+    """A unary non-linear op (Sigmoid, Exp, HardSigmoid, HardSwish, Sqrt, Pow, Erf, Tanh) as a table over
     every input integer (2**8 or 2**16 entries, built here in float64 once; integers at run time)."""
     x, out = node.inputs[0], node.outputs[0]
     fin, fout = ctx.fmt(x), ctx.fmt(out)
@@ -709,6 +713,7 @@ BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.SQRT: build_lut,
     Op.POW: build_lut,
     Op.ERF: build_lut,
+    Op.TANH: build_lut,
     Op.SOFTMAX: build_softmax,
     Op.RELU: build_activation,
     Op.CLIP: build_activation,

@@ -452,6 +452,112 @@ def layer_norm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     return [_ir(node, Op.LAYER_NORM, inputs, axis=axis, epsilon=epsilon)]
 
 
+class _Emitter:
+    """Appends IR nodes with fresh, shape-registered output tensors (for converters that unroll)."""
+
+    def __init__(self, ctx: Context, node: onnx.NodeProto):
+        self.ctx, self.prefix, self.nodes = ctx, node.name, []
+
+    def __call__(self, op: Op, inputs, out_shape, out: str | None = None, **attrs) -> str:
+        out = out or f"{self.prefix}::{len(self.nodes)}"
+        self.ctx.shapes[out] = tuple(out_shape)
+        self.nodes.append(Node(f"{self.prefix}/{len(self.nodes)}", op, tuple(inputs), (out,), attrs))
+        return out
+
+
+LSTM_DEFAULT_ACTIVATIONS = ["Sigmoid", "Tanh", "Tanh"]
+
+
+def lstm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """LSTM unrolled over its (static) sequence into MatMul/Gemm, Add, Sigmoid, Tanh and Mul nodes:
+    both engines then run it with their existing kernels (integer: tables and exact products).
+
+    Default activations, no peepholes, clip or input_forget; full sequence lengths; constant
+    initial states (zeros or not). ONNX gate order i, o, f, c.
+    """
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attributes(node).items()}
+    activations = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
+    unsupported = [
+        name
+        for name, bad in (
+            ("activations", activations not in ([], LSTM_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS * 2)),
+            ("clip", "clip" in attrs),
+            ("input_forget", attrs.get("input_forget", 0)),
+            ("layout", attrs.get("layout", 0)),
+            ("peepholes (P)", len(node.input) > 7 and node.input[7]),
+            ("sequence_lens", len(node.input) > 4 and node.input[4]),
+        )
+        if bad
+    ]
+    if unsupported:
+        raise ModelError(f"{ctx.label}: node {node.name!r} (LSTM): {', '.join(unsupported)} not supported")
+    w, r = ctx.const(node, 1, "W"), ctx.const(node, 2, "R")
+    bias = ctx.const(node, 3, "B")
+    init_h, init_c = ctx.const(node, 5, "initial_h"), ctx.const(node, 6, "initial_c")
+    seq, batch, _ = ctx.shapes[node.input[0]]
+    dirs, hidden = w.shape[0], int(attrs["hidden_size"])
+    direction = attrs.get("direction", "forward")
+    emit = _Emitter(ctx, node)
+    ys, last_h, last_c = [], [], []
+    for d in range(dirs):
+        reverse = direction == "reverse" or (direction == "bidirectional" and d == 1)
+        h, c, y_steps = _lstm_direction(
+            ctx, emit, node, d, w, r, bias, init_h, init_c, seq, batch, hidden, reverse
+        )
+        ys.append(emit(Op.CONCAT, y_steps, (seq, 1, batch, hidden), axis=0))
+        last_h.append(emit(Op.RESHAPE, [h], (1, batch, hidden), shape=(1, batch, hidden)))
+        last_c.append(emit(Op.RESHAPE, [c], (1, batch, hidden), shape=(1, batch, hidden)))
+    outputs = [node.output[i] if len(node.output) > i else "" for i in range(3)]
+    for out, parts, shape, axis in (
+        (outputs[0], ys, (seq, dirs, batch, hidden), 1),
+        (outputs[1], last_h, (dirs, batch, hidden), 0),
+        (outputs[2], last_c, (dirs, batch, hidden), 0),
+    ):
+        if out and dirs > 1:
+            emit(Op.CONCAT, parts, shape, out=out, axis=axis)
+        elif out:
+            emit(Op.RESHAPE, parts, shape, out=out, shape=shape)
+    return emit.nodes
+
+
+def _lstm_direction(ctx, emit, node, d, w, r, bias, init_h, init_c, seq, batch, hidden, reverse):
+    """One direction's steps: (last h, last c, the per-step (1, 1, batch, hidden) outputs in time order)."""
+    name = node.output[0] or node.name
+    w_t = ctx.add_const(f"{name}::W{d}", np.ascontiguousarray(w[d].T.astype(np.float32)))
+    r_t = ctx.add_const(f"{name}::R{d}", np.ascontiguousarray(r[d].astype(np.float32)))  # Gemm: x @ R.T
+    projected = emit(Op.MATMUL, [node.input[0], w_t], (seq, batch, 4 * hidden))
+    if bias is not None:
+        b = (bias[d, : 4 * hidden] + bias[d, 4 * hidden :]).astype(np.float32)
+        projected = emit(Op.ADD, [projected, ctx.add_const(f"{name}::B{d}", b)], (seq, batch, 4 * hidden))
+    h = None if init_h is None or not init_h.any() else ctx.add_const(f"{name}::h0_{d}", init_h[d])
+    c = None if init_c is None or not init_c.any() else ctx.add_const(f"{name}::c0_{d}", init_c[d])
+    steps: dict[int, str] = {}
+    shape = (batch, hidden)
+    for t in reversed(range(seq)) if reverse else range(seq):
+        x_t = emit(
+            Op.SLICE,
+            [projected],
+            (1, batch, 4 * hidden),
+            slices=((t, t + 1, 1), (0, batch, 1), (0, 4 * hidden, 1)),
+        )
+        gates = emit(Op.RESHAPE, [x_t], (batch, 4 * hidden), shape=(batch, 4 * hidden))
+        if h is not None:
+            gates = emit(Op.ADD, [gates, emit(Op.GEMM, [h, r_t], (batch, 4 * hidden))], (batch, 4 * hidden))
+        i, o, f, g = (
+            emit(Op.SLICE, [gates], shape, slices=((0, batch, 1), (k * hidden, (k + 1) * hidden, 1)))
+            for k in range(4)
+        )
+        i, o, f = (emit(Op.SIGMOID, [v], shape) for v in (i, o, f))
+        g = emit(Op.TANH, [g], shape)
+        new_c = emit(Op.MUL, [i, g], shape)
+        if c is not None:
+            new_c = emit(Op.ADD, [emit(Op.MUL, [f, c], shape), new_c], shape)
+        c = new_c
+        h = emit(Op.MUL, [o, emit(Op.TANH, [c], shape)], shape)
+        steps[t] = emit(Op.RESHAPE, [h], (1, 1, batch, hidden), shape=(1, 1, batch, hidden))
+    return h, c, [steps[t] for t in range(seq)]
+
+
 def quantize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     ctx.const(node, 1, "the scale")
     ctx.const(node, 2, "the zero point")
@@ -477,6 +583,8 @@ CONVERTERS: dict[str, Converter] = {
     "Sqrt": simple(Op.SQRT),
     "Pow": pow_,
     "Erf": simple(Op.ERF),
+    "Tanh": simple(Op.TANH),
+    "LSTM": lstm,
     "ReduceMean": reduce_mean,
     "LayerNormalization": layer_norm,
     "BatchNormalization": batchnorm,
@@ -526,4 +634,5 @@ CONSTANT_ONLY_OPS = (
     "Where",
     "Expand",
     "Size",
+    "Tile",
 )

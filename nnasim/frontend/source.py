@@ -173,6 +173,10 @@ def fix_input_shapes(model: onnx.ModelProto, label: str, input_shape: InputShape
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     wanted = _wanted_shapes(inputs, label, input_shape)
+    if wanted:  # output sizes in the file may be those of the export's input size: keep only the rank
+        for value in model.graph.output:
+            for dim in value.type.tensor_type.shape.dim:
+                dim.Clear()
     for value in inputs:
         dims = value.type.tensor_type.shape.dim
         shape = wanted.get(value.name)
@@ -259,9 +263,11 @@ def check_inferred_nodes(model: onnx.ModelProto, label: str) -> None:
 
 
 def _forget_unknown_dims(model: onnx.ModelProto) -> None:
-    """Clear intermediate and output dimensions a converter wrote as ``-1`` or 0 (Paddle2ONNX does):
-    strict shape inference would report them as conflicts with the static sizes it infers."""
-    for value in [*model.graph.value_info, *model.graph.output]:
+    """Drop the exporter's intermediate shapes (shape inference recomputes them) and clear output
+    dimensions written as ``-1`` or 0 (Paddle2ONNX does): strict inference would report them as
+    conflicts with the static sizes it infers, as it would stale sizes from the export's input size."""
+    del model.graph.value_info[:]
+    for value in model.graph.output:
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_value") and dim.dim_value <= 0:
                 dim.Clear()

@@ -31,6 +31,8 @@ NOTES = {
     "lowered to its equivalent conv over the zero-inserted input",
     "Split": "any opset's form (split attribute, input or num_outputs); one Slice per output",
     "HardSigmoid": "alpha, beta",
+    "LSTM": "unrolled over the static sequence into MatMul/Gemm, Add, Slice, Sigmoid, Tanh, Mul, Concat; "
+    "default activations, constant initial states, no peepholes/clip/sequence_lens",
     "HardSwish": "",
     "Pow": "constant scalar exponent (2, 0.5, any)",
     "ReduceMean": "axes as attribute or input (opset 18), keepdims",
@@ -102,6 +104,8 @@ INTEGER = {
     "Sqrt": _TABLE,
     "Pow": _TABLE,
     "Erf": _TABLE,
+    "Tanh": _TABLE,
+    "LSTM": "8, 16: through the ops it unrolls to",
     "Softmax": "8, 16: exp table, exact integer division",
     "LayerNormalization": "8, 16: fixed point (integer mean, variance, exact integer sqrt)",
     "Relu": "8, 16: fused clamp, or its own output stage",

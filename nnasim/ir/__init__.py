@@ -50,6 +50,7 @@ class Op(str, Enum):
     SQRT = "Sqrt"
     POW = "Pow"
     ERF = "Erf"
+    TANH = "Tanh"
     REDUCE_MEAN = "ReduceMean"
     LAYER_NORM = "LayerNormalization"
     QUANTIZE = "QuantizeLinear"

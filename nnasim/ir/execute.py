@@ -233,6 +233,7 @@ UNARY_FUNCTIONS: dict[Op, Callable[[np.ndarray], np.ndarray]] = {
     Op.HARD_SWISH: lambda x: x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
     Op.SQRT: np.sqrt,
     Op.ERF: lambda x: special.erf(x).astype(x.dtype),
+    Op.TANH: np.tanh,
 }
 
 
@@ -315,6 +316,7 @@ KERNELS: dict[Op, Kernel] = {
     Op.SQRT: _unary_op,
     Op.POW: _unary_op,
     Op.ERF: _unary_op,
+    Op.TANH: _unary_op,
     Op.REDUCE_MEAN: reduce_mean,
     Op.LAYER_NORM: layer_norm,
     Op.CONV_TRANSPOSE: conv_transpose,

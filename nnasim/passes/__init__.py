@@ -10,6 +10,7 @@ from nnasim.passes.activations import fuse_activations
 from nnasim.passes.batchnorm import fold_batchnorm
 from nnasim.passes.cleanup import remove_identity
 from nnasim.passes.constants import fold_constants
+from nnasim.passes.layernorm import fuse_layer_norm
 
 Pass = Callable[[Graph], Graph]
 
@@ -17,6 +18,7 @@ PIPELINE: tuple[tuple[str, Pass], ...] = (
     ("remove_identity", remove_identity),
     ("fold_constants", fold_constants),
     ("fold_batchnorm", fold_batchnorm),
+    ("fuse_layer_norm", fuse_layer_norm),
     ("fuse_activations", fuse_activations),
 )
 
