@@ -1,4 +1,4 @@
-"""Run the example sweep (sweep_example.yaml: 640 design points, LFFD + ArcFace) end to end.
+"""Run the example sweep (the built-in spec `example`: 640 design points, LFFD + ArcFace) end to end.
 
 Writes the sweep folder (default ``sweep_out/``, replaced if it exists), copies the Pareto
 plot and the on-chip-memory plot to ``docs/img/`` for the README, and prints the Pareto
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("out", nargs="?", default="sweep_out")
     parser.add_argument("--workers", type=int)
     args = parser.parse_args()
-    spec = load_spec(HERE / "sweep_example.yaml")
+    spec = load_spec("example")
     done = run_sweep(spec, args.out, workers=args.workers, force=True)
     print(f"{spec.n_points} points in {done.seconds:.1f} s; {done.pareto} on the Pareto front")
     IMAGES.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 A design point is one hardware configuration at one bit width, costed on both networks.
 Loading the models and building their hardware-independent workloads (including the weight
 entropy that lossless compression needs) happens once per worker and is timed apart. Two
-figures, on the grid of benchmarks/sweep_example.yaml:
+figures, on the grid of nnasim/sweep/specs/example.yaml:
 
 - cold: every memory plan and MAC array seen for the first time (each distinct plan costs
   one run of the full cost model per network; the example has 16 plans per network);
@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")  # one core: CPU time is then this core's time
@@ -63,5 +62,5 @@ def timed(work) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    default = Path(__file__).with_name("sweep_example.yaml")
+    default = "example"
     main(sys.argv[1] if len(sys.argv) > 1 else str(default))

@@ -161,11 +161,11 @@ def resolve(spec: str) -> Path:
                 f"cannot create the model cache folder {path.parent} ({error.strerror}); "
                 "set NNASIM_CACHE to a writable folder"
             ) from None
-        write_atomically(path, build(spec).SerializeToString())
+        write_atomically(path, build(spec).SerializeToString(), announce=False)  # a cache, not an output
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, announce: bool = True) -> None:
     """Write ``data`` to ``path`` (replacing it) through ``nnasim.io.files.atomic_file``.
 
     Readers see the old file or the complete new one, never a partial write, even if the
@@ -174,7 +174,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     from nnasim.io.files import atomic_file
 
     try:
-        with atomic_file(path, force=True) as temporary:
+        with atomic_file(path, force=True, announce=announce) as temporary:
             temporary.write_bytes(data)
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None

@@ -157,3 +157,16 @@ def test_lffd_outputs_of_the_zoo_model_are_decoded(tmp_path):
     for face in report["faces"]:
         x1, y1, x2, y2 = face["box"]
         assert face["score"]["fp32"] >= 0.5 and 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 120
+
+
+def test_terminal_summary_states_the_reports_headline_numbers(tinynet, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert run_compare(tinynet, out) == 0
+    printed = capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    int8 = report["classify"]["int8"]
+    sqnr = report["outputs"]["int8"]["probabilities"]["sqnr_db"]
+    line = next(ln for ln in printed.out.splitlines() if ln.strip().startswith("int8:"))
+    assert f"output SQNR probabilities {sqnr:.1f} dB" in line
+    assert f"top1 {int8['top1']:.3f}" in line and f"{int8['top1 changed']} top-1 flips" in line
+    assert printed.err.count(f"nnasim: wrote {out}") == 1  # the report folder named once, on stderr

@@ -29,6 +29,10 @@ CASES = {
     "conv_depthwise": lambda: single_op_model(
         "Conv", X4, {"w": weight(4, 1, 3, 3), "b": weight(4)}, group=4, strides=[2, 2], auto_pad="SAME_LOWER"
     ),
+    "conv_one_input_channel": lambda: single_op_model(
+        "Conv", (1, 1, 9, 11), {"w": weight(6, 1, 3, 3), "b": weight(6)}, pads=[1, 1, 1, 1]
+    ),
+    "conv_depthwise_multiplier_2": lambda: single_op_model("Conv", X4, {"w": weight(8, 1, 3, 3)}, group=4),
     "conv_valid": lambda: single_op_model("Conv", X4, {"w": weight(3, 4, 2, 2)}, auto_pad="VALID"),
     "batchnorm": lambda: single_op_model("BatchNormalization", X4, bn_consts("bn", 4), epsilon=1e-3),
     "relu": lambda: single_op_model("Relu", X4),
@@ -108,9 +112,63 @@ CASES = {
     "upsample_opset9": lambda: single_op_model(
         "Upsample", X4, {"sc": np.array([1, 1, 2, 2], np.float32)}, opset=9, mode="nearest"
     ),
+    "conv_transpose": lambda: single_op_model(
+        "ConvTranspose", X4, {"w": weight(4, 3, 3, 3), "b": weight(3)}, strides=[2, 2], pads=[1, 1, 1, 1]
+    ),
+    "conv_transpose_output_padding_groups": lambda: single_op_model(
+        "ConvTranspose",
+        X4,
+        {"w": weight(4, 2, 2, 3)},
+        strides=[2, 3],
+        pads=[0, 1, 1, 0],
+        output_padding=[1, 2],
+        dilations=[1, 2],
+        group=2,
+    ),
+    "conv_transpose_output_shape": lambda: single_op_model(
+        "ConvTranspose", X4, {"w": weight(4, 2, 4, 4)}, strides=[2, 2], output_shape=[18, 22]
+    ),
+    "conv_transpose_same_upper": lambda: single_op_model(
+        "ConvTranspose", X4, {"w": weight(4, 2, 3, 3)}, strides=[2, 2], auto_pad="SAME_UPPER"
+    ),
+    "split_attr_opset11": lambda: split_model(opset=11, axis=1, split=[1, 3]),
+    "split_input": lambda: split_model(consts={"sp": np.array([5, 4], np.int64)}, axis=2),
+    "split_equal_opset18": lambda: split_model(opset=18, axis=1, num_outputs=2),
+    "hard_sigmoid": lambda: single_op_model("HardSigmoid", X4, alpha=0.25, beta=0.4),
+    "hard_swish": lambda: single_op_model("HardSwish", X4),
+    "sqrt": lambda: single_op_model("Sqrt", (2, 5, 7)),
+    "pow_2": lambda: single_op_model("Pow", X4, {"e": scalar(2.0)}),
+    "pow_0_5": lambda: single_op_model("Pow", (3, 7), {"e": scalar(0.5)}),
+    "erf": lambda: single_op_model("Erf", X4),
+    "reduce_mean_keepdims": lambda: single_op_model("ReduceMean", X4, opset=13, axes=[-1]),
+    "reduce_mean_axes_input": lambda: single_op_model(
+        "ReduceMean", X4, {"a": np.array([1, 3], np.int64)}, opset=18, keepdims=0
+    ),
+    "reduce_mean_all": lambda: single_op_model("ReduceMean", (2, 5, 7), opset=13),
+    "layer_norm": lambda: single_op_model(
+        "LayerNormalization", (2, 5, 16), {"g": weight(16), "b": weight(16)}, epsilon=1e-3
+    ),
+    "layer_norm_two_axes": lambda: single_op_model("LayerNormalization", X4, {"g": weight(9, 11)}, axis=2),
+    "matmul_activations": lambda: make_model(
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[0, 1, 3, 2]),
+            helper.make_node("MatMul", ["x", "t"], ["y"]),
+        ],
+        X4,
+    ),
     "identity": lambda: single_op_model("Identity", X4),
     "dropout": lambda: single_op_model("Dropout", X4),
 }
+
+
+def split_model(consts=None, opset=17, **attrs):
+    """Split of ``x`` into two outputs, joined again by Concat in the other order (one output ``y``)."""
+    axis = attrs.get("axis", 1)
+    nodes = [
+        helper.make_node("Split", ["x", *(consts or {})], ["a", "b"], name="the_split", **attrs),
+        helper.make_node("Concat", ["b", "a"], ["y"], axis=axis),
+    ]
+    return make_model(nodes, X4, consts, opset)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -143,7 +201,7 @@ def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(got - expected).max() / max(np.ptp(expected), 1e-12))
 
 
-@pytest.mark.parametrize("name", ["mobilefacenet", "ultraface-rfb-320", "ultraface-slim-320"])
+@pytest.mark.parametrize("name", ["mobilefacenet", "ultraface-rfb-320", "ultraface-slim-320", "landmarks-68"])
 def test_trained_models_match_onnxruntime(name):
     path = shared_model(name)
     graph = load_lowered(path)

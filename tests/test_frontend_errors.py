@@ -29,11 +29,11 @@ def save(tmp_path, model: onnx.ModelProto, name: str = "m.onnx"):
 
 
 def test_unsupported_op_names_node_op_and_supported_list(tmp_path, capsys):
-    path = save(tmp_path, single_op_model("Erf", X))
+    path = save(tmp_path, single_op_model("Cos", X))
     code, err = run_cli(capsys, "info", str(path))
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "'the_erf'" in err and "op Erf" in err and "Conv" in err and str(path) in err
+    assert "'the_cos'" in err and "op Cos" in err and "Conv" in err and str(path) in err
 
 
 def test_custom_domain_op_is_named_with_its_domain(tmp_path):
@@ -112,7 +112,7 @@ def test_caller_model_is_not_modified():
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):
-    path = save(tmp_path, single_op_model("Erf", X))
+    path = save(tmp_path, single_op_model("Cos", X))
     with pytest.raises(ModelError):
         main(["--debug", "info", str(path)])
 
@@ -157,3 +157,55 @@ def test_constant_dequantize_folds_at_opset_13():
     graph = load_model(make_model(nodes, X, consts, opset=13))
     folded = graph.const(graph.nodes[0].inputs[1])
     assert np.array_equal(folded, w_q.astype(np.float32) * scale.reshape(4, 1, 1, 1))
+
+
+def test_every_unsupported_op_is_named_in_one_error(tmp_path, capsys):
+    """Mapping a model takes one round: the error lists every unsupported node and its op."""
+    nodes = [
+        helper.make_node("Cos", ["x"], ["a"], name="cos_1"),
+        helper.make_node("Relu", ["a"], ["b"], name="fine"),
+        helper.make_node("Cos", ["b"], ["c"], name="cos_2"),
+        helper.make_node("Foo", ["c"], ["y"], domain="com.acme", name="mystery"),
+    ]
+    model = make_model(nodes, X)
+    model.opset_import.append(helper.make_opsetid("com.acme", 1))
+    path = save(tmp_path, model)
+    code, err = run_cli(capsys, "info", str(path))
+    assert code == 2 and err.count("\n") == 1 and str(path) in err
+    assert "3 nodes use 2 ops nnasim does not support (Cos, com.acme::Foo)" in err
+    for name, op in [("cos_1", "Cos"), ("cos_2", "Cos"), ("mystery", "com.acme::Foo")]:
+        assert f"node '{name}' uses op {op}" in err
+    assert "'fine'" not in err
+
+
+def test_every_shape_only_op_on_activations_is_named(tmp_path):
+    nodes = [
+        helper.make_node("Floor", ["x"], ["a"], name="floor_1"),
+        helper.make_node("Ceil", ["a"], ["y"], name="ceil_1"),
+    ]
+    with pytest.raises(ModelError, match=r"'floor_1' \(Floor\), node 'ceil_1' \(Ceil\) compute on"):
+        load_model(make_model(nodes, X))
+
+
+def test_paddle_minus_one_dims_and_reshape_zero(tmp_path):
+    """Paddle2ONNX writes -1 for dynamic dims of inputs, intermediates and outputs, and Reshape
+    targets with 0 (copy) and -1 (infer): --input-shape fixes the input, the rest is inferred."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "target"], ["y"], name="reshape"),
+    ]
+    target = np.array([0, -1, 4], np.int64)
+    graph = helper.make_graph(
+        nodes,
+        "paddle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, -1, -1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, -1, 4])],
+        [onnx.numpy_helper.from_array(target, "target")],
+        value_info=[helper.make_tensor_value_info("r", TensorProto.FLOAT, [-1, 3, -1, -1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 8
+    loaded = load_model(model, input_shape=(2, 3, 8, 8))
+    assert loaded.shape("y") == (2, 48, 4) and loaded.shape("r") == (2, 3, 8, 8)
+    with pytest.raises(ModelError, match="dynamic or non-positive shape"):
+        load_model(model)

@@ -104,3 +104,18 @@ def test_graph_check_runs_after_each_pass():
 
     with pytest.raises(AssertionError, match="after pass 'broken'"):
         lower(load_model(conv_bn_relu_add_bn()), pipeline=(("broken", breaks_graph),))
+
+
+def test_remove_identity_handles_chains():
+    """Paddle exports chain Identities (PP-OCRv6: 147 of them); each is bypassed, outputs unchanged."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Identity", ["r"], ["i1"], name="id1"),
+        helper.make_node("Identity", ["i1"], ["i2"], name="id2"),
+        helper.make_node("Add", ["i2", "i1"], ["a"], name="add"),
+        helper.make_node("Identity", ["a"], ["y"], name="id3"),
+    ]
+    graph = load_model(make_model(nodes, X))
+    cleaned = remove_identity(graph)
+    assert [n.name for n in cleaned.nodes] == ["relu", "add"] and cleaned.nodes[-1].outputs == ("y",)
+    outputs_equal_before_and_after(graph, cleaned)

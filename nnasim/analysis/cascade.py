@@ -36,7 +36,7 @@ from nnasim.analysis.compare import (
 from nnasim.analysis.detect import Detections, decoder_for
 from nnasim.analysis.verify import Faces, analyse_embeddings, verification_stats
 from nnasim.errors import DataError
-from nnasim.io.data import ImageSet, load_images, persons_of, preprocessing_for, read_name_table
+from nnasim.io.data import ImageSet, Preprocess, load_images, persons_of, preprocessing_for, read_name_table
 from nnasim.io.files import refuse_existing
 from nnasim.ir import Graph
 from nnasim.report import plots
@@ -62,6 +62,8 @@ class CascadeRequest:
     score_threshold: float | None = None
     margin: float = 0.2
     force: bool = False
+    detector_preprocess: Preprocess | None = None  # default: the model's own (io.data.preprocessing_for)
+    verifier_preprocess: Preprocess | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
 
     refuse_existing(Path(request.out), request.force)
     det_graph, ver_graph = load_any(request.detector), load_any(request.verifier)
-    det_pre, ver_pre = preprocessing_for(request.detector), preprocessing_for(request.verifier)
+    det_pre = request.detector_preprocess or preprocessing_for(request.detector)
+    ver_pre = request.verifier_preprocess or preprocessing_for(request.verifier)
     images = load_images(request.data, request.limit)
     table = read_name_table(request.identities, "person") if request.identities else None
     persons = persons_of([s.name for s in images.samples], table)
@@ -195,7 +198,8 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
         "calibration": f"detector: {request.calib or 'the data itself'}; verifier: "
         f"{request.calib_verifier or 'faces found by the fp32 detector'} ({request.calib_method})",
         "crop": f"square, side = mean(box w, h) x {1 + request.margin:g}, resized, no alignment",
-        "preprocessing": f"{det_pre.source}; {ver_pre.source}",
+        "preprocessing": f"detector: {det_pre.describe(det_graph.shape(det_graph.inputs[0])[1])}; "
+        f"verifier: {ver_pre.describe(ver_graph.shape(ver_graph.inputs[0])[1])}",
     }
     title = f"nnasim cascade: {Path(request.detector).name} -> {Path(request.verifier).name}"
     write_report(request.out, request.force, title, header, sections)

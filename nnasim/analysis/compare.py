@@ -301,7 +301,7 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
         "configs": [c.label for c in request.configs],
         "scheme": request.configs[-1].scheme if len(request.configs) > 1 else "none",
         "calibration": f"{request.calib or 'the data itself'} ({request.calib_method}, {len(calib)} images)",
-        "preprocessing": preprocess.source,
+        "preprocessing": preprocess.describe(graph.shape(graph.inputs[0])[1]),
     }
     write_report(request.out, request.force, f"nnasim compare: {Path(request.model).name}", header, sections)
     return {**header, **{s.key: s.data for s in sections}}

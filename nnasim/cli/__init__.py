@@ -23,8 +23,24 @@ DESCRIPTION = (
 )
 
 
+class DefaultsInHelp(argparse.HelpFormatter):
+    """``--help`` states each option's default, unless its text already does or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2."""
+    """An argument parser whose usage errors are one line (with a hint to --help) and exit code 2;
+    its ``--help`` states the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsInHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         where = self.prog.removeprefix("nnasim").strip()
@@ -55,6 +71,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"nnasim: warning: {message}", file=sys.stderr)
 
 
+def _name_written(path) -> None:
+    """Every file or folder a command writes is named once, on stderr (stdout stays the result)."""
+    print(f"nnasim: wrote {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command_named(argv))
@@ -62,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    from nnasim.io.files import written_files_to
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), written_files_to(_name_written):
             warnings.showwarning = _show_warning
             return args.run(args)
     except NnasimError as error:

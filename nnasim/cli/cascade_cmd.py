@@ -7,7 +7,11 @@ from pathlib import Path
 
 from nnasim.analysis.cascade import CascadeRequest, cascade
 from nnasim.analysis.compare import parse_configs
+<<<<<<< HEAD
+from nnasim.cli.common import add_image_arguments, image_preprocessing
+=======
 from nnasim.cli.common import use_threads
+>>>>>>> wt/speed
 from nnasim.cli.compare_cmd import add_quant_arguments, check_limit
 from nnasim.errors import UsageError
 
@@ -35,6 +39,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--margin", type=float, default=0.2, help="crop enlargement around the box (default 0.2)"
     )
+    add_image_arguments(parser, "detector", "the detector")
+    add_image_arguments(parser, "verifier", "the verifier")
     parser.set_defaults(run=run)
 
 
@@ -62,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         margin=args.margin,
         force=args.force,
+        detector_preprocess=image_preprocessing(args, args.detector, "detector"),
+        verifier_preprocess=image_preprocessing(args, args.verifier, "verifier"),
     )
-    cascade(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import cascade_headline
+
+    result = cascade(request)
+    print("\n".join(cascade_headline(result)))
     return 0

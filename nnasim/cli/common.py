@@ -115,3 +115,31 @@ def emit(text: str, args: argparse.Namespace) -> None:
         write_text(args.output, text, force=args.force)
     else:
         print(text, end="")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser, prefix: str = "", what: str = "") -> None:
+    """``--channel-order`` and ``--normalize`` (with ``prefix``, e.g. ``--detector-normalize``)."""
+    flag = f"--{prefix}-" if prefix else "--"
+    parser.add_argument(
+        f"{flag}channel-order",
+        choices=("rgb", "bgr"),
+        help=f"channel order of {what or 'the model'}'s 3-channel image input (default: the model's own, "
+        "RGB unless nnasim knows otherwise; 1-channel models get grayscale)",
+    )
+    parser.add_argument(
+        f"{flag}normalize",
+        metavar="MEAN,SCALE|raw|unit|signed",
+        help=f"{what or 'model'} input = (pixel - MEAN) * SCALE; raw = 0..255, unit = 0..1, signed = -1..1 "
+        "(default: the model's own preprocessing by file name, else signed)",
+    )
+
+
+def image_preprocessing(args: argparse.Namespace, model: str, prefix: str = ""):
+    """The ``Preprocess`` for ``model`` from its known defaults and the ``--channel-order``/``--normalize``
+    options (named with ``prefix``)."""
+    from nnasim.io.data import parse_normalize, preprocessing_for
+
+    key = f"{prefix}_" if prefix else ""
+    normalize = getattr(args, f"{key}normalize", None)
+    mean, scale = parse_normalize(normalize) if normalize else (None, None)
+    return preprocessing_for(model, mean, scale, getattr(args, f"{key}channel_order", None))

@@ -6,9 +6,12 @@ import argparse
 from pathlib import Path
 
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
+<<<<<<< HEAD
+from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, parse_input_shape
+=======
 from nnasim.cli.common import add_model_argument, add_threads_argument, parse_input_shape, use_threads
+>>>>>>> wt/speed
 from nnasim.errors import UsageError
-from nnasim.io.data import Preprocess, preprocessing_for
 
 
 def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, ...] = ("--bits",)) -> None:
@@ -53,21 +56,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--score-threshold", type=float, help="detect: operating threshold (default: the model's)"
     )
-    parser.add_argument(
-        "--normalize", metavar="MEAN,SCALE", help="input = (pixel - MEAN) * SCALE (default: by model name)"
-    )
+    add_image_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def parse_normalize(text: str | None, model: str) -> Preprocess:
-    """``--normalize 127.5,0.0078125`` or the model's known preprocessing."""
-    if not text:
-        return preprocessing_for(model)
-    try:
-        mean, scale = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--normalize {text!r}: expected MEAN,SCALE, e.g. 127.5,0.0078125") from None
-    return preprocessing_for(model, mean, scale)
 
 
 def check_limit(limit: int | None) -> None:
@@ -90,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
         labels=Path(args.labels) if args.labels else None,
         identities=Path(args.identities) if args.identities else None,
         score_threshold=args.score_threshold,
-        preprocess=parse_normalize(args.normalize, args.model),
+        preprocess=image_preprocessing(args, args.model),
         input_shape=parse_input_shape(args.input_shape),
         force=args.force,
     )
-    compare(request)
-    print(f"wrote {args.output}/report.md")
+    from nnasim.analysis.summary import compare_headline
+
+    result = compare(request)
+    print("\n".join(compare_headline(result)))
     return 0

@@ -7,13 +7,19 @@ Prints a summary of every output per input, the engine's notes and the most satu
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+<<<<<<< HEAD
+from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
+from nnasim.errors import NnasimWarning, UsageError
+=======
 from nnasim.cli.common import add_model_argument, add_threads_argument, load_graph, use_threads
 from nnasim.errors import UsageError
+>>>>>>> wt/speed
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
@@ -27,15 +33,21 @@ def add_parser(subparsers) -> None:
         "run",
         help="run a model in fp32 or the bit-exact 8/16-bit integer engine",
         description="fp32 or bit-exact integer inference, with optional per-layer golden dumps",
-        epilog="Images are resized (bilinear) to the model input and normalised as (pixel - mean) / std "
-        "on RGB. Defaults: the model's own preprocessing where nnasim knows it (ultraface: 127/128, "
-        "mobilefacenet: 127.5/128), else mean 127.5, std 127.5.",
+        epilog="Images are resized (bilinear) to the model input, given the model's channels (RGB, BGR "
+        "or grayscale for a 1-channel input) and normalised as (pixel - mean) * scale. Defaults: the "
+        "model's own preprocessing where nnasim knows it (ultraface: 127, 1/128; mobilefacenet: 127.5, "
+        "1/128; arcface-mbf: 127, 1/128; landmarks-68: grayscale 0, 1/256; lffd-head: raw BGR), else "
+        "127.5, 1/127.5 RGB. The run prints what it used.",
     )
     add_model_argument(parser)
     parser.add_argument(
         "--bits", type=int, choices=(8, 16, 32), default=8, help="8/16: integer engine; 32: fp32"
     )
-    parser.add_argument("--input", required=True, metavar="FILE|DIR", help="an image, .npy, .npz or a folder")
+    parser.add_argument(
+        "--input",
+        metavar="FILE|DIR",
+        help="an image, .npy, .npz or a folder (default: one generated standard-normal input, with a note)",
+    )
     parser.add_argument(
         "--calib", metavar="DIR", help="calibration inputs (default: generated inputs, with a note)"
     )
@@ -55,8 +67,9 @@ def add_parser(subparsers) -> None:
         help="take the accumulator width (saturating) from this hardware profile (default: 32 bits for "
         "8-bit, 64 for 16-bit)",
     )
-    parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from RGB pixels")
-    parser.add_argument("--std", type=float, help="image preprocessing: then divide by this")
+    add_image_arguments(parser)
+    parser.add_argument("--mean", type=float, help="image preprocessing: subtract this from the pixels")
+    parser.add_argument("--std", type=float, help="image preprocessing: then divide by this (with --mean)")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N inputs")
     parser.add_argument(
         "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
@@ -70,24 +83,30 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.engine.dump import DumpWriter
     from nnasim.engine.inputs import load_feeds
     from nnasim.engine.session import build_session
-    from nnasim.io.data import preprocessing_for
 
     _check_options(args)
     use_threads(args)
     graph = load_graph(args)
-    preprocess = preprocessing_for(args.model, args.mean, None if args.std is None else 1.0 / args.std)
-    feeds = load_feeds(args.input, graph, preprocess)[: args.limit]
+    preprocess = image_preprocessing(args, args.model)
+    if args.mean is not None:
+        preprocess = preprocess.with_options(normalize=(args.mean, 1.0 / args.std))
+    feeds = _inputs(args, graph, preprocess)
     calib = [feed for _, feed in load_feeds(args.calib, graph, preprocess)] if args.calib else None
-    session = build_session(
-        graph,
-        args.bits,
-        scheme=args.scheme,
-        per_channel=args.per_channel,
-        requant=args.requant,
-        calib=calib,
-        calib_method=args.calib_method,
-        acc_bits=_accumulator_bits(args),
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = build_session(
+            graph,
+            args.bits,
+            scheme=args.scheme,
+            per_channel=args.per_channel,
+            requant=args.requant,
+            calib=calib,
+            calib_method=args.calib_method,
+            acc_bits=_accumulator_bits(args),
+        )
+    for warning in caught:  # said once on stderr, so left out of the notes printed below
+        warnings.warn(warning.message, stacklevel=1)
+    said = {str(warning.message) for warning in caught}
     integer = args.bits != 32
     header = {"model": str(args.model), "bits": session.bits if integer else 32}
     if integer:
@@ -109,13 +128,28 @@ def run(args: argparse.Namespace) -> int:
         raise
     if dump is not None:
         dump.close(dict(session.saturations))
-    print("\n".join(lines + _engine_lines(args, session)))
+    print("\n".join(lines + _input_lines(args, graph, preprocess) + _engine_lines(args, session, said)))
     return 0
+
+
+def _inputs(args: argparse.Namespace, graph, preprocess) -> list[tuple[str, dict]]:
+    """The ``--input`` files, or one generated input (said on stderr) when none is given."""
+    from nnasim.engine.inputs import load_feeds
+    from nnasim.engine.session import generated_feeds
+
+    if args.input:
+        return load_feeds(args.input, graph, preprocess)[: args.limit]
+    warnings.warn(
+        "no --input given: running one generated standard-normal input", NnasimWarning, stacklevel=2
+    )
+    return [("generated", generated_feeds(graph, count=1, seed=1)[0])]
 
 
 def _check_options(args: argparse.Namespace) -> None:
     if (args.mean is None) != (args.std is None):
         raise UsageError("--mean and --std go together")
+    if args.mean is not None and args.normalize:
+        raise UsageError("--normalize and --mean/--std say the same thing; give one of them")
     if args.std is not None and args.std <= 0:
         raise UsageError(f"--std must be positive, got {args.std}")
     if args.limit is not None and args.limit < 1:
@@ -156,14 +190,23 @@ def _summary(input_name: str, outputs: dict[str, np.ndarray]) -> list[str]:
     return lines
 
 
-def _engine_lines(args: argparse.Namespace, session) -> list[str]:
-    lines = [f"notes: {note}" for note in session.notes]
+def _input_lines(args: argparse.Namespace, graph, preprocess) -> list[str]:
+    """What images were turned into (arrays are fed as they are)."""
+    from nnasim.engine.inputs import input_files
+    from nnasim.io.data import IMAGE_EXTENSIONS
+
+    if not args.input or not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in input_files(args.input)):
+        return []
+    name = graph.inputs[0]
+    return [f"image input {name!r}: {preprocess.describe(graph.shape(name)[1])}"]
+
+
+def _engine_lines(args: argparse.Namespace, session, said: set[str]) -> list[str]:
+    lines = [f"notes: {note}" for note in session.notes if note not in said]
     worst = sorted(((n, c) for n, c in session.saturations.items() if c), key=lambda item: -item[1])
     if worst:
         listed = ", ".join(f"{n} ({c})" for n, c in worst[:TOP_SATURATED])
         lines.append(f"saturated values: {sum(c for _, c in worst)} in {len(worst)} layers; most: {listed}")
     elif args.bits != 32:
         lines.append("saturated values: none")
-    if args.dump:
-        lines.append(f"golden tensors written to {Path(args.dump)}/ (index.json)")
     return lines

@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
         print(models_table())
         return 0
     write_model(args.name, args.output, args.force)
-    print(f"wrote {args.output} ({args.name})")
     return 0
 
 

@@ -195,7 +195,7 @@ def _layer_work(graph: Graph, node: Node, index: int, storage: dict[str, str]) -
         return LayerWork(kind=ALIAS, **{**base, "inputs": (), "input_elems": ()})
     main_shape = graph.shape(activations[0]) if activations else out.shape
     geometry = _row_geometry(main_shape)
-    if node.op == Op.CONV:
+    if node.op in (Op.CONV, Op.CONV_TRANSPOSE):
         return _conv_work(graph, node, base, geometry)
     if node.op in (Op.GEMM, Op.MATMUL):
         return _matmul_work(graph, node, base, geometry)
@@ -217,6 +217,9 @@ def _conv_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerWor
     _, _, oh, ow = graph.shape(node.outputs[0])
     bias = graph.tensors[node.inputs[2]].size if len(node.inputs) > 2 and node.inputs[2] else 0
     strides = tuple(node.attrs.get("strides", (1, 1)))
+    macs = oh * ow * out_ch * per_group * kh * kw
+    if node.op == Op.CONV_TRANSPOSE:  # its equivalent conv (stride 1): only 1 in sh*sw taps is not a zero
+        macs, strides = macs // (strides[0] * strides[1]), (1, 1)
     return LayerWork(
         kind=MAC,
         kernel=(kh, kw),
@@ -225,7 +228,7 @@ def _conv_work(graph: Graph, node: Node, base: dict, geometry: dict) -> LayerWor
         out_channels=out_ch,
         groups=int(node.attrs.get("group", 1)),
         pixels=oh * ow,
-        macs=oh * ow * out_ch * per_group * kh * kw,
+        macs=macs,
         weight_elems=weight.size,
         bias_elems=bias,
         weight_name=weight.name,

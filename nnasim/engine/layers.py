@@ -14,17 +14,26 @@ import numpy as np
 
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
-from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates
+from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates, unary_function
 from nnasim.kernels import layout
 from nnasim.kernels.add import add, make_add_params
 from nnasim.kernels.concat import concat
 from nnasim.kernels.conv2d import Conv2d, ConvGeometry
+from nnasim.kernels.conv_transpose import zero_insert
 from nnasim.kernels.fully_connected import FullyConnected
+from nnasim.kernels.layernorm import layer_norm, layer_norm_params
 from nnasim.kernels.lut import build_table, lookup
+from nnasim.kernels.matmul import matmul_activations
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
+<<<<<<< HEAD
+from nnasim.kernels.reduce import reduce_sum
+from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
+from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
+=======
 from nnasim.kernels.requant import OutputStage, Requantizer, make_output_stage, requantize
 from nnasim.kernels.resize import WEIGHT_BITS, fixed_weights, resize_bilinear, resize_nearest
+>>>>>>> wt/speed
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
 
@@ -123,6 +132,21 @@ def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
 
 
 def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
+    conv, stage, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
+    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
+
+
+def build_conv_transpose(ctx: BuildContext, node: Node) -> LayerFn:
+    """The frontend's equivalent conv (stride 1) over the zero-point-spread input (kernels.conv_transpose)."""
+    pads, strides = tuple(node.attrs["pads"]), tuple(node.attrs["strides"])
+    crop = tuple(max(-p, 0) for p in pads)
+    conv, stage, zp = _conv_core(ctx, node, (1, 1), tuple(max(p, 0) for p in pads))
+    return lambda args: requantize(
+        conv.accumulate(zero_insert(args[0], zp, strides, crop), zp), stage, conv.bias
+    )
+
+
+def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, OutputStage, int]:
     x, w = node.inputs[0], node.inputs[1]
     weight = integer_weight(ctx, w)
     channels = weight.shape[0]
@@ -130,12 +154,7 @@ def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
     a = node.attrs
     out_hw = tuple(ctx.graph.shape(node.outputs[0])[2:])
     geometry = ConvGeometry(
-        tuple(a["kernel_shape"]),
-        tuple(a["strides"]),
-        tuple(a["pads"]),
-        tuple(a["dilations"]),
-        a["group"],
-        out_hw,
+        tuple(a["kernel_shape"]), strides, pads, tuple(a["dilations"]), a["group"], out_hw
     )
     conv = Conv2d(
         weight.transpose(0, 2, 3, 1),
@@ -144,16 +163,20 @@ def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
         ctx.input_bound(x),
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+<<<<<<< HEAD
+    return conv, stage, ctx.zp(x)
+=======
     requantizer = Requantizer(stage, channels, conv.bias, conv.acc_bound)
     zp = ctx.zp(x)
     return lambda args: conv.run(args[0], zp, requantizer)
+>>>>>>> wt/speed
 
 
 def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
     """Gemm ``x @ W.T + b`` (W is (N, K)) and MatMul by a constant (K, N) on the last axis."""
     x, w = node.inputs[0], node.inputs[1]
-    if not ctx.graph.tensors[w].is_const:
-        raise ModelError(f"node {node.name!r} ({node.op.value}): only a constant second operand is supported")
+    if node.op == Op.MATMUL and not ctx.graph.tensors[w].is_const:
+        return build_matmul_activations(ctx, node)
     weight = integer_weight(ctx, w)
     weight = weight.T if node.op == Op.GEMM else weight
     channels = weight.shape[1]
@@ -167,6 +190,69 @@ def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
         acc = fc.accumulate(np.ascontiguousarray(onnx_x), zp)
         out, saturations = requantize(acc, stage, fc.bias)
         return layout.from_onnx_layout(out), saturations
+
+    return run
+
+
+def build_matmul_activations(ctx: BuildContext, node: Node) -> LayerFn:
+    """MatMul whose second operand is computed: ``(a - za) @ (b - zb)``, rescaled by ``s_a * s_b / s_out``."""
+    a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    zero_points = ctx.zp(a), ctx.zp(b)
+    bounds = ctx.input_bound(a), ctx.input_bound(b)
+    consts = {
+        i: _operand(ctx, name, ctx.ndim(name))
+        for i, name in enumerate((a, b))
+        if ctx.graph.tensors[name].is_const
+    }
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, ctx.scale(b)), out))
+
+    def run(args):
+        computed = iter(args)
+        left, right = (layout.to_onnx_layout(consts[i] if i in consts else next(computed)) for i in range(2))
+        out_q, saturations = requantize(matmul_activations(left, right, *zero_points, *bounds), stage)
+        return layout.from_onnx_layout(out_q), saturations
+
+    return run
+
+
+def build_reduce_mean(ctx: BuildContext, node: Node) -> LayerFn:
+    """ReduceMean: exact sums of ``x - zp`` (ONNX layout), divided by the count in the output stage."""
+    x, out = node.inputs[0], node.outputs[0]
+    axes, keepdims = tuple(node.attrs["axes"]), bool(node.attrs["keepdims"])
+    count = int(np.prod([ctx.graph.shape(x)[axis] for axis in axes]))
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0 / count), out))
+    zp = ctx.zp(x)
+
+    def run(args):
+        sums = reduce_sum(layout.to_onnx_layout(args[0]), zp, axes, keepdims)
+        out_q, saturations = requantize(np.ascontiguousarray(sums), stage)
+        return layout.from_onnx_layout(out_q), saturations
+
+    return run
+
+
+def build_layer_norm(ctx: BuildContext, node: Node) -> LayerFn:
+    """LayerNormalization in fixed point (kernels.layernorm): the same integers under every rule."""
+    x, out = node.inputs[0], node.outputs[0]
+    axis = node.attrs["axis"]
+    shape = ctx.graph.shape(x)
+    fout = ctx.fmt(out)
+    params = layer_norm_params(
+        ctx.graph.const(node.inputs[1]),
+        ctx.graph.const(node.inputs[2]),
+        node.attrs["epsilon"],
+        ctx.scale(x),
+        ctx.scale(out),
+        ctx.input_bound(x),
+    )
+    zp, zo = ctx.zp(x), ctx.zp(out)
+    clamp = _clamp_only(ctx, node)
+    rows = int(np.prod(shape[:axis], dtype=np.int64))
+
+    def run(args):
+        onnx_x = np.ascontiguousarray(layout.to_onnx_layout(args[0])).reshape(rows, -1)
+        out_q, saturations = layer_norm(onnx_x, zp, params, zo, fout.qmin, fout.qmax)
+        return clamp(layout.from_onnx_layout(out_q.reshape(shape))), saturations
 
     return run
 
@@ -392,21 +478,25 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
     y0, y1, fy = linear_taps(coords_y, h)
     x0, x1, fx = linear_taps(coords_x, w)
-    wy, wx = fixed_weights(fy), fixed_weights(fx)
-    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * WEIGHT_BITS)), out))
+    bits = weight_bits(ctx.input_bound(x), ctx.acc_bits)
+    wy, wx = fixed_weights(fy, bits), fixed_weights(fx, bits)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 2.0 ** (-2 * bits)), out))
     zp = np.int64(ctx.zp(x))
-    return lambda args: requantize(resize_bilinear(args[0], zp, y0, y1, wy, x0, x1, wx), stage)
+    return lambda args: requantize(resize_bilinear(args[0], zp, y0, y1, wy, x0, x1, wx, bits), stage)
 
 
 UNARY_FUNCTIONS = {Op.SIGMOID: lambda v: 1.0 / (1.0 + np.exp(-v)), Op.EXP: np.exp}
+LUT_OPS = (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF)
 
 
 def build_lut(ctx: BuildContext, node: Node) -> LayerFn:
-    """Sigmoid / Exp as a table over every input integer (built here, in float, once)."""
+    """A unary non-linear op (Sigmoid, Exp, HardSigmoid, HardSwish, Sqrt, Pow, Erf) as a table over
+    every input integer (2**8 or 2**16 entries, built here in float64 once; integers at run time)."""
     x, out = node.inputs[0], node.outputs[0]
     fin, fout = ctx.fmt(x), ctx.fmt(out)
+    function = UNARY_FUNCTIONS.get(node.op) or unary_function(node)
     table = build_table(
-        UNARY_FUNCTIONS[node.op],
+        function,
         ctx.scale(x),
         ctx.zp(x),
         (fin.qmin, fin.qmax),
@@ -465,6 +555,9 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
 
 BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.CONV: build_conv,
+    Op.CONV_TRANSPOSE: build_conv_transpose,
+    Op.REDUCE_MEAN: build_reduce_mean,
+    Op.LAYER_NORM: build_layer_norm,
     Op.GEMM: build_gemm,
     Op.MATMUL: build_gemm,
     Op.BATCHNORM: build_batchnorm,
@@ -482,6 +575,11 @@ BUILDERS: dict[Op, Callable[[BuildContext, Node], LayerFn]] = {
     Op.RESIZE: build_resize,
     Op.SIGMOID: build_lut,
     Op.EXP: build_lut,
+    Op.HARD_SIGMOID: build_lut,
+    Op.HARD_SWISH: build_lut,
+    Op.SQRT: build_lut,
+    Op.POW: build_lut,
+    Op.ERF: build_lut,
     Op.SOFTMAX: build_softmax,
     Op.RELU: build_activation,
     Op.CLIP: build_activation,

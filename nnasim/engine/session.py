@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from nnasim.engine.layers import BuildContext, LayerFn, build_layer
+from nnasim.engine.layers import LUT_OPS, BuildContext, LayerFn, build_layer
 from nnasim.errors import NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.ir.execute import FloatSession, check_feeds
@@ -130,11 +130,11 @@ def build_session(
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"
     )
-    lut_ops = sorted(
-        {node.op.value for node in quantized.nodes if node.op in (Op.SIGMOID, Op.EXP, Op.SOFTMAX)}
-    )
+    lut_ops = sorted({node.op.value for node in quantized.nodes if node.op in (*LUT_OPS, Op.SOFTMAX)})
     if lut_ops:
         notes.append(f"integer lookup tables (no float at run time) for: {', '.join(lut_ops)}")
+    if any(node.op == Op.LAYER_NORM for node in quantized.nodes):
+        notes.append("LayerNormalization in fixed point (integer square root, no float at run time)")
     ctx = BuildContext(quantized, rule, acc_bits)
     layers = [build_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
 
 from nnasim.frontend.importer import build_graph, check_memory, check_structure
-from nnasim.frontend.source import InputShape, check_and_infer, default_opset, fix_input_shapes, read_model
+from nnasim.frontend.source import (
+    InputShape,
+    check_and_infer,
+    default_opset,
+    display_name,
+    fix_input_shapes,
+    read_model,
+)
 from nnasim.ir import Graph, check_graph
 
 
@@ -20,7 +28,7 @@ def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = Non
     fix_input_shapes(model, label, input_shape)
     model = check_and_infer(model, label)
     check_memory(model, label)
-    graph = build_graph(model, label, opset)
+    graph = replace(build_graph(model, label, opset), name=display_name(spec))  # tables show what was typed
     check_graph(graph)
     return graph
 

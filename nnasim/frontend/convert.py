@@ -320,6 +320,138 @@ def resize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     ]
 
 
+def conv_transpose(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """ConvTranspose as its equivalent convolution: stride-1 conv with the flipped, regrouped weight
+    over the input with ``stride - 1`` zeros inserted between pixels (``strides``) and padded (or
+    cropped, for negative values) by ``pads``, so both engines reuse their Conv.
+    """
+    _require_2d(ctx, node)
+    weight = ctx.const(node, 1, "the weight")
+    attrs = attributes(node)
+    group = int(attrs.get("group", 1))
+    channels = ctx.shapes[node.input[0]][1]
+    if weight.ndim != 4 or weight.shape[0] != channels or channels % group:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (ConvTranspose): weight {weight.shape} with group={group} "
+            f"does not fit an input of {channels} channels"
+        )
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    strides = tuple(int(s) for s in attrs.get("strides", (1, 1)))
+    dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
+    in_hw, out_hw = ctx.shapes[node.input[0]][2:], ctx.shapes[node.output[0]][2:]
+    begin, end = _transpose_pads(ctx, node, attrs, in_hw, out_hw, kernel, strides, dilations)
+    span = [(k - 1) * d for k, d in zip(kernel, dilations, strict=True)]
+    pads = (span[0] - begin[0], span[1] - begin[1], span[0] - end[0], span[1] - end[1])
+    cin_g, cout_g = channels // group, weight.shape[1]
+    regrouped = weight.reshape(group, cin_g, cout_g, *kernel).transpose(0, 2, 1, 3, 4)
+    conv_weight = np.ascontiguousarray(regrouped.reshape(group * cout_g, cin_g, *kernel)[..., ::-1, ::-1])
+    inputs = [node.input[0], ctx.add_const(f"{node.output[0]}::weight", conv_weight.astype(np.float32))]
+    bias = ctx.const(node, 2, "the bias")
+    if bias is not None:
+        inputs.append(node.input[2])
+    return [
+        _ir(
+            node,
+            Op.CONV_TRANSPOSE,
+            inputs,
+            kernel_shape=kernel,
+            strides=strides,
+            pads=pads,
+            dilations=dilations,
+            group=group,
+        )
+    ]
+
+
+def _transpose_pads(ctx, node, attrs, in_hw, out_hw, kernel, strides, dilations):
+    """(begin, end) pads of ConvTranspose, ``end`` net of output_padding, from the inferred output size."""
+    full = [
+        (i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(in_hw, strides, kernel, dilations, strict=True)
+    ]
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if "output_shape" not in attrs and auto_pad in ("NOTSET", ""):
+        pads = list(attrs.get("pads", (0, 0, 0, 0)))
+        begin = pads[:2]
+    else:
+        totals = [f - o for f, o in zip(full, out_hw, strict=True)]
+        upper = auto_pad == "SAME_UPPER"
+        begin = [t // 2 if upper else t - t // 2 for t in totals]
+    end = [f - b - o for f, b, o in zip(full, begin, out_hw, strict=True)]
+    return begin, end
+
+
+def split(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Split into one Slice per output, the sizes taken from shape inference (any opset's form)."""
+    axis = _axis(ctx, node, 0)
+    shape = ctx.shapes[node.input[0]]
+    nodes, start = [], 0
+    for index, out in enumerate(node.output):
+        size = ctx.shapes[out][axis]
+        slices = [(0, n, 1) for n in shape]
+        slices[axis] = (start, start + size, 1)
+        start += size
+        if out:
+            nodes.append(
+                Node(f"{node.name}/{index}", Op.SLICE, (node.input[0],), (out,), {"slices": tuple(slices)})
+            )
+    return nodes
+
+
+def hard_sigmoid(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    attrs = attributes(node)
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    return [_ir(node, Op.HARD_SIGMOID, node.input[:1], alpha=alpha, beta=beta)]
+
+
+def pow_(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """Pow by a constant scalar exponent (2 and 0.5 are the common ones): an elementwise function."""
+    exponent = ctx.const(node, 1, "the exponent")
+    if exponent.size != 1:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (Pow): only a scalar exponent is supported, got shape "
+            f"{exponent.shape}"
+        )
+    return [_ir(node, Op.POW, node.input[:1], exponent=float(exponent.reshape(-1)[0]))]
+
+
+def reduce_mean(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    attrs = attributes(node)
+    rank = ctx.rank(node.input[0])
+    axes = ctx.const(node, 1, "axes") if ctx.opset >= 18 else attrs.get("axes")
+    if axes is None or len(axes) == 0:
+        if attrs.get("noop_with_empty_axes", 0):
+            return [_ir(node, Op.IDENTITY, node.input[:1])]
+        axes = range(rank)
+    axes = tuple(sorted(int(a) % rank for a in np.asarray(axes).reshape(-1)))
+    return [_ir(node, Op.REDUCE_MEAN, node.input[:1], axes=axes, keepdims=int(attrs.get("keepdims", 1)))]
+
+
+def layer_norm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
+    """LayerNormalization over the trailing axes from ``axis``; constant scale and bias."""
+    if any(node.output[1:]):
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (LayerNormalization): the Mean and InvStdDev outputs are not "
+            "supported"
+        )
+    axis = _axis(ctx, node, -1)
+    shape = ctx.shapes[node.input[0]]
+    scale = ctx.const(node, 1, "the scale")
+    bias = ctx.const(node, 2, "the bias")
+    bias = np.zeros_like(scale) if bias is None else bias
+    try:
+        scale, bias = (np.broadcast_to(v, shape[axis:]).astype(np.float32) for v in (scale, bias))
+    except ValueError:
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (LayerNormalization): scale/bias do not fit the normalised "
+            f"shape {shape[axis:]}"
+        ) from None
+    out = node.output[0]
+    inputs = [node.input[0], ctx.add_const(f"{out}::scale", scale), ctx.add_const(f"{out}::bias", bias)]
+    epsilon = float(attributes(node).get("epsilon", 1e-5))
+    return [_ir(node, Op.LAYER_NORM, inputs, axis=axis, epsilon=epsilon)]
+
+
 def quantize(ctx: Context, node: onnx.NodeProto) -> list[Node]:
     ctx.const(node, 1, "the scale")
     ctx.const(node, 2, "the zero point")
@@ -338,6 +470,15 @@ def simple(op: Op, n_inputs: int | None = None) -> Converter:
 
 CONVERTERS: dict[str, Converter] = {
     "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "Split": split,
+    "HardSigmoid": hard_sigmoid,
+    "HardSwish": simple(Op.HARD_SWISH),
+    "Sqrt": simple(Op.SQRT),
+    "Pow": pow_,
+    "Erf": simple(Op.ERF),
+    "ReduceMean": reduce_mean,
+    "LayerNormalization": layer_norm,
     "BatchNormalization": batchnorm,
     "Relu": simple(Op.RELU),
     "PRelu": prelu,

@@ -26,11 +26,26 @@ SUPPORTED_DTYPES = {
 }
 
 
-def unsupported_op_message(label: str, node: onnx.NodeProto) -> str:
-    op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+def _op_name(node: onnx.NodeProto) -> str:
+    op_type, domain = _text(node.op_type), _text(node.domain)
+    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
+
+
+def _text(value: str | bytes) -> str:
+    """A proto string field as text (protobuf hands back bytes where the file's string is not UTF-8)."""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def unsupported_ops_message(label: str, nodes: list[onnx.NodeProto]) -> str:
+    """One line naming every unsupported node and its op, so a model is mapped in one round."""
+    listed = ", ".join(f"node {node.name or node.output[0]!r} uses op {_op_name(node)}" for node in nodes)
+    supported = f"supported ops: {', '.join(sorted(CONVERTERS))}"
+    if len(nodes) == 1:
+        return f"{label}: {listed}, which nnasim does not support; {supported}"
+    ops = sorted({_op_name(node) for node in nodes})
     return (
-        f"{label}: node {node.name or node.output[0]!r} uses op {op}, which nnasim does not support; "
-        f"supported ops: {', '.join(sorted(CONVERTERS))}"
+        f"{label}: {len(nodes)} nodes use {len(ops)} ops nnasim does not support ({', '.join(ops)}): "
+        f"{listed}; {supported}"
     )
 
 
@@ -41,12 +56,15 @@ def build_graph(model: onnx.ModelProto, label: str, opset: int) -> Graph:
     shapes, dtypes = _value_infos(model)
     ctx = Context(label, opset, consts, shapes)
     nodes: list[Node] = []
+    computed = [node for node in graph.node if node.op_type in CONSTANT_ONLY_OPS]
+    if computed:
+        listed = ", ".join(f"node {node.name!r} ({node.op_type})" for node in computed)
+        raise ModelError(
+            f"{label}: {listed} {'computes' if len(computed) == 1 else 'compute'} on a non-constant tensor; "
+            "nnasim supports "
+            f"{', '.join(sorted({node.op_type for node in computed}))} only in constant (shape) sub-graphs"
+        )
     for node in graph.node:
-        if node.op_type in CONSTANT_ONLY_OPS:
-            raise ModelError(
-                f"{label}: node {node.name!r} ({node.op_type}) computes on a non-constant tensor; "
-                "nnasim supports it only in constant (shape) sub-graphs"
-            )
         _require_shapes(node, ctx)
         nodes.extend(_convert(node, ctx))
     inputs = tuple(i.name for i in graph.input if i.name not in consts)
@@ -97,11 +115,14 @@ def check_memory(model: onnx.ModelProto, label: str) -> None:
 
 
 def _check_supported(graph: onnx.GraphProto, label: str) -> None:
-    for node in graph.node:
-        if node.domain not in ("", "ai.onnx") or (
-            node.op_type not in CONVERTERS and node.op_type not in CONSTANT_ONLY_OPS
-        ):
-            raise ModelError(unsupported_op_message(label, node))
+    unsupported = [
+        node
+        for node in graph.node
+        if node.domain not in ("", "ai.onnx")
+        or (node.op_type not in CONVERTERS and node.op_type not in CONSTANT_ONLY_OPS)
+    ]
+    if unsupported:
+        raise ModelError(unsupported_ops_message(label, unsupported))
 
 
 def fold_constant_subgraphs(

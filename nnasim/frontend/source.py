@@ -29,6 +29,14 @@ def read_model(spec: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str
     return _parse_file(path), str(path)
 
 
+def display_name(spec: str | Path | onnx.ModelProto) -> str:
+    """The model's name as the user typed it: a zoo name (``lffd@320x240``) or the file's name."""
+    if isinstance(spec, onnx.ModelProto):
+        return spec.graph.name or "<model>"
+    path = Path(spec)
+    return path.name if path.exists() or path.suffix else str(spec)
+
+
 def _parse_file(path: Path) -> onnx.ModelProto:
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an ONNX file")
@@ -106,6 +114,7 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     A lenient inference runs first: it fills graph outputs exported without a shape,
     which the checker would otherwise reject.
     """
+    _forget_unknown_dims(model)
     if any(not o.type.tensor_type.HasField("shape") for o in model.graph.output):
         with contextlib.suppress(onnx.shape_inference.InferenceError, ValueError, RuntimeError):
             model = onnx.shape_inference.infer_shapes(model)  # else the checker below says what is wrong
@@ -114,6 +123,15 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     except (onnx.checker.ValidationError, ValueError) as error:
         raise ModelError(f"{label}: fails the ONNX checker: {_first_line(error)}") from None
     return check_and_infer_shapes(model, label)
+
+
+def _forget_unknown_dims(model: onnx.ModelProto) -> None:
+    """Clear intermediate and output dimensions a converter wrote as ``-1`` or 0 (Paddle2ONNX does):
+    strict shape inference would report them as conflicts with the static sizes it infers."""
+    for value in [*model.graph.value_info, *model.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.Clear()
 
 
 def check_and_infer_shapes(model: onnx.ModelProto, label: str) -> onnx.ModelProto:

@@ -16,7 +16,6 @@ NOTES = {
     "MaxPool": "2-D; ceil_mode, dilations; no Indices output",
     "AveragePool": "2-D; ceil_mode, count_include_pad",
     "Gemm": "constant B (the weight); transA=0; alpha/beta folded",
-    "MatMul": "a constant 2-D right operand becomes a Gemm",
     "Reshape": "to the inferred static shape",
     "Flatten": "lowered to Reshape",
     "Squeeze": "lowered to Reshape",
@@ -27,7 +26,63 @@ NOTES = {
     "Identity": "removed by the remove_identity pass",
     "Dropout": "inference: removed by the remove_identity pass",
     "QuantizeLinear": "QDQ models: per-tensor or per-axis, constant scale and zero point",
+    "ConvTranspose": "2-D; groups, dilations, strides, pads, output_padding, output_shape, auto_pad; "
+    "lowered to its equivalent conv over the zero-inserted input",
+    "Split": "any opset's form (split attribute, input or num_outputs); one Slice per output",
+    "HardSigmoid": "alpha, beta",
+    "HardSwish": "",
+    "Pow": "constant scalar exponent (2, 0.5, any)",
+    "ReduceMean": "axes as attribute or input (opset 18), keepdims",
+    "LayerNormalization": "constant scale/bias over the axes from axis on; no Mean/InvStdDev outputs",
+    "MatMul": "a constant 2-D right operand becomes a Gemm; two computed operands (attention) too",
     "DequantizeLinear": "QDQ models: per-tensor or per-axis, constant scale and zero point",
+}
+
+
+_TABLE = "8, 16: table over every input integer"
+_STAGE = "8, 16: integer sums, one output stage (the chosen rule)"
+# How the integer engine runs each op (nnasim/engine/layers.py); tests check it lists every op it builds.
+INTEGER = {
+    "Conv": "8, 16: int32/int64 accumulators, per-tensor or per-channel weights",
+    "ConvTranspose": "8, 16: as Conv, on the input spread with its zero point",
+    "Gemm": "8, 16: as Conv",
+    "MatMul": "8, 16: constant or computed right operand (exact sums)",
+    "BatchNormalization": "8, 16: per-channel multiply-add when not folded",
+    "Add": "8, 16: the rule's rescaling (TFLite / onnxruntime / shifts)",
+    "Sub": "8, 16: as Add",
+    "Mul": "8, 16: integer product, one output stage",
+    "Div": "8, 16: by a constant only (a Mul by its reciprocal)",
+    "Concat": "8, 16: inputs requantized to the output format",
+    "MaxPool": "8, 16: on the integers",
+    "AveragePool": _STAGE,
+    "GlobalAveragePool": _STAGE,
+    "ReduceMean": _STAGE,
+    "Resize": "8, 16: nearest a gather; linear with 11 (8-bit) / 15 (16-bit) weight fraction bits",
+    "Upsample": "as Resize",
+    "Sigmoid": _TABLE,
+    "Exp": _TABLE,
+    "HardSigmoid": _TABLE,
+    "HardSwish": _TABLE,
+    "Sqrt": _TABLE,
+    "Pow": _TABLE,
+    "Erf": _TABLE,
+    "Softmax": "8, 16: exp table, exact integer division",
+    "LayerNormalization": "8, 16: fixed point (integer mean, variance, exact integer sqrt)",
+    "Relu": "8, 16: fused clamp, or its own output stage",
+    "Clip": "8, 16: as Relu",
+    "LeakyRelu": "8, 16: second multiplier for negative values",
+    "PRelu": "8, 16: per-channel second multiplier",
+    "Reshape": "8, 16: data movement",
+    "Flatten": "8, 16: data movement",
+    "Squeeze": "8, 16: data movement",
+    "Unsqueeze": "8, 16: data movement",
+    "Transpose": "8, 16: data movement",
+    "Slice": "8, 16: data movement",
+    "Split": "8, 16: data movement",
+    "Identity": "removed",
+    "Dropout": "removed",
+    "QuantizeLinear": "formats of the QDQ model",
+    "DequantizeLinear": "formats of the QDQ model",
 }
 
 
@@ -37,10 +92,13 @@ def markdown() -> str:
         "",
         "Generated from `nnasim/frontend/convert.py` by `python -m nnasim.frontend.supported`; do not edit.",
         "",
-        "| ONNX op | notes |",
-        "|---|---|",
+        "fp32 runs every op below; the last column says at which integer widths (bits) the integer",
+        "engine runs it and how. Non-linear ops are integer tables or fixed point: no float at run time.",
+        "",
+        "| ONNX op | notes | integer engine |",
+        "|---|---|---|",
     ]
-    lines += [f"| {op} | {NOTES.get(op, '')} |" for op in sorted(CONVERTERS)]
+    lines += [f"| {op} | {NOTES.get(op, '')} | {INTEGER.get(op, 'fp32 only')} |" for op in sorted(CONVERTERS)]
     lines += [
         "",
         "Evaluated at import time when all their inputs are constant (shape sub-graphs of exported",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from nnasim.errors import DataError, NnasimWarning
+from nnasim.errors import DataError, NnasimWarning, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
@@ -100,22 +100,53 @@ def load_images(folder: str | Path, limit: int | None = None) -> ImageSet:
 # Preprocessing
 
 
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """``(pixel - mean) * scale`` on RGB, after a bilinear resize to the network's input size."""
+    """What a model expects of a photo: a bilinear resize to its input size, its channels (RGB, BGR,
+    or one grayscale channel when the model takes one), then ``(pixel - mean) * scale``.
+
+    ``source`` says where these numbers come from; reports print it so a user sees what was fed.
+    """
 
     mean: float
     scale: float
     source: str  # where these numbers come from, for the report
+    channel_order: str = "rgb"  # of a 3-channel input; a 1-channel input is grayscale either way
 
     def __call__(self, image: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
         """An ``N=1`` NCHW float32 input of ``input_shape`` made from an RGB uint8 image."""
         _, channels, height, width = input_shape
-        if channels != 3:
-            raise DataError(f"the model takes {channels} channels; only RGB (3-channel) inputs are supported")
         resized = resize_rgb(image, width, height)
-        x = (resized.astype(np.float32) - np.float32(self.mean)) * np.float32(self.scale)
-        return x.transpose(2, 0, 1)[None]
+        if channels == 1:
+            pixels = grayscale(resized)[..., None]
+        elif channels == 3:
+            pixels = resized[..., ::-1] if self.channel_order == "bgr" else resized
+        else:
+            raise DataError(
+                f"the model takes {channels} input channels; images give 3 (RGB/BGR) or 1 (grayscale)"
+            )
+        x = (pixels.astype(np.float32) - np.float32(self.mean)) * np.float32(self.scale)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    def describe(self, channels: int) -> str:
+        """One line saying what a ``channels``-channel input gets, e.g. ``BGR, (x-0)*1``."""
+        kind = "grayscale (ITU-R 601 luma)" if channels == 1 else self.channel_order.upper()
+        return f"{kind}, (x-{self.mean:g})*{self.scale:g} [{self.source}]"
+
+    def with_options(self, channel_order: str | None = None, normalize: tuple[float, float] | None = None):
+        """This preprocessing with the user's ``--channel-order`` and ``--normalize`` applied."""
+        if channel_order is not None and channel_order not in CHANNEL_ORDERS:
+            raise UsageError(
+                f"--channel-order {channel_order!r}: expected one of {', '.join(CHANNEL_ORDERS)}"
+            )
+        mean, scale = normalize if normalize is not None else (self.mean, self.scale)
+        order = channel_order or self.channel_order
+        changed = normalize is not None or (channel_order is not None and channel_order != self.channel_order)
+        source = f"given: (x-{mean:g})*{scale:g} {order.upper()}" if changed else self.source
+        return Preprocess(mean, scale, source, order)
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -124,25 +155,57 @@ def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
 
 
-# Model name prefix -> the normalisation its authors used (see ../shared/models/SOURCES.md).
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> luma uint8 as Pillow's ``convert("L")`` (and OpenCV's RGB2GRAY): 0.299 R + 0.587 G +
+    0.114 B."""
+    return np.asarray(Image.fromarray(image).convert("L"))
+
+
+_ULTRAFACE = "ultraface: (x-127)/128 RGB (Linzaer's detect_imgs_onnx.py)"
+# Model name prefix -> the preprocessing its authors used (see ../shared/models/SOURCES.md).
 KNOWN_PREPROCESSING = {
-    "ultraface": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
-    "version-rfb": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
-    "version-slim": Preprocess(127.0, 1 / 128, "ultraface: RGB (x-127)/128 (Linzaer's detect_imgs_onnx.py)"),
-    "mobilefacenet": Preprocess(127.5, 1 / 128, "mobilefacenet: RGB (x-127.5)/128"),
+    "ultraface": Preprocess(127.0, 1 / 128, _ULTRAFACE),
+    "version-rfb": Preprocess(127.0, 1 / 128, _ULTRAFACE),
+    "version-slim": Preprocess(127.0, 1 / 128, _ULTRAFACE),
+    "mobilefacenet": Preprocess(127.5, 1 / 128, "mobilefacenet: (x-127.5)/128 RGB"),
+    "arcface-mbf": Preprocess(127.0, 1 / 128, "arcface-mbf: (x-127)/128 RGB, ArcFace-aligned 112x112"),
+    "landmarks-68": Preprocess(0.0, 1 / 256, "landmarks-68: grayscale x/256 (faceplugin preprocessLandmark)"),
+    "lffd-head": Preprocess(0.0, 1.0, "lffd-head: raw BGR 0..255, the graph normalises", "bgr"),
 }
-DEFAULT_PREPROCESSING = Preprocess(127.5, 1 / 127.5, "default: RGB (x-127.5)/127.5")
+DEFAULT_PREPROCESSING = Preprocess(127.5, 1 / 127.5, "default: (x-127.5)/127.5 RGB")
 
 
-def preprocessing_for(model: str | Path, mean: float | None = None, scale: float | None = None) -> Preprocess:
-    """The preprocessing for ``model`` (path or zoo name), chosen by its file name unless given."""
-    if mean is not None and scale is not None:
-        return Preprocess(mean, scale, f"given: RGB (x-{mean:g})*{scale:g}")
+def preprocessing_for(
+    model: str | Path,
+    mean: float | None = None,
+    scale: float | None = None,
+    channel_order: str | None = None,
+) -> Preprocess:
+    """The preprocessing for ``model`` (path or zoo name): its authors' where nnasim knows the model
+    (by file name), else the default; ``mean``/``scale``/``channel_order`` override it."""
     stem = Path(str(model)).name.lower()
-    for prefix, preprocess in KNOWN_PREPROCESSING.items():
-        if stem.startswith(prefix):
-            return preprocess
-    return DEFAULT_PREPROCESSING
+    known = next((p for prefix, p in KNOWN_PREPROCESSING.items() if stem.startswith(prefix)), None)
+    base = known or DEFAULT_PREPROCESSING
+    normalize = (mean, scale) if mean is not None and scale is not None else None
+    return base.with_options(channel_order, normalize)
+
+
+NORMALIZE_NAMES = {"raw": (0.0, 1.0), "unit": (0.0, 1 / 255), "signed": (127.5, 1 / 127.5)}
+
+
+def parse_normalize(text: str) -> tuple[float, float]:
+    """``--normalize``: ``MEAN,SCALE`` (input = (pixel - MEAN) * SCALE) or ``raw`` (0..255), ``unit``
+    (0..1) or ``signed`` (-1..1)."""
+    if text.lower() in NORMALIZE_NAMES:
+        return NORMALIZE_NAMES[text.lower()]
+    try:
+        mean, scale = (float(v) for v in text.split(","))
+    except ValueError:
+        names = ", ".join(NORMALIZE_NAMES)
+        raise UsageError(
+            f"--normalize {text!r}: expected MEAN,SCALE (e.g. 127.5,0.0078125) or {names}"
+        ) from None
+    return mean, scale
 
 
 # ---------------------------------------------------------------------------------------------

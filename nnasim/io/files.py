@@ -5,11 +5,29 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from nnasim.errors import UsageError
+
+_write_listeners: list[Callable[[Path], None]] = []
+
+
+@contextmanager
+def written_files_to(listener: Callable[[Path], None]) -> Iterator[None]:
+    """Call ``listener`` with each file or folder the atomic writers put in place (the CLI names them)."""
+    _write_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _write_listeners.remove(listener)
+
+
+def _announce(path: Path) -> None:
+    if not any(part.endswith(".part") for part in path.parent.parts):  # not a file inside a folder being made
+        for listener in _write_listeners:
+            listener(path)
 
 
 def _umask() -> int:
@@ -46,8 +64,10 @@ def write_text(path: str | Path, text: str, force: bool = False) -> Path:
 
 
 @contextmanager
-def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it goes."""
+def atomic_file(path: str | Path, force: bool = False, announce: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it goes.
+
+    ``announce=False`` keeps a cache file out of the written-files listeners (it is not an output)."""
     path = Path(path)
     refuse_existing(path, force)
     if path.is_dir():  # --force replaces files, never a folder of the user's
@@ -59,6 +79,8 @@ def atomic_file(path: str | Path, force: bool = False) -> Iterator[Path]:
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
+        if announce:
+            _announce(path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -76,6 +98,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(tmp, path)
+        _announce(path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

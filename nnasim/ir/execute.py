@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import special
 
 from nnasim.errors import DataError, ModelError
 from nnasim.ir import Activation, Graph, Node, Op
@@ -40,7 +41,7 @@ def conv(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
     x = _extend_with(x, out_shape[2:], a, 0.0)
     windows = _windows(x, a["kernel_shape"], a["strides"], a["dilations"], out_shape[2:])
     group = a["group"]
-    if group == x.shape[1] and weight.shape[1] == 1:
+    if group == x.shape[1] == weight.shape[0]:  # depthwise, channel multiplier 1 (not a 1-channel conv)
         out = _depthwise(windows, weight)
     else:
         out = np.concatenate(
@@ -71,6 +72,28 @@ def _depthwise(windows: np.ndarray, weight: np.ndarray) -> np.ndarray:
         for j in range(kw):
             out += windows[..., i, j] * weight[:, 0, i, j].reshape(1, c, 1, 1)
     return out
+
+
+def conv_transpose(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
+    """The frontend's equivalent convolution over the zero-inserted, padded (or cropped) input."""
+    x = pad_or_crop(zero_insert(args[0], node.attrs["strides"], 0.0), node.attrs["pads"], 0.0)
+    attrs = {**node.attrs, "strides": (1, 1), "pads": (0, 0, 0, 0)}
+    return conv(graph, node.with_(attrs=attrs), [x, *args[1:]])
+
+
+def zero_insert(x: np.ndarray, strides, fill) -> np.ndarray:
+    """NCHW ``x`` with ``stride - 1`` pixels of value ``fill`` between neighbours (H and W)."""
+    (sh, sw), (n, c, h, w) = strides, x.shape
+    out = np.full((n, c, (h - 1) * sh + 1, (w - 1) * sw + 1), fill, x.dtype)
+    out[:, :, ::sh, ::sw] = x
+    return out
+
+
+def pad_or_crop(x: np.ndarray, pads, fill) -> np.ndarray:
+    """Pad H, W by (top, left, bottom, right) with ``fill``; negative values crop instead."""
+    top, left, bottom, right = pads
+    x = x[:, :, max(-top, 0) : x.shape[2] - max(-bottom, 0), max(-left, 0) : x.shape[3] - max(-right, 0)]
+    return _pad_spatial(x, tuple(max(p, 0) for p in pads), fill)
 
 
 def max_pool(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
@@ -176,6 +199,48 @@ def linear_taps(coords: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarra
     return low, high, coords - low
 
 
+def reduce_mean(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
+    return args[0].mean(axis=node.attrs["axes"], keepdims=bool(node.attrs["keepdims"]))
+
+
+def layer_norm(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
+    """ONNX LayerNormalization (stash type float32): ``(x - mean) / sqrt(var + eps) * scale + bias``."""
+    x, scale, bias = args
+    axes = tuple(range(node.attrs["axis"], x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    variance = (centred * centred).mean(axis=axes, keepdims=True)
+    return centred / np.sqrt(variance + np.float32(node.attrs["epsilon"])) * scale + bias
+
+
+def hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """In ``x``'s precision: float32 as onnxruntime, float64 when an integer table is built."""
+    return np.clip(np.asarray(alpha, x.dtype) * x + np.asarray(beta, x.dtype), 0.0, 1.0)
+
+
+def unary_function(node: Node) -> Callable[[np.ndarray], np.ndarray]:
+    """The elementwise function of a unary non-linear op (also what its integer table tabulates)."""
+    if node.op == Op.HARD_SIGMOID:
+        return lambda x: hard_sigmoid(x, node.attrs["alpha"], node.attrs["beta"])
+    if node.op == Op.POW:
+        exponent = node.attrs["exponent"]
+        return lambda x: np.power(x, np.asarray(exponent, x.dtype))
+    return UNARY_FUNCTIONS[node.op]
+
+
+UNARY_FUNCTIONS: dict[Op, Callable[[np.ndarray], np.ndarray]] = {
+    Op.SIGMOID: lambda x: (0.5 * (1.0 + np.tanh(0.5 * x))).astype(x.dtype),  # no overflow in exp
+    Op.EXP: np.exp,
+    Op.HARD_SWISH: lambda x: x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+    Op.SQRT: np.sqrt,
+    Op.ERF: lambda x: special.erf(x).astype(x.dtype),
+}
+
+
+def _unary_op(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf as onnxruntime gives
+        return unary_function(node)(args[0])
+
+
 def quantize_linear(graph: Graph, node: Node, args: list[np.ndarray]) -> np.ndarray:
     x, scale, zero_point = args
     shape = _per_axis_shape(x, scale, node.attrs["axis"])
@@ -243,8 +308,16 @@ KERNELS: dict[Op, Kernel] = {
     Op.CLIP: _activation_kernel,
     Op.PRELU: _activation_kernel,
     Op.LEAKY_RELU: _activation_kernel,
-    Op.SIGMOID: _unary(lambda x: (0.5 * (1.0 + np.tanh(0.5 * x))).astype(x.dtype)),  # no overflow in exp
-    Op.EXP: _unary(np.exp),
+    Op.SIGMOID: _unary_op,
+    Op.EXP: _unary_op,
+    Op.HARD_SIGMOID: _unary_op,
+    Op.HARD_SWISH: _unary_op,
+    Op.SQRT: _unary_op,
+    Op.POW: _unary_op,
+    Op.ERF: _unary_op,
+    Op.REDUCE_MEAN: reduce_mean,
+    Op.LAYER_NORM: layer_norm,
+    Op.CONV_TRANSPOSE: conv_transpose,
     Op.SOFTMAX: softmax,
     Op.ADD: _binary(np.add),
     Op.SUB: _binary(np.subtract),

@@ -8,13 +8,32 @@ its plain numpy int64 reference under ``tests/reference/`` and a bit-exact test
 
 from __future__ import annotations
 
-from nnasim.kernels import add, concat, conv2d, fully_connected, layout, lut, mul, pooling, resize, softmax
+from nnasim.kernels import (
+    add,
+    concat,
+    conv2d,
+    conv_transpose,
+    fully_connected,
+    layernorm,
+    layout,
+    lut,
+    matmul,
+    mul,
+    pooling,
+    reduce,
+    resize,
+    softmax,
+)
 from nnasim.kernels.requant import requantize
 
 KERNELS = {
     "conv2d": conv2d.Conv2d,
     "depthwise_conv2d": conv2d.depthwise_conv2d,
+    "conv_transpose_input": conv_transpose.zero_insert,
     "fully_connected": fully_connected.FullyConnected,
+    "matmul_activations": matmul.matmul_activations,
+    "layer_norm": layernorm.layer_norm,
+    "reduce_sum": reduce.reduce_sum,
     "add": add.add,
     "mul": mul.mul,
     "concat": concat.concat,

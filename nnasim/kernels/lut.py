@@ -16,11 +16,14 @@ from nnasim.kernels.jit import kernel
 def build_table(
     fn: Callable[[np.ndarray], np.ndarray], in_scale, in_zp, in_range, out_scale, out_zp, out_range
 ):
-    """Output integer for each input integer in ``in_range`` (inclusive): quantize(fn(dequantize(q)))."""
+    """Output integer for each input integer in ``in_range`` (inclusive): quantize(fn(dequantize(q))).
+
+    Infinities saturate; a NaN (outside the function's domain) maps to the output's zero point."""
     q = np.arange(in_range[0], in_range[1] + 1, dtype=np.int64)
     real = (q - in_zp).astype(np.float64) * in_scale
-    with np.errstate(over="ignore"):
-        y = np.rint(fn(real) / out_scale) + out_zp
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        value = fn(real)
+        y = np.rint(np.where(np.isnan(value), 0.0, value) / out_scale) + out_zp  # NaN (sqrt(-1)): real 0
     return np.clip(np.nan_to_num(y, posinf=out_range[1], neginf=out_range[0]), *out_range).astype(np.int32)
 
 

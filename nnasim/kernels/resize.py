@@ -1,7 +1,10 @@
-"""Integer resize, NHWC: nearest (a gather) and bilinear with Q15 fixed-point weights.
+"""Integer resize, NHWC: nearest (a gather) and bilinear with fixed-point weights.
 
 Source indices and weights come from ONNX Resize's coordinate rules, computed once per layer;
-bilinear returns int64 accumulators ``sum wy*wx*(x - x_zp)`` with real scale ``s_in * 2**-30``.
+bilinear returns accumulators ``sum wy*wx*(x - x_zp)`` with real scale ``s_in * 2**(-2 * f)`` for
+weights with ``f`` fraction bits. ``f`` is chosen per layer so that the largest sum fits the
+accumulator (``weight_bits``): 11 bits for 8-bit inputs in an int32 accumulator (TFLite's int8
+kernel uses 10), 15 for 16-bit inputs in int64.
 """
 
 from __future__ import annotations
@@ -11,12 +14,24 @@ from numba import prange
 
 from nnasim.kernels.jit import kernel
 
-WEIGHT_BITS = 15
+MAX_WEIGHT_BITS = 15
 
 
-def fixed_weights(frac: np.ndarray) -> np.ndarray:
-    """Q15 weight of the upper tap; the lower tap gets ``2**15 - w``, so each pair sums to one."""
-    return np.rint(np.asarray(frac, np.float64) * (1 << WEIGHT_BITS)).astype(np.int64)
+def weight_bits(input_bound: int, acc_bits: int) -> int:
+    """Most fraction bits ``f`` (at most 15) with ``input_bound * 2**(2f)`` within a signed ``acc_bits`` sum.
+
+    The four weights of an output sum to ``2**(2f)``, so ``|acc| <= input_bound * 2**(2f)``.
+    """
+    limit = (1 << (acc_bits - 1)) - 1
+    bits = MAX_WEIGHT_BITS
+    while bits > 0 and input_bound << (2 * bits) > limit:
+        bits -= 1
+    return bits
+
+
+def fixed_weights(frac: np.ndarray, bits: int = MAX_WEIGHT_BITS) -> np.ndarray:
+    """Weight of the upper tap with ``bits`` fraction bits; the lower tap gets ``2**bits - w``."""
+    return np.rint(np.asarray(frac, np.float64) * (1 << bits)).astype(np.int64)
 
 
 @kernel
@@ -31,11 +46,17 @@ def resize_nearest(x, rows, cols):
     return out
 
 
+<<<<<<< HEAD
+@njit(cache=True, parallel=True)
+def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx, bits):
+    """int64 accumulators (fraction ``2 * bits``) of the interpolated ``x - x_zp``."""
+=======
 @kernel(parallel=True)
 def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx):
     """int64 accumulators in Q30 of the interpolated ``x - x_zp``."""
+>>>>>>> wt/speed
     n, _, _, c = x.shape
-    one = np.int64(1) << 15
+    one = np.int64(1) << bits
     oh, ow = y0.shape[0], x0.shape[0]
     out = np.empty((n, oh, ow, c), np.int64)
     for row in prange(n * oh):

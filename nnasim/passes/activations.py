@@ -10,7 +10,7 @@ from nnasim.ir import ACTIVATION_OPS, Graph, Op
 from nnasim.ir.execute import activation_of
 from nnasim.passes.rewrite import prune, single_consumer
 
-FUSING_PRODUCERS = (Op.CONV, Op.GEMM, Op.MATMUL, Op.ADD, Op.SUB, Op.MUL, Op.BATCHNORM)
+FUSING_PRODUCERS = (Op.CONV, Op.CONV_TRANSPOSE, Op.GEMM, Op.MATMUL, Op.ADD, Op.SUB, Op.MUL, Op.BATCHNORM)
 
 
 def fuse_activations(graph: Graph) -> Graph:

@@ -9,9 +9,9 @@ from nnasim.passes.rewrite import prune, rename_tensor
 def remove_identity(graph: Graph) -> Graph:
     """Bypass Identity/Dropout; if one produces a graph output, its producer takes the name."""
     nodes = list(graph.nodes)
-    for node in graph.nodes:
-        if node.op not in (Op.IDENTITY, Op.DROPOUT):
-            continue
+    for output in [n.outputs[0] for n in graph.nodes if n.op in (Op.IDENTITY, Op.DROPOUT)]:
+        # look the node up again: renaming an earlier one's tensor (a chain of Identities) replaced it
+        node = next(n for n in nodes if n.outputs[0] == output)
         src, dst = node.inputs[0], node.outputs[0]
         nodes.remove(node)
         producer = next((n for n in nodes if src in n.outputs), None)

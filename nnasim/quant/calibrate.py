@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
@@ -67,7 +68,7 @@ def calibrate(
 
 def _minmax(graph: Graph, feeds: list[dict[str, np.ndarray]]) -> dict[str, Range]:
     ranges: dict[str, Range] = {}
-    for feed in feeds:
+    for feed in tqdm(feeds, desc="calibrate: ranges", unit="input", disable=None, leave=False):
         for name, value in float_tensors(graph, feed):
             lo, hi = float(value.min(initial=0.0)), float(value.max(initial=0.0))
             old = ranges.get(name, (lo, hi))
@@ -77,7 +78,7 @@ def _minmax(graph: Graph, feeds: list[dict[str, np.ndarray]]) -> dict[str, Range
 
 def _histograms(graph, feeds, extremes) -> dict[str, np.ndarray]:
     histograms: dict[str, np.ndarray] = {}
-    for feed in feeds:
+    for feed in tqdm(feeds, desc="calibrate: histograms", unit="input", disable=None, leave=False):
         for name, value in float_tensors(graph, feed):
             lo, hi = extremes[name]
             if hi <= lo:

@@ -18,7 +18,7 @@ from nnasim.quant.calibrate import Range
 from nnasim.quant.params import SCHEMES, activation_params, unit_params, weight_params
 
 INHERITS_FORMAT = (Op.MAXPOOL, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.IDENTITY, Op.DROPOUT)
-UNIT_OUTPUT = (Op.SOFTMAX, Op.SIGMOID)
+UNIT_OUTPUT = (Op.SOFTMAX, Op.SIGMOID, Op.HARD_SIGMOID)
 BITS = (8, 16)
 
 
@@ -77,11 +77,14 @@ def _quantize_constants(graph, node, formats, bits, scheme, per_channel) -> None
 
 
 def _is_weight(node: Node, position: int) -> bool:
-    return position == 1 and node.op in (Op.CONV, Op.GEMM, Op.MATMUL, Op.BATCHNORM)
+    return position == 1 and node.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.GEMM, Op.MATMUL, Op.BATCHNORM)
 
 
 def _is_bias(node: Node, position: int) -> bool:
-    """Biases (and PRelu's slope) are not quantized as tensors: they fold into the output stage."""
-    return (position == 2 and node.op in (Op.CONV, Op.GEMM, Op.BATCHNORM)) or (
-        position == 1 and node.op == Op.PRELU
+    """Biases (and PRelu's slope, LayerNormalization's scale and bias) are not quantized as tensors:
+    they fold into the output stage."""
+    return (
+        (position == 2 and node.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.GEMM, Op.BATCHNORM))
+        or (position == 1 and node.op == Op.PRELU)
+        or (position in (1, 2) and node.op == Op.LAYER_NORM)
     )

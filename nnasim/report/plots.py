@@ -5,6 +5,7 @@ Each function draws one PNG at ``path``; configurations keep one colour across a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def layer_sqnr_bars(path: Path, sqnr: dict[str, dict[str, float]], worst: int = 
     labels = list(sqnr)
     ranking = sqnr[labels[-1]]
     names = sorted(ranking, key=lambda n: _finite(ranking[n]))[:worst]
-    figure = Figure(figsize=(7.5, 0.28 * len(names) + 1.4))
+    figure = Figure(figsize=(8.5, 0.42 * len(names) + 1.4))
     axes = figure.add_subplot()
     height = 0.8 / len(labels)
     for k, label in enumerate(labels):
@@ -103,10 +104,20 @@ def similarity_heatmap(
     for boundary in [i for i in range(1, n) if persons[i] != persons[i - 1]]:
         axes.axhline(boundary - 0.5, color="white", lw=1.2)
         axes.axvline(boundary - 0.5, color="white", lw=1.2)
-    if n <= 20:
+    if n <= 20:  # cell values, sized to the cell and dark on bright cells, light on dark ones
+        size = max(5.0, min(9.0, 72 * side / (n + 2) / 3.2))
         for i in range(n):
             for j in range(n):
-                axes.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=5, color="white")
+                bright = image.norm(matrix[i, j]) > 0.6
+                axes.text(
+                    j,
+                    i,
+                    f"{matrix[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=size,
+                    color="black" if bright else "white",
+                )
     axes.set_title(title)
     _save(figure, path)
 
@@ -189,5 +200,17 @@ def _finite(value: float) -> float:
     return 150.0 if value == np.inf else (-50.0 if value == -np.inf else value)
 
 
-def _short(name: str, width: int = 32) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1) :]
+def _short(name: str, width: int = 32, lines: int = 2) -> str:
+    """A tensor name wrapped at its separators onto at most ``lines`` lines of ``width``; what does not
+    fit is cut from the right (``features.0`` and ``features.10`` stay apart: the start is kept)."""
+    pieces = re.split(r"(?<=[/._:-])", name)
+    wrapped = [""]
+    for piece in pieces:
+        if wrapped[-1] and len(wrapped[-1]) + len(piece) > width:
+            wrapped.append("")
+        wrapped[-1] += piece
+    wrapped = [line[i : i + width] for line in wrapped for i in range(0, len(line), width)]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: width - 1] + "…"
+    return "\n".join(wrapped)

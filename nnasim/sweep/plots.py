@@ -35,12 +35,22 @@ def plot_pareto(table: dict[str, np.ndarray], front: np.ndarray, spec: SweepSpec
     (x_col, x_goal), (y_col, y_goal) = spec.objectives[:2]
     x, y, bits = table[x_col], table[y_col], table["bits"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for b in spec.bits:
+    for b, shade in zip(spec.bits, ("#9ab8d8", "#e0b28c", "#a8d0a0", "#c9b3dd"), strict=False):
         sel = bits == b
-        ax.scatter(x[sel], y[sel], s=6, alpha=0.35, label=f"{b}-bit points")
-    order = np.argsort(x[front], kind="stable")
-    ax.step(x[front][order], y[front][order], where="post", color="black", lw=1)
-    ax.scatter(x[front], y[front], s=18, color="black", label=f"Pareto front ({int(front.sum())})")
+        ax.scatter(x[sel], y[sel], s=5, alpha=0.5, color=shade, linewidths=0, label=f"{b}-bit points")
+    order = np.argsort(x[front], kind="stable")  # the front drawn last, large and dark, over the cloud
+    ax.step(x[front][order], y[front][order], where="post", color="#b2182b", lw=1.6, zorder=4)
+    ax.scatter(
+        x[front],
+        y[front],
+        s=42,
+        marker="D",
+        color="#b2182b",
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=5,
+        label=f"Pareto front ({int(front.sum())} points)",
+    )
     ax.set_xlabel(f"{_label(x_col)} ({x_goal})")
     ax.set_ylabel(f"{_label(y_col)} ({y_goal})")
     extra = f"; also {', '.join(c for c, _ in spec.objectives[2:])}" if len(spec.objectives) > 2 else ""

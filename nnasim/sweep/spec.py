@@ -88,8 +88,18 @@ class SweepSpec:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+BUILTIN_SPECS = Path(__file__).with_name("specs")
+
+
+def builtin_specs() -> dict[str, Path]:
+    """Sweep specs installed with nnasim, by name (``example``: the README's sweep)."""
+    return {p.stem: p for p in sorted(BUILTIN_SPECS.glob("*.yaml"))}
+
+
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a sweep spec; raises ``UsageError`` naming the file and key."""
+    """Read and check a sweep spec (a YAML file or a built-in name); ``UsageError`` names the file and key."""
+    if str(path) in builtin_specs() and not Path(path).exists():
+        path = builtin_specs()[str(path)]
     path = Path(path)
     try:
         text = path.read_text()

@@ -7,9 +7,9 @@ def resize_nearest_ref(x, rows, cols):
     return np.asarray(x)[:, rows][:, :, cols]
 
 
-def resize_bilinear_ref(x, x_zp, y0, y1, wy, x0, x1, wx):
+def resize_bilinear_ref(x, x_zp, y0, y1, wy, x0, x1, wx, bits):
     x = np.asarray(x, np.int64) - x_zp
-    one = 1 << 15
+    one = 1 << bits
     wy = np.asarray(wy, np.int64)[None, :, None, None]
     wx = np.asarray(wx, np.int64)[None, None, :, None]
     top = x[:, y0][:, :, x0] * (one - wx) + x[:, y0][:, :, x1] * wx

@@ -1,0 +1,1 @@
+"""Sweep specs installed with nnasim (``nnasim sweep example``)."""

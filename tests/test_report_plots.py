@@ -1,0 +1,33 @@
+"""Figure labels a practitioner can read: tensor names kept whole or cut from the right, never the left."""
+
+from __future__ import annotations
+
+import numpy as np
+from report_checks import assert_nontrivial_png
+
+from nnasim.report import plots
+
+
+def test_names_that_differ_at_the_end_keep_different_labels():
+    names = ["features.0", "features.10", "/backbone/features.1/conv/Conv_output_0"]
+    labels = [plots._short(n) for n in names]
+    assert labels[:2] == names[:2] and len(set(labels)) == 3
+    assert labels[2].replace("\n", "") == names[2]  # wrapped at separators, nothing dropped
+
+
+def test_a_name_too_long_for_two_lines_keeps_its_start():
+    name = "/model/" + "block_" * 20 + "end"
+    label = plots._short(name, width=20)
+    lines = label.split("\n")
+    assert len(lines) == 2 and all(len(line) <= 20 for line in lines)
+    assert label.startswith("/model/") and label.endswith("…")
+
+
+def test_similarity_heatmap_draws_cell_values(tmp_path):
+    rng = np.random.default_rng(0)
+    matrix = np.clip(rng.normal(0.5, 0.3, (6, 6)), -0.2, 1.0)
+    path = tmp_path / "heat.png"
+    plots.similarity_heatmap(
+        path, matrix, [f"p{k // 2}/img{k}" for k in range(6)], [str(k // 2) for k in range(6)], "t"
+    )
+    assert_nontrivial_png(path)
