@@ -7,11 +7,7 @@ from pathlib import Path
 
 from nnasim.analysis.cascade import CascadeRequest, cascade
 from nnasim.analysis.compare import parse_configs
-<<<<<<< HEAD
-from nnasim.cli.common import add_image_arguments, image_preprocessing
-=======
-from nnasim.cli.common import use_threads
->>>>>>> wt/speed
+from nnasim.cli.common import add_image_arguments, image_preprocessing, use_threads
 from nnasim.cli.compare_cmd import add_quant_arguments, check_limit
 from nnasim.errors import UsageError
 

@@ -6,11 +6,14 @@ import argparse
 from pathlib import Path
 
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
-<<<<<<< HEAD
-from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, parse_input_shape
-=======
-from nnasim.cli.common import add_model_argument, add_threads_argument, parse_input_shape, use_threads
->>>>>>> wt/speed
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    image_preprocessing,
+    parse_input_shape,
+    use_threads,
+)
 from nnasim.errors import UsageError
 
 

@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-<<<<<<< HEAD
-from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    image_preprocessing,
+    load_graph,
+    use_threads,
+)
 from nnasim.errors import NnasimWarning, UsageError
-=======
-from nnasim.cli.common import add_model_argument, add_threads_argument, load_graph, use_threads
-from nnasim.errors import UsageError
->>>>>>> wt/speed
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES

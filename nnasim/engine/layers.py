@@ -26,14 +26,9 @@ from nnasim.kernels.lut import build_table, lookup
 from nnasim.kernels.matmul import matmul_activations
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
-<<<<<<< HEAD
 from nnasim.kernels.reduce import reduce_sum
-from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
-from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
-=======
 from nnasim.kernels.requant import OutputStage, Requantizer, make_output_stage, requantize
-from nnasim.kernels.resize import WEIGHT_BITS, fixed_weights, resize_bilinear, resize_nearest
->>>>>>> wt/speed
+from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
 
@@ -132,21 +127,19 @@ def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
 
 
 def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
-    conv, stage, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
-    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
+    conv, requantizer, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
+    return lambda args: conv.run(args[0], zp, requantizer)
 
 
 def build_conv_transpose(ctx: BuildContext, node: Node) -> LayerFn:
     """The frontend's equivalent conv (stride 1) over the zero-point-spread input (kernels.conv_transpose)."""
     pads, strides = tuple(node.attrs["pads"]), tuple(node.attrs["strides"])
     crop = tuple(max(-p, 0) for p in pads)
-    conv, stage, zp = _conv_core(ctx, node, (1, 1), tuple(max(p, 0) for p in pads))
-    return lambda args: requantize(
-        conv.accumulate(zero_insert(args[0], zp, strides, crop), zp), stage, conv.bias
-    )
+    conv, requantizer, zp = _conv_core(ctx, node, (1, 1), tuple(max(p, 0) for p in pads))
+    return lambda args: conv.run(zero_insert(args[0], zp, strides, crop), zp, requantizer)
 
 
-def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, OutputStage, int]:
+def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, Requantizer, int]:
     x, w = node.inputs[0], node.inputs[1]
     weight = integer_weight(ctx, w)
     channels = weight.shape[0]
@@ -163,13 +156,7 @@ def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, Ou
         ctx.input_bound(x),
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
-<<<<<<< HEAD
-    return conv, stage, ctx.zp(x)
-=======
-    requantizer = Requantizer(stage, channels, conv.bias, conv.acc_bound)
-    zp = ctx.zp(x)
-    return lambda args: conv.run(args[0], zp, requantizer)
->>>>>>> wt/speed
+    return conv, Requantizer(stage, channels, conv.bias, conv.acc_bound), ctx.zp(x)
 
 
 def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:

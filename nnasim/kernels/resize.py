@@ -46,15 +46,9 @@ def resize_nearest(x, rows, cols):
     return out
 
 
-<<<<<<< HEAD
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx, bits):
     """int64 accumulators (fraction ``2 * bits``) of the interpolated ``x - x_zp``."""
-=======
-@kernel(parallel=True)
-def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx):
-    """int64 accumulators in Q30 of the interpolated ``x - x_zp``."""
->>>>>>> wt/speed
     n, _, _, c = x.shape
     one = np.int64(1) << bits
     oh, ow = y0.shape[0], x0.shape[0]
