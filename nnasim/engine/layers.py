@@ -182,22 +182,19 @@ def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
 
 
 def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
-    conv, stage, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
-    requantizer = Requantizer(stage, len(conv.bias), conv.bias, conv.acc_bound)
-    return lambda args: conv.run(args[0], zp, requantizer)  # output stage fused into the product's blocks
+    conv, requantizer, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
+    return lambda args: conv.run(args[0], zp, requantizer)
 
 
 def build_conv_transpose(ctx: BuildContext, node: Node) -> LayerFn:
     """The frontend's equivalent conv (stride 1) over the zero-point-spread input (kernels.conv_transpose)."""
     pads, strides = tuple(node.attrs["pads"]), tuple(node.attrs["strides"])
     crop = tuple(max(-p, 0) for p in pads)
-    conv, stage, zp = _conv_core(ctx, node, (1, 1), tuple(max(p, 0) for p in pads))
-    return lambda args: requantize(
-        conv.accumulate(zero_insert(args[0], zp, strides, crop), zp), stage, conv.bias
-    )
+    conv, requantizer, zp = _conv_core(ctx, node, (1, 1), tuple(max(p, 0) for p in pads))
+    return lambda args: conv.run(zero_insert(args[0], zp, strides, crop), zp, requantizer)
 
 
-def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, OutputStage, int]:
+def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, Requantizer, int]:
     x, w = node.inputs[0], node.inputs[1]
     weight = integer_weight(ctx, w)
     channels = weight.shape[0]
@@ -214,7 +211,7 @@ def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, Ou
         ctx.input_bound(x),
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
-    return conv, stage, ctx.zp(x)
+    return conv, Requantizer(stage, channels, conv.bias, conv.acc_bound), ctx.zp(x)
 
 
 def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:

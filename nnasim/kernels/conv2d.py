@@ -83,11 +83,16 @@ class Conv2d:
             out, saturations = requantizer(acc.reshape(-1, acc.shape[-1]))
             return out.reshape(acc.shape), saturations
         matmul = self.matmuls[0]
-        cols, weight = self._columns(x, x_zp, matmul.dtype), matmul.weights[0]
+        dtype, weight = matmul.dtype, matmul.weights[0]
+        if g.kernel == (1, 1) and not any(g.pads):  # pointwise: x - x_zp converted block by block
+            cols, zp = x[:, :: g.strides[0], :: g.strides[1]].reshape(-1, x.shape[3]), dtype(x_zp)
+        else:
+            cols, zp = self._columns(x, x_zp, dtype), None
         out = np.empty((cols.shape[0], weight.shape[1]), np.int32)
 
         def block(start: int, stop: int) -> int:
-            return requantizer.into(cols[start:stop] @ weight, out[start:stop])
+            rows = cols[start:stop] if zp is None else np.subtract(cols[start:stop], zp, dtype=dtype)
+            return requantizer.into(rows @ weight, out[start:stop])
 
         saturations = for_blocks(block, cols.shape[0], block_rows(cols.shape[0], weight.shape[1]))
         return out.reshape(x.shape[0], *g.out_hw, -1), saturations

@@ -21,15 +21,10 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 _state: dict = {"threads": None, "pool": None, "blas": None}
 
 
-def available_cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def set_threads(count: int | None = None) -> int:
-    """Use ``count`` threads (None: every available core); Numba's share is capped by its
-    ``NUMBA_NUM_THREADS``, fixed when it starts."""
-    count = available_cores() if count is None else count
+    """Use ``count`` threads (None: ``NUMBA_NUM_THREADS``, which defaults to every core); Numba's
+    share is capped by ``NUMBA_NUM_THREADS``, fixed when it starts."""
+    count = numba.config.NUMBA_NUM_THREADS if count is None else count
     if count < 1:
         raise ValueError(f"thread count must be at least 1, got {count}")
     numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))

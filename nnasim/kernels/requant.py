@@ -270,12 +270,6 @@ def _clamp_and_count(v, acc_limit):
     return min(max(v, -acc_limit), acc_limit - 1), (v > acc_limit - 1) + (v < -acc_limit)
 
 
-@kernel(inline="always")
-def _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high):
-    out[i, j, c] = np.int32(min(max(y, lo), hi))
-    return (y > qmax and count_high) + (y < qmin and count_low)
-
-
 @kernel(nogil=True)
 def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
     """The float32 rule in float64 on (i, j, C) views (see ``_float_form``); ``acc_limit`` is
@@ -286,7 +280,8 @@ def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_lo
             for c in range(acc.shape[2]):
                 v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
-                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
+                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
     return saturations
 
 
@@ -300,7 +295,8 @@ def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low,
                 v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
                 w = v * m[c]
                 y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
-                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
+                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
     return saturations
 
 
