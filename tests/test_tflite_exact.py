@@ -231,6 +231,19 @@ def _more_cases():
             [Op("RESIZE_BILINEAR", [0, 1], [2], "ResizeBilinearOptions", resize_fields)],
         ),
     )
+    for label, align, half in (("align_corners", True, False), ("asymmetric", False, False)):
+        fields = {"AlignCorners": align, "HalfPixelCenters": half}
+        for name, options in (
+            ("RESIZE_BILINEAR", "ResizeBilinearOptions"),
+            ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions"),
+        ):
+            yield (
+                f"{name.lower()}_{label}",
+                (
+                    [T((1, 4, 5, 3), "INT8", 0.05, -5), hw, T((1, 8, 10, 3), "INT8", 0.05, -5)],
+                    [Op(name, [0, 1], [2], options, fields)],
+                ),
+            )
     yield (
         "leaky_relu",
         (
@@ -290,8 +303,6 @@ def _more_cases():
 
 
 CASES = dict(_cases()) | dict(_more_cases())
-# the default interpreter runs these with kernels nnasim does not reproduce yet (docs/tflite.md)
-NOT_XNNPACK_EXACT = {"resize_bilinear_half_pixel"}
 
 
 RUNTIMES = {"fixedpoint": True, "xnnpack": False}  # rule -> run the reference kernels
@@ -300,8 +311,6 @@ RUNTIMES = {"fixedpoint": True, "xnnpack": False}  # rule -> run the reference k
 @pytest.mark.parametrize("rule", sorted(RUNTIMES))
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_single_op_model_matches_interpreter(case, rule, tmp_path):
-    if rule == "xnnpack" and case in NOT_XNNPACK_EXACT:
-        pytest.skip(f"{case}: the default interpreter's kernel is not reproduced under the xnnpack rule")
     tensors, ops = CASES[case]
     consumed = {i for op in ops for i in op.inputs}
     produced = {i for op in ops for i in op.outputs}
