@@ -41,7 +41,7 @@ NOTES = {
     "RELU_0_TO_1": ("", "8, 16: as RELU6"),
     "LEAKY_RELU": ("", "int8 exact (ref; xnnpack: XNNPACK's 8-bit-fraction multipliers)"),
     "PRELU": ("constant alpha, per channel", "int8 exact (ref, xnnpack): the quantized alpha's own format"),
-    "RESIZE_BILINEAR": ("align_corners, half_pixel_centers", "int8 exact (ref: 10-bit taps; xnnpack: 11-bit)"),
+    "RESIZE_BILINEAR": ("align_corners, half_pixel_centers", "int8 exact (ref 10-bit, xnnpack 11-bit taps)"),
     "RESIZE_NEAREST_NEIGHBOR": ("align_corners, half_pixel_centers", "exact (data movement)"),
     "QUANTIZE": ("of a float graph input: the input's format; int to int: a requantization", "exact"),
     "DEQUANTIZE": ("of constants (fp16, int8 weights): folded; of a graph output: kept integer", "-"),
