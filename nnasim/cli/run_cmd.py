@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    image_preprocessing,
+    load_graph,
+    use_threads,
+)
 from nnasim.errors import NnasimWarning, UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
@@ -79,6 +86,7 @@ def add_parser(subparsers) -> None:
         "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --dump folder")
+    add_threads_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.engine.session import build_session
 
     _check_options(args)
+    use_threads(args)
     graph = load_graph(args)
     preprocess = image_preprocessing(args, args.model)
     if args.mean is not None:

@@ -40,6 +40,7 @@ from nnasim.kernels.requant import (
     Q31_RULES,
     TFLITE_RULES,
     OutputStage,
+    Requantizer,
     make_output_stage,
     requantize,
 )
@@ -155,7 +156,8 @@ def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
 
 def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
     conv, stage, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
-    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
+    requantizer = Requantizer(stage, len(conv.bias), conv.bias, conv.acc_bound)
+    return lambda args: conv.run(args[0], zp, requantizer)  # output stage fused into the product's blocks
 
 
 def build_conv_transpose(ctx: BuildContext, node: Node) -> LayerFn:

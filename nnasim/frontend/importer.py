@@ -27,7 +27,13 @@ SUPPORTED_DTYPES = {
 
 
 def _op_name(node: onnx.NodeProto) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+    op_type, domain = _text(node.op_type), _text(node.domain)
+    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
+
+
+def _text(value: str | bytes) -> str:
+    """A proto string field as text (protobuf hands back bytes where the file's string is not UTF-8)."""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
 def unsupported_ops_message(label: str, nodes: list[onnx.NodeProto]) -> str:

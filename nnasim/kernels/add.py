@@ -23,7 +23,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -32,6 +31,7 @@ from nnasim.kernels.fixedpoint import (
     rounding_divide_by_pot,
     saturate,
 )
+from nnasim.kernels.jit import kernel
 
 _CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2, "single-rounding": 3, "xnnpack": 4}
 
@@ -119,7 +119,7 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
     return out.reshape(shape), int(saturations)
 
 
-@njit(cache=True)
+@kernel
 def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
     saturations = 0
     for i in range(a.shape[0]):

@@ -17,13 +17,13 @@ import ctypes.util
 import math
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     quantize_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from nnasim.kernels.jit import kernel
 from nnasim.kernels.requant import mbqm
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -55,12 +55,12 @@ def int8_reference_params(
     return multiplier, shift, -radius
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _wrap32(x):
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _saturating_shift_left(x, exponent):
     threshold = (1 << (31 - exponent)) - 1
     if x > threshold:
@@ -70,7 +70,7 @@ def _saturating_shift_left(x, exponent):
     return x << exponent
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _exp_on_interval_between_negative_one_quarter_and_0(a):
     x = a + (1 << 28)
     x2 = saturating_rounding_doubling_high_mul(x, x)
@@ -82,7 +82,7 @@ def _exp_on_interval_between_negative_one_quarter_and_0(a):
     return _wrap32(1895147668 + saturating_rounding_doubling_high_mul(1895147668, _wrap32(x + poly)))
 
 
-@njit(cache=True)
+@kernel
 def exp_on_negative_values(a, barrel):
     """gemmlowp exp_on_negative_values: Q5.26 input <= 0, Q0.31 output."""
     quarter = np.int64(1) << 24
@@ -95,14 +95,14 @@ def exp_on_negative_values(a, barrel):
     return INT32_MAX if a == 0 else result
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _rounding_half_sum(a, b):
     total = a + b
     total += 1 if total >= 0 else -1
     return total // 2 if total >= 0 else -((-total) // 2)
 
 
-@njit(cache=True)
+@kernel
 def _one_over_one_plus_x_for_x_in_0_1(a):
     half_denominator = _rounding_half_sum(a, INT32_MAX)
     x = _wrap32(1515870810 + saturating_rounding_doubling_high_mul(half_denominator, -1010580540))
@@ -113,7 +113,7 @@ def _one_over_one_plus_x_for_x_in_0_1(a):
     return _saturating_shift_left(x, 1)  # ExactMulByPot<-1> keeps the raw value; Rescale<0> shifts
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _count_leading_zeros32(x):
     count = 0
     bit = np.int64(1) << 31
@@ -123,7 +123,7 @@ def _count_leading_zeros32(x):
     return count
 
 
-@njit(cache=True)
+@kernel
 def softmax_int8_reference(x, multiplier, left_shift, diff_min, barrel, out_bits, code):
     """x: int (P, C) integers; returns int32 (P, C) with zero point -2**(out_bits-1).
 
@@ -181,7 +181,7 @@ def int8_lut_table(input_scale: float, beta: float = 1.0) -> np.ndarray:
     return table
 
 
-@njit(cache=True)
+@kernel
 def softmax_int8_lut(x, table, out_scale, zero_point, qmin, qmax):
     """The optimized kernel: float32 sum of table values, float32 reciprocal, round half away."""
     rows, depth = x.shape
@@ -233,7 +233,7 @@ def int16_params(input_scale: float, beta: float = 1.0) -> tuple[int, int]:
     return quantize_multiplier(float(input_scale) * beta / (10.0 / 65535.0))
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def _lut16(value, table):
     index = 256 + (value >> 7)
     offset = value & 0x7F
@@ -242,7 +242,7 @@ def _lut16(value, table):
     return base + ((slope * offset + 64) >> 7)
 
 
-@njit(cache=True)
+@kernel
 def softmax_int16(x, exp_table, reciprocal_table, multiplier, shift, code):
     """The int16 kernel; ``code`` names the rule's 32-bit MultiplyByQuantizedMultiplier."""
     rows, depth = x.shape
