@@ -231,6 +231,19 @@ def _more_cases():
             [Op("RESIZE_BILINEAR", [0, 1], [2], "ResizeBilinearOptions", resize_fields)],
         ),
     )
+    for label, align, half in (("align_corners", True, False), ("asymmetric", False, False)):
+        fields = {"AlignCorners": align, "HalfPixelCenters": half}
+        for name, options in (
+            ("RESIZE_BILINEAR", "ResizeBilinearOptions"),
+            ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions"),
+        ):
+            yield (
+                f"{name.lower()}_{label}",
+                (
+                    [T((1, 4, 5, 3), "INT8", 0.05, -5), hw, T((1, 8, 10, 3), "INT8", 0.05, -5)],
+                    [Op(name, [0, 1], [2], options, fields)],
+                ),
+            )
     yield (
         "leaky_relu",
         (
@@ -289,9 +302,73 @@ def _more_cases():
     )
 
 
-CASES = dict(_cases()) | dict(_more_cases())
-# the default interpreter runs these with kernels nnasim does not reproduce yet (docs/tflite.md)
-NOT_XNNPACK_EXACT = {"resize_bilinear_half_pixel"}
+def _slicing_cases():
+    def ints(values):
+        return T((len(values),), "INT32", data=np.array(values, np.int32))
+
+    x = T((1, 4, 5, 6), "INT8", 0.05, 1)
+    yield (
+        "split_channels",
+        (
+            [ints([3]), x, *(T((1, 4, 5, 2), "INT8", 0.05, 1) for _ in range(3))],
+            [Op("SPLIT", [0, 1], [2, 3, 4], "SplitOptions", {"NumSplits": 3})],
+        ),
+    )
+    axis = T((), "INT32", data=np.array(1, np.int32))
+    yield (
+        "split_v_height",
+        (
+            [x, ints([1, 3]), axis, T((1, 1, 5, 6), "INT8", 0.05, 1), T((1, 3, 5, 6), "INT8", 0.05, 1)],
+            [Op("SPLIT_V", [0, 1, 2], [3, 4], "SplitVOptions", {"NumSplits": 2})],
+        ),
+    )
+    yield (
+        "slice",
+        (
+            [x, ints([0, 1, 2, 1]), ints([-1, 2, 3, 4]), T((1, 2, 3, 4), "INT8", 0.05, 1)],
+            [Op("SLICE", [0, 1, 2], [3])],
+        ),
+    )
+    yield (
+        "strided_slice_shrink",
+        (
+            [x, ints([0, 1, 0, 0]), ints([1, 4, 5, 6]), ints([1, 2, 2, 1]), T((2, 3, 6), "INT8", 0.05, 1)],
+            [Op("STRIDED_SLICE", [0, 1, 2, 3], [4], "StridedSliceOptions", {"ShrinkAxisMask": 1})],
+        ),
+    )
+    masks = {"BeginMask": 1, "EndMask": 2}
+    yield (
+        "strided_slice_masks_negative_stride",
+        (
+            [
+                x,
+                ints([0, 3, 0, 1]),
+                ints([1, 0, 5, 6]),
+                ints([1, -1, 1, 2]),
+                T((1, 3, 5, 3), "INT8", 0.05, 1),
+            ],
+            [Op("STRIDED_SLICE", [0, 1, 2, 3], [4], "StridedSliceOptions", masks)],
+        ),
+    )
+    yield (
+        "mean_channels",
+        (
+            [x, ints([3]), T((1, 4, 5, 1), "INT8", 0.03, 2)],
+            [Op("MEAN", [0, 1], [2], "ReducerOptions", {"KeepDims": True})],
+        ),
+    )
+    yield (
+        "mean_hw_squeezed",
+        (
+            [x, ints([1, 2]), T((1, 6), "INT8", 0.03, 2)],
+            [Op("MEAN", [0, 1], [2], "ReducerOptions", {"KeepDims": False})],
+        ),
+    )
+
+
+CASES = dict(_cases()) | dict(_more_cases()) | dict(_slicing_cases())
+# the default interpreter delegates this one to a kernel nnasim does not reproduce (docs/tflite.md)
+REFERENCE_ONLY = {"mean_hw_squeezed"}
 
 
 RUNTIMES = {"fixedpoint": True, "xnnpack": False}  # rule -> run the reference kernels
@@ -300,13 +377,13 @@ RUNTIMES = {"fixedpoint": True, "xnnpack": False}  # rule -> run the reference k
 @pytest.mark.parametrize("rule", sorted(RUNTIMES))
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_single_op_model_matches_interpreter(case, rule, tmp_path):
-    if rule == "xnnpack" and case in NOT_XNNPACK_EXACT:
-        pytest.skip(f"{case}: the default interpreter's kernel is not reproduced under the xnnpack rule")
+    if rule == "xnnpack" and case in REFERENCE_ONLY:
+        pytest.skip(f"{case}: the default interpreter's kernel is not reproduced (docs/tflite.md)")
     tensors, ops = CASES[case]
     consumed = {i for op in ops for i in op.inputs}
     produced = {i for op in ops for i in op.outputs}
     inputs = [i for i, t in enumerate(tensors) if t.data is None and i not in produced]
-    outputs = [i for i in produced if i not in consumed]
+    outputs = [i for op in ops for i in op.outputs if i not in consumed]
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(write_model(tensors, ops, inputs, outputs))
     for seed in range(3):

@@ -44,7 +44,7 @@ def test_unsupported_ops_are_all_reported_with_file_index_and_tensor(tmp_path):
         T((1, 4, 4, 3), "FLOAT32"),
     ]
     tensors.append(T((1, 4, 4, 3), "FLOAT32", name="rooted"))
-    ops = [Op("TANH", [0], [1]), Op("RELU", [1], [2]), Op("SQRT", [2], [3])]
+    ops = [Op("TANH", [0], [1]), Op("RELU", [1], [2]), Op("SIN", [2], [3])]
     path = tmp_path / "two_unsupported.tflite"
     path.write_bytes(write_model(tensors, ops, [0], [3]))
     with pytest.raises(ModelError) as error:
@@ -52,7 +52,7 @@ def test_unsupported_ops_are_all_reported_with_file_index_and_tensor(tmp_path):
     message = str(error.value)
     assert str(path) in message and "2 TFLite op(s)" in message
     assert "op 0 TANH (output 'squashed')" in message
-    assert "op 2 SQRT (output 'rooted')" in message
+    assert "op 2 SIN (output 'rooted')" in message
 
 
 def test_a_file_that_is_not_tflite_names_the_file(tmp_path):
@@ -122,3 +122,42 @@ def test_cli_compare_on_a_shared_int8_tflite(tmp_path, capsys):
     argv = ["compare", str(model), "--task", "embed", "--data", str(images), "--limit", "2", "-o", str(out)]
     assert main(argv) == 0
     assert out.is_dir() and any(out.iterdir())
+
+
+def test_float_io_model_quantizes_its_input_and_dequantizes_its_output(tmp_path):
+    """float input -> QUANTIZE -> CONV_2D -> DEQUANTIZE -> float output: the input takes the
+    QUANTIZE's format, the output keeps the conv's; the engine's float outputs equal the
+    interpreter's (reference kernels), as does the quantized input."""
+    rng = np.random.default_rng(2)
+    weight = rng.integers(-127, 127, (4, 3, 3, 3)).astype(np.int8)
+    tensors = [
+        T((1, 6, 6, 3), "FLOAT32", name="image"),
+        T((1, 6, 6, 3), "INT8", 0.02, 4, name="image_q"),
+        T((4, 3, 3, 3), "INT8", [0.01, 0.02, 0.015, 0.03], 0, data=weight),
+        T((4,), "INT32", [0.0002, 0.0004, 0.0003, 0.0006], 0, data=np.array([10, -20, 30, 0], np.int32)),
+        T((1, 6, 6, 4), "INT8", 0.07, 5, name="features_q"),
+        T((1, 6, 6, 4), "FLOAT32", name="features"),
+    ]
+    fields = dict(
+        Padding=0, StrideH=1, StrideW=1, DilationHFactor=1, DilationWFactor=1, FusedActivationFunction=0
+    )
+    ops = [
+        Op("QUANTIZE", [0], [1]),
+        Op("CONV_2D", [1, 2, 3], [4], "Conv2DOptions", fields),
+        Op("DEQUANTIZE", [4], [5]),
+    ]
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(write_model(tensors, ops, [0], [5]))
+    from nnasim.engine.session import build_session
+
+    graph = load_lowered(path)
+    session = build_session(graph, 8)
+    it = interpreter(path, reference=True)
+    x = rng.uniform(-2, 2, (1, 6, 6, 3)).astype(np.float32)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    integers = session.run_integers({graph.inputs[0]: x.transpose(0, 3, 1, 2)}, keep_all=True)
+    assert np.array_equal(integers[graph.inputs[0]], it.get_tensor(1))
+    assert np.array_equal(integers[graph.outputs[0]], it.get_tensor(4))
+    ours = session.run({graph.inputs[0]: x.transpose(0, 3, 1, 2)})[graph.outputs[0]]
+    assert np.array_equal(ours.transpose(0, 2, 3, 1), it.get_tensor(it.get_output_details()[0]["index"]))

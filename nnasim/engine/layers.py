@@ -18,6 +18,7 @@ from nnasim.engine.tflite_layers import (
     resize_bilinear_kernel,
     softmax_kernel,
     xnnpack_leaky_relu_kernel,
+    xnnpack_resize_bilinear_kernel,
 )
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
@@ -536,9 +537,11 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         cols = nearest_indices(coords_x, w, a["nearest_mode"])
         clamp = _clamp_only(ctx, node)
         return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
-    tflite_kernel = resize_bilinear_kernel(
-        ctx.rule, ctx.fmt(x), ctx.fmt(out), ctx.graph.shape(x), (oh, ow), ctm
-    )
+    formats = (ctx.fmt(x), ctx.fmt(out), ctx.graph.shape(x), (oh, ow), ctm)
+    if ctx.rule == "xnnpack":
+        tflite_kernel = xnnpack_resize_bilinear_kernel(*formats)
+    else:
+        tflite_kernel = resize_bilinear_kernel(ctx.rule, *formats)
     if tflite_kernel is not None:
         clamp = _clamp_only(ctx, node)
         fmt = ctx.fmt(out)

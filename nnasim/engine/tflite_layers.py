@@ -170,3 +170,40 @@ def xnnpack_leaky_relu_kernel(fin: QuantParams, fout: QuantParams, alpha: float)
         return np.clip(values, fout.qmin, fout.qmax).astype(np.int32)
 
     return run
+
+
+def _xnnpack_taps(out_size: int, in_size: int, ctm: str):
+    """XNNPACK's q11 bilinear indirection: float32 source coordinates, 11-bit weights."""
+    f32 = np.float32
+    adjust = 1 if ctm == "align_corners" and out_size != 1 else 0
+    scale = f32(f32(in_size - adjust) / f32(out_size - adjust))
+    out = np.arange(out_size).astype(np.float32)
+    if ctm == "half_pixel":
+        coords = out * scale + f32(f32(0.5) * scale - f32(0.5))
+        coords = np.minimum(np.maximum(coords, f32(0.0)), f32(in_size - 1))
+    else:
+        coords = out * scale
+    low = coords.astype(np.int64)
+    high = np.minimum(low + 1, in_size - 1)
+    weight = np.rint((coords - low.astype(np.float32)) * f32(2048.0)).astype(np.int64)
+    return low, high, weight
+
+
+def xnnpack_resize_bilinear_kernel(fin: QuantParams, fout: QuantParams, shape_in, size, ctm: str):
+    """XNNPACK's s8 bilinear resize (equal formats): ``t = (tl << 11) + (tr - tl) * ax`` per row,
+    ``(t << 11) + (b - t) * ay``, rounded by ``(v + 2**21) >> 22``."""
+    if not _same_format(fin, fout) or ctm not in ("align_corners", "half_pixel", "asymmetric"):
+        return None
+    (_, _, h, w), (oh, ow) = shape_in, size
+    y0, y1, wy = _xnnpack_taps(oh, h, ctm)
+    x0, x1, wx = _xnnpack_taps(ow, w, ctm)
+    wy, wx = wy[None, :, None, None], wx[None, None, :, None]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.int64)
+        top, bottom = x[:, y0], x[:, y1]
+        t = (top[:, :, x0] << 11) + (top[:, :, x1] - top[:, :, x0]) * wx
+        b = (bottom[:, :, x0] << 11) + (bottom[:, :, x1] - bottom[:, :, x0]) * wx
+        return ((t << 11) + (b - t) * wy + (1 << 21)) >> 22
+
+    return run

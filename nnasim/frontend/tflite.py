@@ -573,25 +573,111 @@ def pool(ir_op: Op) -> Callable[[Builder, TflOp], None]:
 
 
 def mean(b: Builder, op: TflOp) -> None:
-    axes = b.t(op.inputs[1]).data
+    """MEAN over H and W of a 4-D tensor is a global average pool (TFLite's integer MEAN kernel);
+    over other axes a ReduceMean on the remapped axes."""
+    axes = b.data(op.inputs[1])
     in_shape = b.t(op.inputs[0]).shape
-    if axes is None or len(in_shape) != 4:
-        raise Unsupported("only a mean over H and W of a 4-D tensor is supported")
-    axes = sorted({int(a) % 4 for a in np.atleast_1d(axes)})
-    if axes != [1, 2]:
-        raise Unsupported(f"mean over axes {axes}: only axes [1, 2] (H, W) are supported")
+    if axes is None:
+        raise Unsupported("the axes must be constant")
+    rank = len(in_shape)
+    axes = sorted({int(a) % rank for a in np.atleast_1d(axes)})
     x = b.x(op.inputs[0])
     out_shape = b.t(op.outputs[0]).shape
-    if len(out_shape) == 4:
-        b.emit(op, Op.GLOBAL_AVGPOOL, [x], b.out(op.outputs[0]))
+    keep = len(out_shape) == rank
+    if rank == 4 and axes == [1, 2]:
+        if keep:
+            b.emit(op, Op.GLOBAL_AVGPOOL, [x], b.out(op.outputs[0]))
+            return
+        fmt = b.activation_fmt(op.outputs[0])
+        pooled = b.temp(f"{b.t(op.outputs[0]).name}::pooled", (in_shape[0], in_shape[3], 1, 1), fmt)
+        b.emit(op, Op.GLOBAL_AVGPOOL, [x], pooled)
+        b.emit(op, Op.RESHAPE, [pooled], b.out(op.outputs[0]), suffix="/squeeze", shape=tuple(out_shape))
         return
-    pooled = b.temp(
-        f"{b.t(op.outputs[0]).name}::pooled",
-        (in_shape[0], in_shape[3], 1, 1),
-        b.activation_fmt(op.outputs[0]),
+    ir_axes = tuple(sorted(ir_axis(a, rank) for a in axes))
+    if keep or rank != 4:
+        b.emit(op, Op.REDUCE_MEAN, [x], b.out(op.outputs[0]), axes=ir_axes, keepdims=int(keep))
+        return
+    reduced = tuple(1 if i in ir_axes else n for i, n in enumerate(b.tensors[x].shape))
+    kept = b.temp(f"{b.t(op.outputs[0]).name}::kept", reduced, b.activation_fmt(op.outputs[0]))
+    b.emit(op, Op.REDUCE_MEAN, [x], kept, axes=ir_axes, keepdims=1)
+    _reshape_to(b, op, b.to_tflite_order(op, kept), op.outputs[0])
+
+
+def _slice(b: Builder, op: TflOp, source: int, out: int, starts, stops, steps, suffix: str = "") -> None:
+    """An IR Slice of TFLite tensor ``source`` (TFLite axes) into ``out`` of the same rank."""
+    rank = len(b.t(source).shape)
+    slices = [None] * rank
+    for axis in range(rank):
+        stop = stops[axis]
+        slices[ir_axis(axis, rank)] = (
+            int(starts[axis]),
+            None if stop is None else int(stop),
+            int(steps[axis]),
+        )
+    b.emit(op, Op.SLICE, [b.x(source)], b.out(out), suffix=suffix, slices=tuple(slices))
+
+
+def split(b: Builder, op: TflOp) -> None:
+    """SPLIT (axis, x) and SPLIT_V (x, sizes, axis): one Slice per output, sizes from the outputs."""
+    axis_index, source = (op.inputs[0], op.inputs[1]) if op.name == "SPLIT" else (op.inputs[2], op.inputs[0])
+    axis_value = b.data(axis_index)
+    if axis_value is None:
+        raise Unsupported("the axis must be constant")
+    shape = b.t(source).shape
+    axis = int(np.asarray(axis_value).reshape(-1)[0]) % len(shape)
+    start = 0
+    for position, out in enumerate(op.outputs):
+        size = b.t(out).shape[axis]
+        starts, stops = [0] * len(shape), list(shape)
+        starts[axis], stops[axis] = start, start + size
+        _slice(b, op, source, out, starts, stops, [1] * len(shape), suffix=f"/{position}")
+        start += size
+
+
+def slice_(b: Builder, op: TflOp) -> None:
+    """SLICE (begin, size; -1 to the end) and STRIDED_SLICE (begin, end, strides with begin/end
+    masks and shrink_axis_mask; no ellipsis or new axes)."""
+    source, out = op.inputs[0], op.outputs[0]
+    shape = b.t(source).shape
+    values = [b.data(i) for i in op.inputs[1:]]
+    if any(v is None for v in values):
+        raise Unsupported("begin/end/strides must be constant")
+    o = op.options
+    if op.name == "SLICE":
+        begin, size = (np.asarray(v).reshape(-1) for v in values)
+        starts = [int(v) for v in begin]
+        stops = [n if int(z) == -1 else int(a) + int(z) for a, z, n in zip(begin, size, shape, strict=True)]
+        steps = [1] * len(shape)
+        shrink = 0
+    else:
+        if o.get("EllipsisMask", 0) or o.get("NewAxisMask", 0) or o.get("Offset", False):
+            raise Unsupported("ellipsis, new-axis masks and offset are not supported")
+        begin, end, strides = (np.asarray(v).reshape(-1) for v in values)
+        starts, stops, steps = [], [], []
+        shrink = o.get("ShrinkAxisMask", 0)
+        for axis, n in enumerate(shape):
+            step = int(strides[axis])
+            lo = None if o.get("BeginMask", 0) >> axis & 1 else int(begin[axis])
+            hi = None if o.get("EndMask", 0) >> axis & 1 else int(end[axis])
+            if shrink >> axis & 1:
+                hi, step = (lo + 1 if lo != -1 else None), 1
+            start, stop, step = slice(lo, hi, step).indices(n)
+            starts.append(start)
+            stops.append(None if stop < 0 else stop)
+            steps.append(step)
+    if not shrink:
+        _slice(b, op, source, out, starts, stops, steps)
+        return
+    kept = tuple(
+        len(range(*slice(a, z, p).indices(n))) for a, z, p, n in zip(starts, stops, steps, shape, strict=True)
     )
-    b.emit(op, Op.GLOBAL_AVGPOOL, [x], pooled)
-    b.emit(op, Op.RESHAPE, [pooled], b.out(op.outputs[0]), suffix="/squeeze", shape=tuple(out_shape))
+    fmt = b.activation_fmt(out)
+    temp = b.temp(f"{b.t(out).name}::sliced", ir_shape(kept), fmt)
+    slices = [None] * len(shape)
+    for axis in range(len(shape)):
+        slices[ir_axis(axis, len(shape))] = (starts[axis], stops[axis], steps[axis])
+    b.emit(op, Op.SLICE, [b.x(source)], temp, suffix="/slice", slices=tuple(slices))
+    _reshape_to(b, op, b.to_tflite_order(op, temp), out)
 
 
 def softmax(b: Builder, op: TflOp) -> None:
@@ -690,6 +776,12 @@ CONVERTERS: dict[str, Callable[[Builder, TflOp], None]] = {
     "MAX_POOL_2D": pool(Op.MAXPOOL),
     "AVERAGE_POOL_2D": pool(Op.AVGPOOL),
     "MEAN": mean,
+    "SPLIT": split,
+    "SPLIT_V": split,
+    "SLICE": slice_,
+    "STRIDED_SLICE": slice_,
+    "HARD_SWISH": unary(Op.HARD_SWISH),
+    "SQRT": unary(Op.SQRT),
     "PAD": pad,
     "PADV2": pad,
     "SOFTMAX": softmax,
