@@ -9,7 +9,6 @@ whenever its builder changes, so stale cached files are never used.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from nnasim import cache_dir
 from nnasim.errors import UsageError
 
 from . import iresnet, lffd, tinynet
@@ -147,15 +147,6 @@ def build(spec: str) -> onnx.ModelProto:
     if parsed.model.resizable:
         return parsed.model.builder(parsed.width, parsed.height)
     return parsed.model.builder()
-
-
-def cache_dir() -> Path:
-    """The nnasim cache folder: ``$NNASIM_CACHE``, ``$XDG_CACHE_HOME/nnasim`` or ``~/.cache/nnasim``."""
-    if os.environ.get("NNASIM_CACHE"):
-        return Path(os.environ["NNASIM_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "nnasim"
-    return Path.home() / ".cache" / "nnasim"
 
 
 def resolve(spec: str) -> Path:

@@ -12,7 +12,12 @@ from tests.reference.add_ref import add_ref
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.data(), bits_st, st.sampled_from(["float32", "fixedpoint", "pow2"]), st.sampled_from([1, -1]))
+@given(
+    st.data(),
+    bits_st,
+    st.sampled_from(["float32", "fixedpoint", "single-rounding", "xnnpack", "pow2"]),
+    st.sampled_from([1, -1]),
+)
 def test_add_matches_reference(data, bits, rule, sign_b):
     shape = data.draw(st.sampled_from([(2, 3, 4), (1, 1, 5)]))
     a = data.draw(int_arrays(shape, bits))
@@ -24,7 +29,10 @@ def test_add_matches_reference(data, bits, rule, sign_b):
     else:
         scales = [data.draw(st.floats(1e-3, 1.0)) for _ in range(3)]
         zps = tuple(data.draw(st.integers(lo_q // 2, hi_q // 2)) for _ in range(3))
-    if rule == "fixedpoint":  # TFLite's precondition: inputs shifted by 20 (15) bits stay in int32
+    if rule in (
+        "fixedpoint",
+        "single-rounding",
+    ):  # TFLite's precondition: inputs shifted by 20 (15) bits stay in int32
         a = np.clip(a, zps[0] - 2 ** (bits - 1), zps[0] + 2 ** (bits - 1) - 1)
         b = np.clip(b, zps[1] - 2 ** (bits - 1), zps[1] + 2 ** (bits - 1) - 1)
     relu_lo = data.draw(st.one_of(st.none(), st.just(zps[2])))

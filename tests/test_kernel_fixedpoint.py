@@ -90,10 +90,10 @@ def test_fixedpoint_ties_inside_srdhm_follow_gemmlowp():
 
 @st.composite
 def output_stage_cases(draw):
-    rule = draw(st.sampled_from(["float32", "fixedpoint", "pow2"]))
+    rule = draw(st.sampled_from(["float32", "fixedpoint", "single-rounding", "xnnpack", "pow2"]))
     bits = draw(st.sampled_from([8, 16]))
     acc_bits = 32 if bits == 8 else draw(st.sampled_from([32, 48] if rule == "pow2" else [32, 48, 64]))
-    if rule == "fixedpoint" and bits == 16:
+    if rule in ("fixedpoint", "single-rounding") and bits == 16:
         acc_bits = 48  # TFLite's int16x8 path takes int64 accumulators below 2**47
     channels = draw(st.integers(1, 4))
     per_channel = draw(st.booleans())
@@ -121,7 +121,7 @@ def output_stage_cases(draw):
 @given(output_stage_cases())
 def test_output_stage_matches_reference(case):
     acc, real, rule, zp, qmin, qmax, acc_bits, lo, negative = case
-    if rule == "fixedpoint" and acc_bits > 32:
+    if rule in ("fixedpoint", "single-rounding") and acc_bits > 32:
         acc = np.clip(acc, -(2**47), 2**47 - 1)
         real = np.minimum(real, 1.0)
         negative = None if negative is None else np.clip(negative, -1.0, 1.0)

@@ -255,7 +255,7 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def interrupted(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zoo.os, "fsync", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         zoo.write_atomically(target, b"new contents")
     assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary file

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nnasim.analysis.cascade import CascadeRequest, cascade
 from nnasim.analysis.compare import parse_configs
-from nnasim.cli.common import add_image_arguments, image_preprocessing
+from nnasim.cli.common import add_image_arguments, image_preprocessing, use_threads
 from nnasim.cli.compare_cmd import add_quant_arguments, check_limit
 from nnasim.errors import UsageError
 
@@ -42,6 +42,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
+    use_threads(args)
     if not 0 <= args.margin <= 3:
         raise UsageError(f"--margin {args.margin}: expected a value between 0 and 3")
     request = CascadeRequest(

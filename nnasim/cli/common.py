@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+from pathlib import Path
 
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
@@ -17,6 +19,24 @@ def add_model_argument(parser: argparse.ArgumentParser, name: str = "model") -> 
         metavar="SHAPE",
         help="fix dynamic input dimensions: 1,3,H,W (one input) or NAME=1,3,H,W[;NAME=...]",
     )
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads for the integer engine's kernels (default: every core; BLAS always uses one)",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (one thread count for Numba kernels and product blocks)."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be at least 1")
+    from nnasim.kernels.parallel import set_threads
+
+    set_threads(args.threads)
 
 
 def parse_input_shape(text: str | None):
@@ -39,17 +59,44 @@ def parse_input_shape(text: str | None):
 
 def load_graph(args: argparse.Namespace, spec: str | None = None) -> Graph:
     """The lowered graph of the model named on the command line (QDQ files keep their own formats)."""
-    from nnasim.quant.qdq import load_any
-
-    return load_any(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)))
+    return _cached_graph(spec or args.model, parse_input_shape(getattr(args, "input_shape", None)), False)
 
 
 def load_engine_graph(args: argparse.Namespace) -> Graph:
     """The lowered graph as the engines see it: a QDQ model's Q/DQ pairs become its tensors' formats."""
-    from nnasim.quant.qdq import has_qdq, import_qdq
+    return _cached_graph(args.model, parse_input_shape(getattr(args, "input_shape", None)), True)
 
-    graph = load_graph(args)
-    return import_qdq(graph) if has_qdq(graph) else graph
+
+# The code a lowered graph depends on: a change in any of these folders invalidates cached graphs.
+_LOWERING_PACKAGES = ("nnasim.frontend", "nnasim.passes", "nnasim.ir", "nnasim.quant", "nnasim.models")
+
+
+def _cached_graph(spec: str, input_shape, engine: bool) -> Graph:
+    """Load through the user cache (``nnasim.io.cache``): a model file or zoo name already lowered
+    by this code is unpickled without importing onnx or parsing the file again."""
+    from nnasim.io import cache
+
+    path = Path(spec)
+    source = cache.file_stamp(path) if path.is_file() else ("zoo", spec)
+    key = cache.key_of(source, input_shape, engine, cache.code_stamp(_package_folders()))
+    graph = cache.load(key)
+    if isinstance(graph, Graph):
+        return graph
+    from nnasim.quant.qdq import has_qdq, import_qdq, load_any
+
+    graph = load_any(spec, input_shape)
+    if engine and has_qdq(graph):
+        graph = import_qdq(graph)
+    cache.store(key, graph)
+    return graph
+
+
+def _package_folders() -> list[Path]:
+    folders = []
+    for name in _LOWERING_PACKAGES:
+        found = importlib.util.find_spec(name)
+        folders += [Path(location) for location in found.submodule_search_locations]
+    return folders
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, TASKS, CompareRequest, compare, parse_configs
-from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, parse_input_shape
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    image_preprocessing,
+    parse_input_shape,
+    use_threads,
+)
 from nnasim.errors import UsageError
 
 
@@ -25,6 +32,7 @@ def add_quant_arguments(parser: argparse.ArgumentParser, bits_flags: tuple[str, 
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images (sorted by name)")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder to write")
     parser.add_argument("--force", action="store_true", help="replace an existing report folder")
+    add_threads_argument(parser)
 
 
 def add_parser(subparsers) -> None:
@@ -62,6 +70,7 @@ def check_limit(limit: int | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_limit(args.limit)
+    use_threads(args)
     request = CompareRequest(
         model=args.model,
         task=args.task,

@@ -13,13 +13,26 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cli.common import add_image_arguments, add_model_argument, image_preprocessing, load_graph
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_model_argument,
+    add_threads_argument,
+    image_preprocessing,
+    load_graph,
+    use_threads,
+)
 from nnasim.errors import NnasimWarning, UsageError
 from nnasim.io.files import refuse_existing
 from nnasim.quant.calibrate import METHODS
 from nnasim.quant.params import SCHEMES
 
-REQUANT_RULES = ("float32", "fixedpoint", "pow2")
+REQUANT_RULES = (
+    "float32",
+    "fixedpoint",
+    "single-rounding",
+    "xnnpack",
+    "pow2",
+)  # nnasim.kernels.requant.RULES
 TOP_SATURATED = 5
 
 
@@ -58,7 +71,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--requant",
         choices=REQUANT_RULES,
-        help="requantization rule (default: pow2 for --scheme pow2, fixedpoint for affine, float32 for QDQ)",
+        help="requantization rule, named after the runtime it matches (docs/tflite.md): fixedpoint = TFLite "
+        "reference kernels, single-rounding = TFLITE_SINGLE_ROUNDING builds, xnnpack = TFLite's default CPU "
+        "path, float32 = onnxruntime (default: pow2 for --scheme pow2, fixedpoint for affine and TFLite "
+        "files, float32 for QDQ)",
     )
     parser.add_argument(
         "--profile",
@@ -74,6 +90,7 @@ def add_parser(subparsers) -> None:
         "--dump", metavar="DIR", help="write per-layer .npz golden tensors and index.json here"
     )
     parser.add_argument("--force", action="store_true", help="replace an existing --dump folder")
+    add_threads_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -83,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from nnasim.engine.session import build_session
 
     _check_options(args)
+    use_threads(args)
     graph = load_graph(args)
     preprocess = image_preprocessing(args, args.model)
     if args.mean is not None:

@@ -8,10 +8,17 @@ multipliers and tables are prepared once, at build time, from the tensors' ``Qua
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from nnasim.engine.tflite_layers import (
+    average_pool_kernel,
+    mean_kernel,
+    resize_bilinear_kernel,
+    softmax_kernel,
+    xnnpack_leaky_relu_kernel,
+)
 from nnasim.errors import ModelError
 from nnasim.ir import Activation, Graph, Node, Op, QuantParams
 from nnasim.ir.execute import linear_taps, nearest_indices, source_coordinates, unary_function
@@ -27,7 +34,15 @@ from nnasim.kernels.matmul import matmul_activations
 from nnasim.kernels.mul import mul
 from nnasim.kernels.pooling import max_pool, window_sum
 from nnasim.kernels.reduce import reduce_sum
-from nnasim.kernels.requant import OutputStage, make_output_stage, requantize
+from nnasim.kernels.requant import (
+    FLOAT32_RULES,
+    Q31_RULES,
+    TFLITE_RULES,
+    OutputStage,
+    Requantizer,
+    make_output_stage,
+    requantize,
+)
 from nnasim.kernels.resize import fixed_weights, resize_bilinear, resize_nearest, weight_bits
 from nnasim.kernels.softmax import exp_table, softmax_last_axis
 from nnasim.quant.params import activation_params, per_axis, quantize_array
@@ -57,21 +72,28 @@ class BuildContext:
 
     def multiplier(self, numerator: np.ndarray | float, out_name: str) -> np.ndarray:
         """``numerator / scale_out``: float32 arithmetic for the float32 rule (onnxruntime), else float64."""
-        if self.rule == "float32":
+        if self.rule in FLOAT32_RULES:
             return (np.asarray(numerator, np.float32) / np.float32(self.scale(out_name))).astype(np.float32)
         return np.asarray(numerator, np.float64) / self.scale(out_name)
 
     def product(self, a: str, b: np.ndarray | float) -> np.ndarray:
         """``scale_a * b`` in the rule's float type (the scale of an accumulator)."""
-        dtype = np.float32 if self.rule == "float32" else np.float64
+        dtype = np.float32 if self.rule in FLOAT32_RULES else np.float64
         return np.asarray(self.scale(a), dtype) * np.asarray(b, dtype)
 
-    def stage(self, node: Node, real: np.ndarray, channels: int = 1) -> OutputStage:
-        """Output stage of ``node``: requantize by ``real`` and apply its fused activation."""
+    def stage(
+        self, node: Node, real: np.ndarray, channels: int = 1, acc_bits: int | None = None
+    ) -> OutputStage:
+        """Output stage of ``node``: requantize by ``real`` and apply its fused activation.
+
+        ``acc_bits`` narrows the accumulator where its values provably fit (a rescaled ``x - zp``):
+        TFLite's int16 kernels then use the 32-bit MultiplyByQuantizedMultiplier, as it does.
+        """
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
-        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, self.acc_bits, lo, hi, negative)
+        acc_bits = self.acc_bits if acc_bits is None else min(acc_bits, self.acc_bits)
+        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, acc_bits, lo, hi, negative)
         try:
             return make_output_stage(np.asarray(real).reshape(-1), *args)
         except ValueError as error:
@@ -102,6 +124,11 @@ class BuildContext:
         return max(fmt.qmax - zp, zp - fmt.qmin)
 
 
+def _fitting_bits(bound: int) -> int:
+    """32 where values of magnitude up to ``bound`` fit a 32-bit accumulator, else 64."""
+    return 32 if bound < 2**31 else 64
+
+
 def integer_weight(ctx: BuildContext, name: str) -> np.ndarray:
     """``q - zero_point`` of a weight: given integers (QDQ models) or quantized float data (narrow range)."""
     data, fmt = ctx.graph.const(name), ctx.fmt(name)
@@ -128,7 +155,8 @@ def _weight_scales(ctx: BuildContext, name: str, channels: int) -> np.ndarray:
 
 def build_conv(ctx: BuildContext, node: Node) -> LayerFn:
     conv, stage, zp = _conv_core(ctx, node, tuple(node.attrs["strides"]), tuple(node.attrs["pads"]))
-    return lambda args: requantize(conv.accumulate(args[0], zp), stage, conv.bias)
+    requantizer = Requantizer(stage, len(conv.bias), conv.bias, conv.acc_bound)
+    return lambda args: conv.run(args[0], zp, requantizer)  # output stage fused into the product's blocks
 
 
 def build_conv_transpose(ctx: BuildContext, node: Node) -> LayerFn:
@@ -359,7 +387,9 @@ def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
     else:
         zp_b = ctx.zp(b)
     operands = _Operands(ctx, node, formats, datas)
-    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out))
+    bound_b = max(fmt_b.qmax - zp_b, zp_b - fmt_b.qmin) if node.op == Op.DIV else ctx.input_bound(b)
+    acc_bits = _fitting_bits(ctx.input_bound(a) * bound_b)
+    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out), acc_bits=acc_bits)
     zp_a = ctx.zp(a)
     return lambda args: requantize(mul(*operands(args), zp_a, zp_b), stage)
 
@@ -412,9 +442,15 @@ def build_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
     zp = np.int64(ctx.zp(x))
     args_geometry = (*a["kernel_shape"], *a["strides"], np.array(a["pads"], np.int64), *dilations, *out_hw)
     stages: dict[int, OutputStage] = {}
+    tflite_kernel = average_pool_kernel(ctx.rule, ctx.fmt(x), ctx.fmt(out))
+    clamp = _clamp_only(ctx, node) if tflite_kernel is not None else None
+    fmt = ctx.fmt(out)
 
     def run(args):
         sums, counts = window_sum(args[0], zp, *args_geometry, bool(a["count_include_pad"]))
+        if tflite_kernel is not None:
+            values = tflite_kernel(sums, counts[None, :, :, None])
+            return clamp(np.clip(values, fmt.qmin, fmt.qmax)).astype(np.int32), 0
         result = np.empty(sums.shape, np.int32)
         saturations = 0
         for count in np.unique(counts):
@@ -433,6 +469,12 @@ def build_global_avgpool(ctx: BuildContext, node: Node) -> LayerFn:
     _, _, h, w = ctx.graph.shape(x)
     stage = ctx.stage(node, ctx.multiplier(ctx.product(x, 1.0 / (h * w)), out))
     zp = ctx.zp(x)
+    tflite_kernel = mean_kernel(ctx.rule, ctx.fmt(x), ctx.fmt(out), h * w) if node.act is None else None
+    if tflite_kernel is not None:
+        return lambda args: (
+            tflite_kernel((args[0].astype(np.int64) - zp).sum(axis=(1, 2), keepdims=True)).astype(np.int32),
+            0,
+        )
     return lambda args: requantize((args[0].astype(np.int64) - zp).sum(axis=(1, 2), keepdims=True), stage)
 
 
@@ -465,6 +507,13 @@ def build_resize(ctx: BuildContext, node: Node) -> LayerFn:
         cols = nearest_indices(coords_x, w, a["nearest_mode"])
         clamp = _clamp_only(ctx, node)
         return lambda args: (clamp(resize_nearest(args[0], rows, cols)), 0)
+    tflite_kernel = resize_bilinear_kernel(
+        ctx.rule, ctx.fmt(x), ctx.fmt(out), ctx.graph.shape(x), (oh, ow), ctm
+    )
+    if tflite_kernel is not None:
+        clamp = _clamp_only(ctx, node)
+        fmt = ctx.fmt(out)
+        return lambda args: (clamp(np.clip(tflite_kernel(args[0]), fmt.qmin, fmt.qmax)).astype(np.int32), 0)
     y0, y1, fy = linear_taps(coords_y, h)
     x0, x1, fx = linear_taps(coords_x, w)
     bits = weight_bits(ctx.input_bound(x), ctx.acc_bits)
@@ -506,10 +555,13 @@ def build_softmax(ctx: BuildContext, node: Node) -> LayerFn:
     table = exp_table(ctx.scale(x), fin.qmax - fin.qmin + 1)
     axis = layout.onnx_axis_to_engine(node.attrs["axis"], ctx.ndim(x))
     zo = ctx.zp(out)
+    tflite_kernel = softmax_kernel(ctx.rule, fin, fout)
 
     def run(args):
         moved = np.moveaxis(args[0], axis, -1)
         flat = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+        if tflite_kernel is not None:
+            return np.ascontiguousarray(np.moveaxis(tflite_kernel(flat).reshape(moved.shape), -1, axis)), 0
         result = softmax_last_axis(flat, table, multiplier, zo, fout.qmax).reshape(moved.shape)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), 0
 
@@ -520,17 +572,29 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
     """A ReLU/Clip/LeakyReLU/PReLU left standalone: rescale ``x - zp`` with the activation fused.
 
     A ReLU/Clip whose output keeps the input's format (common with pow2 scales) is only a clamp.
+    Under the fixedpoint rule a bounded ReLU/Clip's multiplier is ``float32(s_in / s_out)``, as
+    TFLite's ReluX divides the two float scales before widening to double.
     """
     from nnasim.ir.execute import activation_of
 
     x, out = node.inputs[0], node.outputs[0]
+    if ctx.rule == "xnnpack" and node.op == Op.LEAKY_RELU:
+        kernel = xnnpack_leaky_relu_kernel(ctx.fmt(x), ctx.fmt(out), node.attrs["alpha"])
+        return lambda args: (kernel(args[0]), 0)
+    if ctx.rule == "xnnpack":  # XNNPACK leaves the other int8 activations to TFLite's kernels
+        ctx = replace(ctx, rule="fixedpoint")
     act = activation_of(node)
+    if act.kind == Op.PRELU and ctx.graph.tensors[act.slope].quant is not None:
+        return _quantized_slope_prelu(ctx, node, act.slope)
     real = ctx.multiplier(ctx.product(x, 1.0), out)
+    bounded = act.kind in (Op.RELU, Op.CLIP) and (np.isfinite(act.lo) or np.isfinite(act.hi))
+    if ctx.rule in Q31_RULES and bounded:
+        real = np.float64(np.float32(ctx.scale(x)) / np.float32(ctx.scale(out)))
     if act.kind in (Op.RELU, Op.CLIP) and float(real) == 1.0 and ctx.zp(x) == ctx.zp(out):
         clamp = _clamp_only(ctx, node.with_(act=act))
         return lambda args: (clamp(args[0]), 0)
     channels = ctx.graph.shape(out)[1] if ctx.ndim(out) > 1 else 1
-    stage = ctx.stage(node.with_(act=act), real, channels)
+    stage = ctx.stage(node.with_(act=act), real, channels, acc_bits=_fitting_bits(ctx.input_bound(x)))
     zp = ctx.zp(x)
     axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
 
@@ -538,6 +602,35 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
         acc = np.moveaxis(args[0], axis, -1)
         result, saturations = requantize(acc.astype(np.int64) - zp, stage)
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), saturations
+
+    return run
+
+
+def _quantized_slope_prelu(ctx: BuildContext, node: Node, slope: str) -> LayerFn:
+    """PReLU with an integer slope of its own format (TFLite's PRELU): ``x - zp`` rescaled by
+    ``s_in / s_out`` where it is >= 0, else ``(x - zp) * (a - zp_a)`` by ``s_in * s_a / s_out``
+    (under the TFLite rules both quotients in float32, as TFLite computes them)."""
+    x, out = node.inputs[0], node.outputs[0]
+    alpha = ctx.graph.const(slope).reshape(-1).astype(np.int64) - ctx.zp(slope)
+    if ctx.rule in TFLITE_RULES:
+        s_in, s_a, s_out = (np.float32(ctx.scale(n)) for n in (x, slope, out))
+        real_pos, real_neg = np.float64(s_in / s_out), np.float64(s_in * s_a / s_out)
+    else:
+        real_pos = ctx.multiplier(ctx.product(x, 1.0), out)
+        real_neg = ctx.multiplier(ctx.product(x, ctx.scale(slope)), out)
+    plain = node.with_(act=None)
+    bound = ctx.input_bound(x) * int(np.abs(alpha).max(initial=1))
+    pos = ctx.stage(plain, real_pos, acc_bits=_fitting_bits(ctx.input_bound(x)))
+    neg = ctx.stage(plain, real_neg, alpha.size, acc_bits=_fitting_bits(bound))
+    zp = ctx.zp(x)
+    axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
+
+    def run(args):
+        centred = np.moveaxis(args[0], axis, -1).astype(np.int64) - zp
+        positive, n_pos = requantize(centred, pos)
+        negative, n_neg = requantize(centred * alpha, neg)
+        result = np.where(centred >= 0, positive, negative)
+        return np.ascontiguousarray(np.moveaxis(result, -1, axis)), n_pos + n_neg
 
     return run
 

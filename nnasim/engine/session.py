@@ -20,8 +20,9 @@ from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
+from nnasim.quant.own_formats import carries_formats, integer_constants
 from nnasim.quant.params import dequantize_array, quantize_array
-from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq, own_integer_weights
+from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq
 from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
@@ -126,6 +127,11 @@ def build_session(
         notes.append(
             "QDQ model (any quantized dialect is read as QDQ): its own scales and zero points are used"
         )
+    elif carries_formats(graph):
+        quantized = integer_constants(graph)
+        bits = _own_width(graph, quantized, bits)
+        rule, scheme = requant or "fixedpoint", "affine"
+        notes.append("integer model (TFLite): its own scales and zero points are used, not calibrated")
     else:
         if has_own_weights(graph):
             scheme, rule = "affine", requant or "float32"
@@ -144,8 +150,11 @@ def build_session(
             notes.append(message)
             calib = generated_feeds(graph)
         ranges = calibrate(graph, calib, calib_method, bits, scheme)
-        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel)
+        quantized = quantize_graph(integer_constants(graph), bits, ranges, scheme, per_channel)
     _check_rule(rule, scheme)
+    if rule == "xnnpack" and bits > 8:
+        rule = "fixedpoint"
+        notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
     acc_bits = acc_bits or default_acc_bits(bits)
     notes.append(
         f"{bits}-bit integer engine, requantization rule {rule!r}, {acc_bits}-bit saturating accumulators"

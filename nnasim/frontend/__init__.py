@@ -1,4 +1,4 @@
-"""ONNX -> IR: read a model (file, zoo name or ModelProto), check it, fix shapes, convert."""
+"""ONNX or TFLite -> IR: read a model (file, zoo name or ModelProto), check it, fix shapes, convert."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from nnasim.ir import Graph, check_graph
 
 def load_model(spec: str | Path | onnx.ModelProto, input_shape: InputShape = None) -> Graph:
     """Import ``spec`` into the IR as it is (no passes run), with static shapes everywhere."""
+    if _is_tflite(spec):
+        from nnasim.frontend.tflite import load_tflite
+
+        return load_tflite(spec, input_shape, lowered=False)
     model, label = read_model(spec)
     model = _copy_if_shared(model, spec)
     opset = default_opset(model, label)
@@ -37,7 +41,17 @@ def load_lowered(spec: str | Path | onnx.ModelProto, input_shape: InputShape = N
     """Import ``spec`` and run the standard lowering pipeline (the graph both engines read)."""
     from nnasim.passes import lower
 
+    if _is_tflite(spec):
+        from nnasim.frontend.tflite import load_tflite
+
+        return load_tflite(spec, input_shape)
     return lower(load_model(spec, input_shape))
+
+
+def _is_tflite(spec) -> bool:
+    from nnasim.frontend.tflite_reader import is_tflite_file
+
+    return not isinstance(spec, onnx.ModelProto) and is_tflite_file(spec)
 
 
 def _copy_if_shared(model: onnx.ModelProto, spec) -> onnx.ModelProto:

@@ -6,6 +6,7 @@ Run ``python -m nnasim.frontend.supported > SUPPORTED_OPS.md``; a test checks th
 from __future__ import annotations
 
 from nnasim.frontend.convert import CONSTANT_ONLY_OPS, CONVERTERS
+from nnasim.frontend.tflite_supported import tflite_lines
 
 NOTES = {
     "Conv": "2-D (NCHW); groups, depthwise, dilations, strides, pads and auto_pad; constant weight",
@@ -141,6 +142,7 @@ def markdown() -> str:
         "",
         *_dialects(),
     ]
+    lines += tflite_lines() + [""]
     return "\n".join(lines)
 
 

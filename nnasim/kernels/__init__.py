@@ -1,12 +1,9 @@
 """Integer kernels (NHWC, exact integer arithmetic), one op per module, listed in ``KERNELS``.
 
-Adding a kernel: write the module with ``@njit(cache=True)`` loops, add it here, add its plain
-numpy int64 reference under ``tests/reference/`` and a bit-exact test ``tests/test_kernel_<op>.py``,
-then teach ``nnasim.engine.layers`` to build it from an IR node.
-
-Numba's on-disk cache (``cache=True``) is keyed on each function's own file: after editing a
-helper that others inline (``fixedpoint.py``), delete the ``*.nbi``/``*.nbc`` files under
-``nnasim/kernels/__pycache__`` so no kernel keeps a stale copy.
+Adding a kernel: write the module with ``@kernel`` loops (``nnasim.kernels.jit``: Numba, compiled
+once per machine into the user's cache, never with function-typed arguments), add it here, add
+its plain numpy int64 reference under ``tests/reference/`` and a bit-exact test
+``tests/test_kernel_<op>.py``, then teach ``nnasim.engine.layers`` to build it from an IR node.
 """
 
 from __future__ import annotations

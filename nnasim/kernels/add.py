@@ -7,6 +7,11 @@ Rules (``AddParams.rule``):
 - ``fixedpoint``: TFLite's add: both inputs shifted left by 20 bits (15 for 16-bit), each
   rescaled to twice the larger input scale with MultiplyByQuantizedMultiplier, summed, then
   rescaled to the output.
+- ``single-rounding``: the same with TFLITE_SINGLE_ROUNDING's one-rounding multiply.
+- ``xnnpack``: XNNPACK's qs8 add: ``ra = float32(sa / so)``, ``rb = float32(sb / so)``; with
+  ``shift = 20 - exponent(max(|ra|, |rb|))`` the multipliers are ``lrintf(r * 2**shift)`` and the
+  output ``(bias + a * ma + b * mb) >> shift`` (an arithmetic shift; ``bias`` holds the rounding
+  half and the input zero points), plus the output zero point.
 - ``pow2``: both inputs aligned to the finer power-of-two exponent by exact left shifts, summed,
   then one rounding right shift (ties away from zero) to the output exponent.
 Subtraction is addition with ``b`` negated (``sign_b = -1``).
@@ -18,16 +23,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     rounding_divide_by_pot,
     saturate,
 )
+from nnasim.kernels.jit import kernel
 
-_CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2}
+_CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2, "single-rounding": 3, "xnnpack": 4}
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,15 @@ def make_add_params(
 ):
     """Precompute one add layer's rescaling under ``rule`` from its three (per-tensor) scales."""
     ints = np.zeros(7, np.int64)
-    if rule == "fixedpoint":
+    if rule in ("fixedpoint", "single-rounding"):
         left_shift = 15 if bits > 8 else 20
         twice_max = 2.0 * max(scale_a, scale_b)
         ints[0] = left_shift
         ints[1:3] = quantize_multiplier(scale_a / twice_max)
         ints[3:5] = quantize_multiplier(scale_b / twice_max)
         ints[5:7] = quantize_multiplier(twice_max / ((1 << left_shift) * scale_out))
+    elif rule == "xnnpack":
+        ints[:4] = _xnnpack_add(scale_a, scale_b, scale_out, zero_points, sign_b)
     elif rule == "pow2":
         exp_a, exp_b, exp_out = (_pow2_exponent(s) for s in (scale_a, scale_b, scale_out))
         finer = min(exp_a, exp_b)
@@ -70,6 +78,18 @@ def make_add_params(
         counted=(lo is None, hi is None),
         sign_b=sign_b,
     )
+
+
+def _xnnpack_add(scale_a, scale_b, scale_out, zero_points, sign_b) -> tuple[int, int, int, int]:
+    """(a multiplier, b multiplier, shift, bias) of XNNPACK's xnn_init_qs8_add_minmax params."""
+    ra = np.float32(scale_a) / np.float32(scale_out)
+    rb = np.float32(scale_b) / np.float32(scale_out)
+    exponent = math.frexp(float(max(ra, rb)))[1] - 1
+    shift = 20 - exponent
+    ma = int(np.rint(np.float32(ra) * np.float32(2.0**shift)))
+    mb = sign_b * int(np.rint(np.float32(rb) * np.float32(2.0**shift)))
+    za, zb, _ = zero_points
+    return ma, mb, shift, (1 << (shift - 1)) - ma * za - mb * zb
 
 
 def _pow2_exponent(scale: float) -> int:
@@ -99,7 +119,7 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
     return out.reshape(shape), int(saturations)
 
 
-@njit(cache=True)
+@kernel
 def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
     saturations = 0
     for i in range(a.shape[0]):
@@ -109,12 +129,22 @@ def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, cou
             if (y < qmin and count_low) or (y > qmax and count_high):
                 saturations += 1
             continue
+        if code == 4:
+            y = ((ints[3] + np.int64(a[i]) * ints[0] + np.int64(b[i]) * ints[1]) >> ints[2]) + zo
+            if (y < qmin and count_low) or (y > qmax and count_high):
+                saturations += 1
+            out[i] = saturate(y, lo, hi)
+            continue
         da = np.int64(a[i]) - za
         db = (np.int64(b[i]) - zb) * sign_b
         if code == 1:
             sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
+        elif code == 3:
+            sa = multiply_by_quantized_multiplier_single(da << ints[0], ints[1], ints[2])
+            sb = multiply_by_quantized_multiplier_single(db << ints[0], ints[3], ints[4])
+            y = multiply_by_quantized_multiplier_single(sa + sb, ints[5], ints[6])
         else:
             y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2])
         y += zo  # the float32 rule adds its zero point inside ``fixed``

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul
+from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows
+from nnasim.kernels.jit import kernel
+from nnasim.kernels.parallel import for_blocks
+from nnasim.kernels.requant import Requantizer
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,12 @@ class Conv2d:
         self.weight = np.ascontiguousarray(weight, dtype=np.int64)
         self.bias = np.asarray(bias, dtype=np.int64)
         out_ch, kh, kw, cin_g = weight.shape
+        worst = input_bound * int(np.abs(self.weight).reshape(out_ch, -1).sum(axis=1).max(initial=0))
+        self.acc_bound = worst + int(np.abs(self.bias).max(initial=0))  # |acc + bias|, proved
         self.depthwise = geometry.groups > 1 and cin_g == 1 and out_ch == geometry.groups
+        self.implicit = None
         if self.depthwise:
             # taps (KH, KW, C) in the narrowest exact accumulator type (see ``exact_dtype``)
-            worst = input_bound * int(np.abs(self.weight).reshape(out_ch, -1).sum(axis=1).max(initial=0))
             self.taps = np.ascontiguousarray(self.weight[..., 0].transpose(1, 2, 0), dtype=exact_dtype(worst))
         else:
             per_group = out_ch // geometry.groups
@@ -66,6 +71,69 @@ class Conv2d:
         if g.groups != 1 or g.strides != (1, 1) or g.kernel == (1, 1) or len(self.matmuls[0].chunks) > 1:
             return None
         return self.matmuls[0].weights[0].reshape(kh, kw, cin, out_ch)
+
+    def run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
+        """The layer's int32 outputs (N, OH, OW, O) and saturations: each block of the product is
+        requantized (``requantizer``, built with this layer's bias) while it is in cache."""
+        g = self.geometry
+        if self.implicit is not None:
+            return self._implicit_run(x, x_zp, requantizer)
+        if self.depthwise or len(self.matmuls) > 1 or len(self.matmuls[0].chunks) > 1:
+            acc = self.accumulate(x, x_zp)
+            out, saturations = requantizer(acc.reshape(-1, acc.shape[-1]))
+            return out.reshape(acc.shape), saturations
+        matmul = self.matmuls[0]
+        cols, weight = self._columns(x, x_zp, matmul.dtype), matmul.weights[0]
+        out = np.empty((cols.shape[0], weight.shape[1]), np.int32)
+
+        def block(start: int, stop: int) -> int:
+            return requantizer.into(cols[start:stop] @ weight, out[start:stop])
+
+        saturations = for_blocks(block, cols.shape[0], block_rows(cols.shape[0], weight.shape[1]))
+        return out.reshape(x.shape[0], *g.out_hw, -1), saturations
+
+    def _implicit_run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
+        """``_implicit_gemm`` in blocks of output rows, each requantized while in cache."""
+        g = self.geometry
+        n, h, w, c = x.shape
+        (oh, ow), (dh, dw) = g.out_hw, g.dilations
+        taps = self.implicit
+        kh, kw, _, out_ch = taps.shape
+        wp = w + g.pads[1] + g.pads[3]
+        out = np.empty((n, oh, ow, out_ch), np.int32)
+        saturations = 0
+        for b in range(n):
+            padded = self._padded(x[b], x_zp)
+
+            def block(start: int, stop: int, padded=padded, b=b) -> int:
+                rows = (stop - start) * wp
+                acc = np.empty((rows, out_ch), taps.dtype)
+                product = np.empty_like(acc)
+                for ky in range(kh):
+                    for kx in range(kw):
+                        first = (start + ky * dh) * wp + kx * dw
+                        target = acc if ky == kx == 0 else product
+                        np.matmul(padded[first : first + rows], taps[ky, kx], out=target)
+                        if target is product:
+                            acc += product
+                return requantizer.into(acc.reshape(stop - start, wp, out_ch)[:, :ow], out[b, start:stop])
+
+            saturations += for_blocks(block, oh, max(1, block_rows(oh * wp, out_ch) // wp))
+        return out, saturations
+
+    def _padded(self, image: np.ndarray, x_zp: int) -> np.ndarray:
+        """``image - x_zp`` zero-padded and flattened to (rows, C), with the rows the last output
+        row's discarded columns read past the padded image (see ``_implicit_gemm``)."""
+        g = self.geometry
+        h, w, c = image.shape
+        top, left, bottom, right = g.pads
+        hp, wp = h + top + bottom, w + left + right
+        dtype = self.implicit.dtype
+        padded = np.zeros((hp * wp + (self.implicit.shape[1] - 1) * g.dilations[1], c), dtype)
+        np.subtract(
+            image, dtype.type(x_zp), out=padded[: hp * wp].reshape(hp, wp, c)[top : top + h, left : left + w]
+        )
+        return padded
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
         """int64 accumulators (N, OH, OW, O), bias included."""
@@ -96,21 +164,13 @@ class Conv2d:
         ``ky*dh*Wp + kx*dw``; one GEMM per tap accumulates into an output (OH, Wp, O) whose last
         ``Wp - OW`` columns are discarded. Exact: every partial sum is within the proved bound."""
         g = self.geometry
-        n, h, w, c = x.shape
         (oh, ow), (dh, dw) = g.out_hw, g.dilations
-        top, left, bottom, right = g.pads
-        hp, wp = h + top + bottom, w + left + right
+        wp = x.shape[2] + g.pads[1] + g.pads[3]
         taps = self.implicit
         kh, kw, _, out_ch = taps.shape
-        extra = (kw - 1) * dw  # the last output row's discarded columns read past the padded image
-        result = np.empty((n, oh, ow, out_ch), taps.dtype)
-        for b in range(n):
-            padded = np.zeros((hp * wp + extra, c), taps.dtype)
-            np.subtract(
-                x[b],
-                taps.dtype.type(x_zp),
-                out=padded[: hp * wp].reshape(hp, wp, c)[top : top + h, left : left + w],
-            )
+        result = np.empty((x.shape[0], oh, ow, out_ch), taps.dtype)
+        for b in range(x.shape[0]):
+            padded = self._padded(x[b], x_zp)
             acc = np.zeros((oh * wp, out_ch), taps.dtype)
             product = np.empty_like(acc)
             for ky in range(kh):
@@ -132,7 +192,7 @@ class Conv2d:
         )
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, dtype_probe):
     """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``; zero where the window leaves the input.
 
@@ -167,7 +227,7 @@ def exact_dtype(worst_sum: int) -> type:
     return np.float64 if worst_sum < FLOAT64_EXACT else np.int64
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def depthwise_conv2d(x, x_zp, taps, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
     """Depthwise convolution (one filter per channel, channel multiplier 1), bias not included.
 

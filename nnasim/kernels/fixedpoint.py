@@ -10,20 +10,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from nnasim.kernels.jit import kernel
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 FLOAT_CLAMP = np.float32(2.0**62)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def saturate(x: int, lo: int, hi: int) -> int:
     """Clamp ``x`` to ``[lo, hi]``."""
     return lo if x < lo else (hi if x > hi else x)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def rounding_divide_by_pot(x: int, exponent: int) -> int:
     """``x / 2**exponent`` rounded half away from zero (gemmlowp RoundingDivideByPOT, any width).
 
@@ -37,7 +38,7 @@ def rounding_divide_by_pot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
     """gemmlowp SaturatingRoundingDoublingHighMul on int32 operands: round(a*b / 2**31), ties away."""
     if a == INT32_MIN and b == INT32_MIN:
@@ -49,7 +50,7 @@ def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
     return (total + ((total >> 63) & ((np.int64(1) << 31) - 1))) >> 31
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier for int32 ``x`` (the 8-bit path; shift > 0 is a left shift)."""
     left = shift if shift > 0 else 0
@@ -59,7 +60,15 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
+def multiply_by_quantized_multiplier_single(x: int, multiplier: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier built with TFLITE_SINGLE_ROUNDING: one rounding,
+    ``(x * multiplier + 2**(30 - shift)) >> (31 - shift)`` in 64 bits (ties toward +infinity)."""
+    total_shift = 31 - shift
+    return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
+
+
+@kernel(inline="always")
 def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier for int64 ``x`` (the int16x8 path).
 
@@ -70,7 +79,7 @@ def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> 
     return (x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def requant_float32(acc: int, multiplier: np.float32) -> int:
     """onnxruntime's rule: float32(acc) * float32 multiplier, rounded half to even.
 

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnasim.kernels.parallel import threads
+
 FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53
+BLOCK_ELEMENTS = 1 << 16  # accumulators per block of a product: 256 KiB of float32, stays in L2
+
+
+def block_rows(rows: int, columns: int) -> int:
+    """Rows per block of a (rows x columns) product: an L2-sized block, and at least one block
+    per thread."""
+    return max(1, min(BLOCK_ELEMENTS // max(columns, 1), -(-rows // threads())))
 
 
 def exact_chunks(weight: np.ndarray, input_bound: int, limit: int) -> list[tuple[int, int]]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from nnasim.kernels.fixedpoint import rounding_divide_by_pot
+from nnasim.kernels.jit import kernel
 
 MAX_CENTRE_BITS = 16
 NORM_BITS = 16  # Z: fraction bits of the normalised value
@@ -77,7 +78,7 @@ def layer_norm(q: np.ndarray, zp: int, params: LayerNormParams, zo: int, qmin: i
     return out, int(saturations)
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def isqrt(n):
     """floor(sqrt(n)) of an int64 ``n >= 0`` by integer Newton iteration."""
     if n < 2:
@@ -90,7 +91,7 @@ def isqrt(n):
     return x
 
 
-@njit(cache=True, inline="always")
+@kernel(inline="always")
 def round_div(a, b):
     """``a / b`` for ``b > 0``, rounded half away from zero."""
     if a >= 0:
@@ -98,7 +99,7 @@ def round_div(a, b):
     return -((-2 * a + b) // (2 * b))
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def _layer_norm_rows(q, zp, centre, gain_bits, eps, gain, offset, zo, qmin, qmax, out):
     rows, n = q.shape
     counts = np.zeros(rows, np.int64)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
+
+from nnasim.kernels.jit import kernel
 
 
 def build_table(
@@ -26,7 +27,7 @@ def build_table(
     return np.clip(np.nan_to_num(y, posinf=out_range[1], neginf=out_range[0]), *out_range).astype(np.int32)
 
 
-@njit(cache=True)
+@kernel
 def lookup(x, table, qmin):
     """``table[x - qmin]`` elementwise (any shape)."""
     flat = x.ravel()

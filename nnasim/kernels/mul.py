@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from nnasim.kernels.jit import kernel
 
 
 def mul(a: np.ndarray, b: np.ndarray, za: int, zb: int) -> np.ndarray:
@@ -16,7 +17,7 @@ def mul(a: np.ndarray, b: np.ndarray, za: int, zb: int) -> np.ndarray:
     return out.reshape(a.shape)
 
 
-@njit(cache=True)
+@kernel
 def _mul_flat(a, b, za, zb, out):
     for i in range(a.shape[0]):
         out[i] = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)

@@ -8,10 +8,12 @@ Windows past the input (padding, ceil mode) are skipped; ``count_include_pad`` c
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from nnasim.kernels.jit import kernel
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def max_pool(x, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
     n, h, w, c = x.shape
     out = np.empty((n, oh, ow, c), np.int32)
@@ -32,7 +34,7 @@ def max_pool(x, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow):
     return out
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def window_sum(x, x_zp, kh, kw, sh, sw, pads, dh, dw, oh, ow, count_include_pad):
     """(int64 sums of x - x_zp per window, int64 element count per output position)."""
     n, h, w, c = x.shape

@@ -1,11 +1,17 @@
 """The output stage every accumulating kernel ends with: requantize, activate, saturate, count.
 
-Three named rules turn an accumulator into an output integer:
+Five named rules turn an accumulator into an output integer:
 
 - ``float32``: onnxruntime semantics: ``rint(float32(acc) * float32(M))``, ties to even.
 - ``fixedpoint``: TFLite semantics: Q31 multiplier and shift; int32 accumulators go through
   SaturatingRoundingDoublingHighMul + RoundingDivideByPOT (ties away from zero), int64
   accumulators (16-bit activations) through TFLite's int16x8 ``MultiplyByQuantizedMultiplier``.
+- ``single-rounding``: TFLite built with TFLITE_SINGLE_ROUNDING (as TFLite Micro and CMSIS-NN
+  can be): the same Q31 multipliers, one rounding ``(acc * M + 2**(30 - shift)) >> (31 - shift)``.
+- ``xnnpack``: TFLite's default CPU path (the XNNPACK delegate) for int8: the output stage in
+  float32 as XNNPACK's ``fp32`` requantization does, ``lrintf(float(acc) * (s_in * s_w / s_out))``
+  (ties to even), the same arithmetic as ``float32``; kernels XNNPACK leaves to TFLite (softmax)
+  follow TFLite's optimized kernels.
 - ``pow2``: ``RoundingDivideByPOT(acc * m, shift)``; for power-of-two scales ``m`` is 1 (a pure
   rounding right shift), a fractional slope (LeakyReLU/PReLU) is a Q15 integer ``m``.
 
@@ -19,19 +25,23 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_64,
+    multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     requant_float32,
     rounding_divide_by_pot,
     saturate,
 )
+from nnasim.kernels.jit import kernel
 
-RULES = ("float32", "fixedpoint", "pow2")
-_RULE_CODE = {"float32": 0, "fixedpoint": 1, "pow2": 3}
+RULES = ("float32", "fixedpoint", "single-rounding", "xnnpack", "pow2")
+TFLITE_RULES = ("fixedpoint", "single-rounding", "xnnpack")  # the rules that reproduce TFLite
+Q31_RULES = ("fixedpoint", "single-rounding")  # Q31 multiplier and shift
+FLOAT32_RULES = ("float32", "xnnpack")  # the output stage in float32
+_RULE_CODE = {"float32": 0, "xnnpack": 0, "fixedpoint": 1, "pow2": 3, "single-rounding": 4}
 _FIXEDPOINT64 = 2
 POW2_SLOPE_BITS = 15
 MAX_INT16X8_SHIFT = 7  # TFLite's int16x8 MultiplyByQuantizedMultiplier takes shifts up to 7
@@ -54,7 +64,7 @@ def make_multipliers(real: np.ndarray, rule: str) -> Multipliers:
     as_int = np.zeros(real.shape, np.int64)
     shift = np.zeros(real.shape, np.int64)
     for i, value in enumerate(np.abs(real)):
-        if rule == "fixedpoint":
+        if rule in Q31_RULES:
             as_int[i], shift[i] = quantize_multiplier(float(value))
         elif rule == "pow2":
             as_int[i], shift[i] = _pow2_multiplier(float(value))
@@ -112,8 +122,8 @@ class OutputStage:
 
     @property
     def rule_code(self) -> int:
-        if self.rule == "fixedpoint" and self.acc_bits > 32:
-            return _FIXEDPOINT64
+        if self.rule in Q31_RULES and self.acc_bits > 32:
+            return _FIXEDPOINT64  # TFLite's int64 MultiplyByQuantizedMultiplier is the same in both
         return _RULE_CODE[self.rule]
 
 
@@ -154,162 +164,178 @@ def make_output_stage(
     return stage
 
 
-def requantize(acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def requantize(
+    acc: np.ndarray, stage: OutputStage, bias: np.ndarray | None = None, acc_bound: int | None = None
+) -> tuple[np.ndarray, int]:
     """Apply ``stage`` to accumulators ``acc`` (channels last) plus an optional per-channel ``bias``.
 
     ``acc`` may be int64 or a float array of exact integers (a BLAS result, see ``gemm``): the
-    conversion and the bias addition happen in the same pass. Returns int32 outputs and the
-    saturation count: accumulators clamped to the accumulator width plus outputs clamped to
-    ``[qmin, qmax]`` on a side without a ReLU/Clip bound (activation clamps are not saturations).
+    conversion and the bias addition happen in the same pass. ``acc_bound``, when the caller has
+    proved it from the formats, bounds ``|acc + bias|`` and spares wide accumulators a scan of
+    the values. Returns int32 outputs and the saturation count: accumulators clamped to the
+    accumulator width plus outputs clamped to ``[qmin, qmax]`` on a side without a ReLU/Clip
+    bound (activation clamps are not saturations).
     """
     channels = acc.shape[-1] if acc.ndim else 1
-    flat = acc.reshape(-1, channels)
-    if not flat.flags.c_contiguous or flat.dtype not in (np.int64, np.float32, np.float64):
-        flat = np.ascontiguousarray(flat, dtype=np.int64)
-    bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
-    out = np.empty(flat.shape, np.int32)
-    params = stage.per_channel(channels)
-    float_form = _float_form(stage, params, flat, bias)
-    if float_form is not None:
-        rule, multipliers = float_form
-        saturations = _requantize_2d_float(
-            rule,
-            flat,
-            bias.astype(np.float64),
-            out,
-            multipliers,
-            *(float(v) for v in (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)),
-            stage.count_low,
-            stage.count_high,
+    out, saturations = Requantizer(stage, channels, bias, acc_bound)(acc.reshape(-1, channels))
+    return out.reshape(acc.shape), saturations
+
+
+class Requantizer:
+    """One layer's output stage prepared once (per-channel arrays, bias, the loop to run).
+
+    ``into(acc, out)`` requantizes any (rows, C) or (rows, cols, C) view of accumulators
+    (int64, or floats holding exact integers) into an int32 view of the same shape, e.g. one
+    block of a product while it is still in cache, and returns the saturation count.
+    """
+
+    def __init__(self, stage: OutputStage, channels: int, bias=None, acc_bound: int | None = None):
+        self.stage = stage
+        self.bias = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, np.int64)
+        self.params = stage.per_channel(channels)
+        self.clamp = (stage.zero_point, stage.lo, stage.hi, stage.qmin, stage.qmax)
+        self.counts = (stage.count_low, stage.count_high)
+        self.float_loop, self.float_multipliers = _float_form(stage, self.params)
+        wide = stage.acc_bits > FLOAT_EXACT_ACC_BITS
+        self.proved = not wide or (acc_bound is not None and acc_bound < FLOAT_EXACT_LIMIT)
+        self.scan = wide and acc_bound is None
+        self.float_args = (
+            self.bias.astype(np.float64),
+            self.float_multipliers,
+            *(float(v) for v in self.clamp),
+            *self.counts,
             float(2 ** (stage.acc_bits - 1)),
         )
-        return out.reshape(acc.shape), int(saturations)
-    saturations = _requantize_2d(
-        _RULE_FUNCTIONS[stage.rule_code],
-        _row_by_sign if stage.neg is not None else _positive_row,
-        flat,
-        bias,
-        out,
-        *params,
-        stage.zero_point,
-        stage.lo,
-        stage.hi,
-        stage.qmin,
-        stage.qmax,
-        stage.count_low,
-        stage.count_high,
-        stage.acc_bits,
-    )
-    return out.reshape(acc.shape), int(saturations)
+        self.int_args = (self.bias, *self.params, *self.clamp, *self.counts, stage.acc_bits)
+
+    def __call__(self, acc: np.ndarray) -> tuple[np.ndarray, int]:
+        """(int32 outputs of ``acc``'s shape, saturations)."""
+        out = np.empty(acc.shape, np.int32)
+        return out, self.into(acc, out)
+
+    def into(self, acc: np.ndarray, out: np.ndarray) -> int:
+        if acc.dtype not in (np.int32, np.int64, np.float32, np.float64):
+            acc = acc.astype(np.int64)
+        acc3, out3 = (acc[None], out[None]) if acc.ndim == 2 else (acc, out)
+        if self.float_loop is not None and (self.proved or (self.scan and self._seen_exact(acc))):
+            return int(self.float_loop(acc3, out3, *self.float_args))
+        code, by_sign = self.stage.rule_code, self.stage.neg is not None
+        return int(_requantize_int(code, by_sign, acc3, out3, *self.int_args))
+
+    def _seen_exact(self, acc: np.ndarray) -> bool:
+        largest = float(np.abs(acc).max(initial=0)) + float(np.abs(self.bias).max(initial=0))
+        return largest < FLOAT_EXACT_LIMIT
 
 
 FLOAT_EXACT_ACC_BITS = 53
+FLOAT_EXACT_LIMIT = 2.0**FLOAT_EXACT_ACC_BITS / 2
 
 
-def _float_form(stage: OutputStage, params, acc: np.ndarray, bias: np.ndarray) -> tuple | None:
-    """(rule, per-channel multipliers) of the floating-point form of ``stage``, where it exists.
+def _float_form(stage: OutputStage, params) -> tuple:
+    """(float64 loop, per-channel multipliers) of the floating-point form of ``stage``, or Nones.
 
     The float32 rule and the pow2 rule's pure shifts (multiplier 1) without a negative branch
     are exactly the same computation in floating point (accumulators below 2**53 are exact in
     float64, power-of-two scaling is exact, rounding half away from zero is floor(|v| + 0.5)
-    with the sign): one float64 pass that vectorises, where int64 conversions do not on AVX2.
-    Wider accumulators qualify when this call's values are seen to stay below 2**53.
+    with the sign): one float64 pass that vectorises. Wider accumulators qualify when their
+    bound is proved (``acc_bound``) or, failing a proof, seen in the values to stay below 2**52.
     """
     if stage.neg is not None:
-        return None
-    if stage.acc_bits > FLOAT_EXACT_ACC_BITS and not _below_float_exact(acc, bias):
-        return None
-    if stage.rule == "float32":
-        return _float32_rule_float, params[0][0]
+        return None, None
+    if stage.rule in FLOAT32_RULES:
+        return _requantize_float32_rule, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
-        return _pow2_rule_float, np.exp2(-params[2][0].astype(np.float64))
-    return None
+        return _requantize_pow2_shift, np.exp2(-params[2][0].astype(np.float64))
+    return None, None
 
 
-def _below_float_exact(acc: np.ndarray, bias: np.ndarray) -> bool:
-    largest = float(np.abs(acc).max(initial=0)) + float(np.abs(bias).max(initial=0))
-    return largest < 2.0**FLOAT_EXACT_ACC_BITS / 2
+@kernel(inline="always")
+def _clamp_and_count(v, acc_limit):
+    """The accumulator clamped to its width, and 1 where that clamps (a saturation)."""
+    return min(max(v, -acc_limit), acc_limit - 1), (v > acc_limit - 1) + (v < -acc_limit)
 
 
-@njit(cache=True, inline="always")
-def _float32_rule_float(v, m):
-    return np.float64(np.rint(np.float32(v) * m))
+@kernel(inline="always")
+def _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high):
+    out[i, j, c] = np.int32(min(max(y, lo), hi))
+    return (y > qmax and count_high) + (y < qmin and count_low)
 
 
-@njit(cache=True, inline="always")
-def _pow2_rule_float(v, m):
-    w = v * m
-    return np.copysign(np.floor(np.abs(w) + 0.5), w)
-
-
-@njit(cache=True)
-def _requantize_2d_float(rule, acc, bias, out, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The output stage in float64 (see ``_float_form``); ``acc_limit`` is 2**(acc_bits - 1)."""
+@kernel(nogil=True)
+def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``); ``acc_limit`` is
+    2**(acc_bits - 1)."""
     saturations = 0
-    for p in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            v = np.float64(acc[p, c]) + bias[c]
-            saturations += (v > acc_limit - 1) + (v < -acc_limit)
-            v = min(max(v, -acc_limit), acc_limit - 1)
-            y = rule(v, m[c]) + zp
-            saturations += (y > qmax and count_high) + (y < qmin and count_low)
-            out[p, c] = np.int32(min(max(y, lo), hi))
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
     return saturations
 
 
-@njit(cache=True, inline="always")
-def _float32_rule(a, mf, mi, sh, sg):
-    return requant_float32(a, mf)
+@kernel(nogil=True)
+def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift."""
+    saturations = 0
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                w = v * m[c]
+                y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
+                saturations += clamped + _store(y, out, i, j, c, lo, hi, qmin, qmax, count_low, count_high)
+    return saturations
 
 
-@njit(cache=True, inline="always")
-def _fixedpoint_rule(a, mf, mi, sh, sg):
-    return multiply_by_quantized_multiplier(a * sg, mi, sh)
-
-
-@njit(cache=True, inline="always")
-def _fixedpoint64_rule(a, mf, mi, sh, sg):
-    return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
-
-
-@njit(cache=True, inline="always")
-def _pow2_rule(a, mf, mi, sh, sg):
+@kernel(inline="always")
+def _apply_rule(code, a, mf, mi, sh, sg):
+    """Rule ``code`` (``OutputStage.rule_code``) on one saturated accumulator."""
+    if code == 0:
+        return requant_float32(a, mf)
+    if code == 1:
+        return multiply_by_quantized_multiplier(a * sg, mi, sh)
+    if code == _FIXEDPOINT64:
+        return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
+    if code == 4:
+        return multiply_by_quantized_multiplier_single(a * sg, mi, sh)
     return rounding_divide_by_pot(a * sg * mi, sh)
 
 
-_RULE_FUNCTIONS = {0: _float32_rule, 1: _fixedpoint_rule, _FIXEDPOINT64: _fixedpoint64_rule, 3: _pow2_rule}
+def mbqm_code(rule: str) -> int:
+    """1 for the double-rounding MultiplyByQuantizedMultiplier, 4 for TFLITE_SINGLE_ROUNDING's
+    (for kernels that call it themselves, e.g. TFLite's softmax)."""
+    return 4 if rule == "single-rounding" else 1
 
 
-@njit(cache=True, inline="always")
-def _positive_row(a):
-    return 0
+@kernel(inline="always")
+def mbqm(code, x, multiplier, shift):
+    """The 32-bit MultiplyByQuantizedMultiplier of ``mbqm_code`` (a code, not a function argument,
+    so that compiled kernels cache across processes)."""
+    if code == 4:
+        return multiply_by_quantized_multiplier_single(x, multiplier, shift)
+    return multiply_by_quantized_multiplier(x, multiplier, shift)
 
 
-@njit(cache=True, inline="always")
-def _row_by_sign(a):
-    return 1 if a < 0 else 0
-
-
-@njit(cache=True)
-def _requantize_2d(
-    rule, row, acc, bias, out, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
+@kernel(nogil=True)
+def _requantize_int(
+    code, by_sign, acc, out, bias, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
-    """The output stage over (positions, channels); row 1 of the parameters is the negative branch.
-
-    ``rule`` and ``row`` are functions (the rule; which parameter row an accumulator uses):
-    Numba compiles one specialised, branch-free loop per combination.
-    """
+    """The output stage over (i, j, C) views for rule ``code``; with ``by_sign``, negative
+    accumulators use row 1 of the parameters (the LeakyReLU/PReLU branch), else row 0."""
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
     saturations = 0
-    for p in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            a = np.int64(acc[p, c]) + bias[c]
-            if a > acc_max or a < acc_min:
-                saturations += 1
-                a = saturate(a, acc_min, acc_max)
-            r = row(a)
-            y = rule(a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
-            saturations += (y > qmax and count_high) or (y < qmin and count_low)
-            out[p, c] = saturate(y, lo, hi)
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            for c in range(acc.shape[2]):
+                a = np.int64(acc[i, j, c]) + bias[c]
+                if a > acc_max or a < acc_min:
+                    saturations += 1
+                    a = saturate(a, acc_min, acc_max)
+                r = 1 if by_sign and a < 0 else 0
+                y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+                saturations += (y > qmax and count_high) or (y < qmin and count_low)
+                out[i, j, c] = saturate(y, lo, hi)
     return saturations

@@ -10,7 +10,9 @@ kernel uses 10), 15 for 16-bit inputs in int64.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from nnasim.kernels.jit import kernel
 
 MAX_WEIGHT_BITS = 15
 
@@ -32,7 +34,7 @@ def fixed_weights(frac: np.ndarray, bits: int = MAX_WEIGHT_BITS) -> np.ndarray:
     return np.rint(np.asarray(frac, np.float64) * (1 << bits)).astype(np.int64)
 
 
-@njit(cache=True)
+@kernel
 def resize_nearest(x, rows, cols):
     n, _, _, c = x.shape
     out = np.empty((n, rows.shape[0], cols.shape[0], c), np.int32)
@@ -44,7 +46,7 @@ def resize_nearest(x, rows, cols):
     return out
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def resize_bilinear(x, x_zp, y0, y1, wy, x0, x1, wx, bits):
     """int64 accumulators (fraction ``2 * bits``) of the interpolated ``x - x_zp``."""
     n, _, _, c = x.shape

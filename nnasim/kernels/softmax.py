@@ -9,7 +9,9 @@ half up. Only the table construction uses floating point.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from nnasim.kernels.jit import kernel
 
 EXP_BITS = 30
 
@@ -19,7 +21,7 @@ def exp_table(in_scale: float, levels: int) -> np.ndarray:
     return np.rint(np.exp(-in_scale * np.arange(levels, dtype=np.float64)) * (1 << EXP_BITS)).astype(np.int64)
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def softmax_last_axis(x, table, out_multiplier, zo, qmax):
     """``x``: int (P, C); returns int32 (P, C) with real value ``(q - zo) / out_multiplier``."""
     p_count, c_count = x.shape

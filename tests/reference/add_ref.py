@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from tests.reference.fixedpoint_ref import mbqm32, quantize_multiplier, round_half_away_div_pow2
+from tests.reference.fixedpoint_ref import mbqm32, mbqm_single, quantize_multiplier, round_half_away_div_pow2
 
 
 def add_ref(a, b, sa, sb, so, za, zb, zo, bits, rule, qmin, qmax, lo=None, hi=None, sign_b=1):
@@ -21,12 +23,19 @@ def add_ref(a, b, sa, sb, so, za, zb, zo, bits, rule, qmin, qmax, lo=None, hi=No
             ra, rb = f32(sa) / f32(so), f32(sign_b) * (f32(sb) / f32(so))
             fixed = f32(zo) - (ra * f32(za) + rb * f32(zb))
             y = int(np.rint((fixed + f32(a[index]) * ra) + f32(b[index]) * rb)) - zo
-        elif rule == "fixedpoint":
+        elif rule in ("fixedpoint", "single-rounding"):
+            multiply = mbqm32 if rule == "fixedpoint" else mbqm_single
             shift = 15 if bits > 8 else 20
             twice = 2.0 * max(sa, sb)
-            ya = mbqm32(da << shift, *quantize_multiplier(sa / twice))
-            yb = mbqm32(db << shift, *quantize_multiplier(sb / twice))
-            y = mbqm32(ya + yb, *quantize_multiplier(twice / ((1 << shift) * so)))
+            ya = multiply(da << shift, *quantize_multiplier(sa / twice))
+            yb = multiply(db << shift, *quantize_multiplier(sb / twice))
+            y = multiply(ya + yb, *quantize_multiplier(twice / ((1 << shift) * so)))
+        elif rule == "xnnpack":  # xnn_init_qs8_add_minmax_scalar_params and the scalar qs8 vadd kernel
+            ra, rb = float(np.float32(sa) / np.float32(so)), float(np.float32(sb) / np.float32(so))
+            shift = 20 - (math.frexp(max(ra, rb))[1] - 1)
+            ma, mb = round(ra * 2**shift), sign_b * round(rb * 2**shift)
+            bias = (1 << (shift - 1)) - ma * za - mb * zb
+            y = (bias + int(a[index]) * ma + int(b[index]) * mb) >> shift
         else:
             fa, fb, fo = (-int(np.log2(s)) for s in (sa, sb, so))
             f = max(fa, fb)

@@ -41,6 +41,13 @@ def mbqm32(x: int, multiplier: int, shift: int) -> int:
     return rdbpot(srdhm(wrap_int32(x * (1 << left)), multiplier), right)
 
 
+def mbqm_single(x: int, multiplier: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier built with TFLITE_SINGLE_ROUNDING: round(x * M / 2**(31 - shift)),
+    ties toward +infinity, in exact integers."""
+    total = 31 - shift
+    return (x * multiplier + (1 << (total - 1))) >> total
+
+
 def mbqm64(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier(int64 x, ...), the int16x8 path."""
     reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF

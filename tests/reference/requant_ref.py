@@ -6,18 +6,26 @@ import math
 
 import numpy as np
 
-from tests.reference.fixedpoint_ref import mbqm32, mbqm64, quantize_multiplier, round_half_away_div_pow2
+from tests.reference.fixedpoint_ref import (
+    mbqm32,
+    mbqm64,
+    mbqm_single,
+    quantize_multiplier,
+    round_half_away_div_pow2,
+)
 
 
 def scale_one(acc: int, real: float, rule: str, acc_bits: int) -> int:
     """One accumulator times one real multiplier under ``rule`` (Python ints; float32 via numpy)."""
-    if rule == "float32":
+    if rule in ("float32", "xnnpack"):  # XNNPACK's fp32 requantization is onnxruntime's arithmetic
         return int(np.rint(np.float32(acc) * np.float32(real)))
     sign = -1 if real < 0 else 1
     acc, real = acc * sign, abs(real)
-    if rule == "fixedpoint":
+    if rule in ("fixedpoint", "single-rounding"):
         multiplier, shift = quantize_multiplier(real)
-        return mbqm32(acc, multiplier, shift) if acc_bits <= 32 else mbqm64(acc, multiplier, shift)
+        if acc_bits > 32:
+            return mbqm64(acc, multiplier, shift)
+        return (mbqm32 if rule == "fixedpoint" else mbqm_single)(acc, multiplier, shift)
     mantissa, exponent = math.frexp(real)
     if real == 0 or exponent < -47:  # the engine drops multipliers below 2**-47: in-range results are 0
         return 0
