@@ -53,7 +53,7 @@ def compare_all_tensors(path: Path, rule: str | None = None, reference: bool = T
     """(TFLite tensor names that differ, number compared) over every op output of one run."""
     model = read_tflite(path)
     graph, names = convert_tflite(model)
-    session = build_session(graph, 8, requant=rule)
+    session = build_session(graph, None, requant=rule)  # the model's own widths
     it = interpreter(path, reference)
     feeds = {}
     for detail, q, name in zip(it.get_input_details(), integer_inputs(it, seed), graph.inputs, strict=True):

@@ -22,7 +22,7 @@ from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
 from nnasim.quant.own_formats import carries_formats, integer_constants
 from nnasim.quant.params import dequantize_array, quantize_array
-from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq, own_integer_weights
+from nnasim.quant.qdq import has_own_weights, has_qdq, import_qdq
 from nnasim.quant.quantize import quantize_graph
 
 GENERATED_SAMPLES = 4
@@ -151,7 +151,7 @@ def build_session(
             calib = generated_feeds(graph)
         if ranges is None:
             ranges = calibrate(graph, calib, calib_method, bits, scheme)
-        quantized = quantize_graph(own_integer_weights(graph), bits, ranges, scheme, per_channel, layer_bits)
+        quantized = quantize_graph(integer_constants(graph), bits, ranges, scheme, per_channel, layer_bits)
     _check_rule(rule, scheme)
     if rule == "xnnpack" and bits > 8:
         rule = "fixedpoint"

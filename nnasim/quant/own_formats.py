@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from nnasim.errors import ModelError
-from nnasim.ir import Graph
+from nnasim.ir import Graph, Tensor
 from nnasim.quant.params import per_axis
 
 
@@ -24,17 +24,24 @@ def carries_formats(graph: Graph) -> bool:
 
 def integer_constants(graph: Graph) -> Graph:
     """Every constant with a format as its exact integers ``round(real / scale) + zero_point``."""
-    tensors = dict(graph.tensors)
-    for name, tensor in graph.tensors.items():
-        if not tensor.is_const or tensor.quant is None or tensor.data.dtype.kind in "iu":
-            continue
-        fmt, data = tensor.quant, tensor.data
-        scale = per_axis(fmt.scale, data.ndim, fmt.axis).astype(data.dtype)
-        zp = per_axis(fmt.zero_point, data.ndim, fmt.axis).astype(np.int64)
-        q = np.rint(data / scale).astype(np.int64) + zp
-        if not np.array_equal((q - zp).astype(data.dtype) * scale, data):
-            raise ModelError(
-                f"{graph.name}: constant {name!r} is not exactly representable in its own format"
-            )
-        tensors[name] = replace(tensor, data=q)
+    tensors = {
+        name: exact_integers(tensor, graph.source or graph.name)
+        if tensor.is_const and tensor.quant
+        else tensor
+        for name, tensor in graph.tensors.items()
+    }
     return graph.with_(tensors=tensors)
+
+
+def exact_integers(tensor: Tensor, where: str) -> Tensor:
+    """A constant stored as real values, back to the exact integers of its own format (``where``
+    names the file, or file and node, for the error)."""
+    if tensor.data.dtype.kind in "iu":
+        return tensor
+    fmt, data = tensor.quant, tensor.data
+    scale = per_axis(fmt.scale, data.ndim, fmt.axis).astype(data.dtype)
+    zp = per_axis(fmt.zero_point, data.ndim, fmt.axis).astype(np.int64)
+    q = np.rint(data / scale).astype(np.int64) + zp
+    if not np.array_equal((q - zp).astype(data.dtype) * scale, data):
+        raise ModelError(f"{where}: constant {tensor.name!r} is not exactly representable in its own format")
+    return replace(tensor, data=q)

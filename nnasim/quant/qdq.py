@@ -23,6 +23,7 @@ from nnasim.frontend import load_lowered
 from nnasim.frontend.source import parse_model_file, read_model
 from nnasim.ir import Graph, Node, Op, QuantParams, Tensor
 from nnasim.quant.dynamic import DYNAMIC_TYPES, rewrite_dynamic
+from nnasim.quant.own_formats import exact_integers
 from nnasim.quant.params import per_axis, quantize_array, weight_params
 from nnasim.quant.qoperator import FLOAT_SUFFIX, QDQ_TYPES, is_qoperator, to_standard_qdq
 from nnasim.quant.quantize import INHERITS_FORMAT
@@ -429,7 +430,7 @@ class _Import:
         for name in node.inputs[1:]:
             tensor = tensors.get(name)
             if tensor is not None and tensor.is_const and tensor.quant is not None:
-                tensors[name] = _exact_integers(tensor, f"{self.label}: node {node.name!r} ({node.op.value})")
+                tensors[name] = exact_integers(tensor, f"{self.label}: node {node.name!r} ({node.op.value})")
         if node.op in (Op.CONV, Op.GEMM, Op.MATMUL) and node.inputs[1] in tensors:
             weight = tensors[node.inputs[1]]
             if weight.is_const and weight.quant is None:
@@ -482,30 +483,6 @@ def _requantize_after_move(node: Node, tensors: dict[str, Tensor]) -> list[Node]
     moved = f"{out}::moved"
     tensors[moved] = replace(tensors[out], name=moved, dtype="float32", quant=source)
     return [node.with_(outputs=(moved,)), Node(f"{node.name}::requantize", Op.IDENTITY, (moved,), (out,))]
-
-
-def _exact_integers(tensor: Tensor, where: str) -> Tensor:
-    """A constant folded to floats by the frontend, back to the exact integers of its own format
-    (``where`` names the file and node for the error)."""
-    if tensor.data.dtype.kind in "iu":
-        return tensor
-    fmt, dtype = tensor.quant, tensor.data.dtype
-    scale = per_axis(fmt.scale, tensor.data.ndim, fmt.axis).astype(dtype)
-    zp = per_axis(fmt.zero_point, tensor.data.ndim, fmt.axis).astype(np.int64)
-    q = np.rint(tensor.data / scale).astype(np.int64) + zp
-    if not np.array_equal((q - zp).astype(dtype) * scale, tensor.data):
-        raise ModelError(f"{where}: constant {tensor.name!r} is not exactly representable in its own format")
-    return replace(tensor, data=q)
-
-
-def own_integer_weights(graph: Graph) -> Graph:
-    """Every constant with the model's own format as its exact integers (dynamically quantized models)."""
-    label = graph.source or graph.name
-    tensors = {
-        name: _exact_integers(t, label) if t.is_const and t.quant is not None else t
-        for name, t in graph.tensors.items()
-    }
-    return graph.with_(tensors=tensors)
 
 
 def import_qdq(graph: Graph) -> Graph:
