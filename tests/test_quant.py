@@ -27,8 +27,8 @@ def test_activation_format_covers_the_range_and_holds_zero(a, b, bits, scheme):
     scale, zp = float(fmt.scale), int(fmt.zero_point)
     assert fmt.qmin <= zp <= fmt.qmax  # real 0 is exactly the integer zp
     covered_lo, covered_hi = (fmt.qmin - zp) * scale, (fmt.qmax - zp) * scale
-    step = scale * (1 + 1e-6)
-    assert covered_lo <= min(lo, 0) + step / 2 and covered_hi >= max(hi, 0) - step / 2
+    slack = scale / 2 + (hi - lo) * 2**-23  # the zero point's rounding, plus the float32 scale's own
+    assert covered_lo <= min(lo, 0) + slack and covered_hi >= max(hi, 0) - slack
     if scheme == "pow2":
         assert zp == 0 and np.log2(scale) == int(np.log2(scale))
         magnitude = max(-lo, hi)

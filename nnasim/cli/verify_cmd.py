@@ -8,7 +8,11 @@ from pathlib import Path
 from nnasim.analysis.compare import CALIB_METHODS, SCHEMES, QuantConfig, parse_configs
 from nnasim.errors import UsageError
 
-SHARED_MODELS = Path("../shared/models")
+DEFAULT_MODELS = {
+    "detector": "ultraface-rfb-320.onnx",
+    "landmarks": "landmarks-68.onnx",
+    "verifier": "arcface-mbf-512.onnx",
+}
 DEFAULT_COMBOS = "32/32,16/16,8pc/8pc,8/8,8/32,32/8,8/16,32/8pc"
 
 
@@ -26,16 +30,15 @@ def add_parser(subparsers) -> None:
         metavar="DIR",
         help="the LFW photos, flat or one folder per person (default: beside --pairs)",
     )
+    found = "default: models/{} in the nearest folder above --pairs that has it"
+    parser.add_argument("--detector", help="face detector (" + found.format(DEFAULT_MODELS["detector"]) + ")")
     parser.add_argument(
-        "--detector", default=str(SHARED_MODELS / "ultraface-rfb-320.onnx"), help="face detector"
-    )
-    parser.add_argument(
-        "--landmarks", default=str(SHARED_MODELS / "landmarks-68.onnx"), help="68-landmark model (64x64 gray)"
+        "--landmarks",
+        help="68-landmark model, 64x64 gray (" + found.format(DEFAULT_MODELS["landmarks"]) + ")",
     )
     parser.add_argument(
         "--verifier",
-        default=str(SHARED_MODELS / "arcface-mbf-512.onnx"),
-        help="ArcFace-aligned 112x112 embedder",
+        help="ArcFace-aligned 112x112 embedder (" + found.format(DEFAULT_MODELS["verifier"]) + ")",
     )
     parser.add_argument(
         "--configs",
@@ -79,6 +82,16 @@ def parse_combos(text: str, scheme: str):
         combos.append(Combo(det, ver))
     reference = Combo(QuantConfig(32, scheme), QuantConfig(32, scheme))
     return tuple(dict.fromkeys([reference, *combos]))
+
+
+def default_model(role: str, pairs: Path) -> str:
+    """``models/<name>`` in the nearest folder above ``pairs`` that holds it (the shared data layout:
+    ``shared/images/lfw/pairs.txt`` beside ``shared/models/``)."""
+    name = DEFAULT_MODELS[role]
+    for folder in pairs.resolve().parents:
+        if (folder / "models" / name).is_file():
+            return str(folder / "models" / name)
+    raise UsageError(f"--{role}: no models/{name} above {pairs}; give the model with --{role} FILE")
 
 
 def parse_folds(text: str | None) -> tuple[int, ...] | None:
@@ -139,7 +152,12 @@ def run(args: argparse.Namespace) -> int:
         pairs=pairs,
         images=Path(args.images) if args.images else pairs.parent,
         out=Path(args.output),
-        models=Models(args.detector, args.landmarks, args.verifier),
+        models=Models(
+            *(
+                getattr(args, role) or default_model(role, pairs)
+                for role in ("detector", "landmarks", "verifier")
+            )
+        ),
         combos=parse_combos(args.configs, args.scheme),
         folds=parse_folds(args.folds),
         limit=args.limit,

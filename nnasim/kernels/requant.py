@@ -169,7 +169,7 @@ def _refuse_underflow(real: np.ndarray, form: Multipliers, rule: str) -> None:
     """A multiplier the rule cannot represent becomes 0 and every output the zero point: refuse that
     (when no channel survives) instead of returning silent zeros."""
     nonzero = real != 0
-    encoded = form.as_float32 if rule == "float32" else form.as_int
+    encoded = form.as_float32 if rule in FLOAT32_RULES else form.as_int
     if nonzero.any() and not np.any(encoded[nonzero]):
         smallest = float(np.min(np.abs(real[nonzero])))
         raise ValueError(
