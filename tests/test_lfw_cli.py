@@ -10,7 +10,8 @@ import pytest
 from nnasim.analysis import faces
 from nnasim.analysis.lfw_verify import VerifyRequest, verify
 from nnasim.cli import main
-from nnasim.cli.verify_cmd import dask_mapper, parse_combos
+from nnasim.cli.verify_cmd import dask_mapper, default_model, parse_combos
+from nnasim.errors import UsageError
 
 
 def argv_for(shared_dir, out, *extra):
@@ -129,3 +130,14 @@ def test_verify_bad_options_are_one_line(shared_dir, tmp_path, capsys, extra, me
     assert main(argv_for(shared_dir, tmp_path / "v", *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_verify_finds_the_models_above_the_pairs_file_or_names_the_option(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "images" / "lfw").mkdir(parents=True)
+    (shared / "models").mkdir()
+    pairs = shared / "images" / "lfw" / "pairs.txt"
+    (shared / "models" / "ultraface-rfb-320.onnx").write_bytes(b"")
+    assert default_model("detector", pairs) == str((shared / "models" / "ultraface-rfb-320.onnx").resolve())
+    with pytest.raises(UsageError, match="--verifier: no models/arcface-mbf-512.onnx above"):
+        default_model("verifier", pairs)
