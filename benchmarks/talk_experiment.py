@@ -98,7 +98,12 @@ def main() -> None:
     started = time.perf_counter()
     heads = detect(out, "lffd-head-480x640.onnx", "heads", "lffd_head_relative_error.png", None, args.reuse)
     boxes = detect(
-        out, "ultraface-rfb-320.onnx", "face-boxes", "ultraface_faceboxes_relative_error.png", "labels.csv"
+        out,
+        "ultraface-rfb-320.onnx",
+        "face-boxes",
+        "ultraface_faceboxes_relative_error.png",
+        "labels.csv",
+        args.reuse,
     )
     verification = lfw(out, args)
     print("\nLFW (detector/verifier):")

@@ -199,6 +199,11 @@ def batchnorm(ctx: Context, node: onnx.NodeProto) -> list[Node]:
             f"one value per channel ({channels})"
         )
     epsilon = np.float32(attributes(node).get("epsilon", 1e-5))
+    if not np.all(var + epsilon > 0):
+        raise ModelError(
+            f"{ctx.label}: node {node.name!r} (BatchNormalization): var + epsilon must be positive "
+            f"(smallest {float(np.min(var + epsilon)):.3g})"
+        )
     scale = (gamma / np.sqrt(var + epsilon)).astype(np.float32)
     bias = (beta - mean * scale).astype(np.float32)
     out = node.output[0]

@@ -222,6 +222,17 @@ MODEL_FILE_CASES = [
     _info("Inf weight", lambda: _conv_with(_poisoned(np.inf)), r"constant 'w' holds infinity"),
     _info("-Inf weight", lambda: _conv_with(_poisoned(-np.inf)), r"constant 'w' holds infinity"),
     _info("NaN in a Constant node", _constant_node_nan, r"constant 'c' holds NaN"),
+    _info(
+        "negative BatchNormalization variance",
+        lambda: _node(
+            "BatchNormalization",
+            inits={
+                n: np.array(v, np.float32)
+                for n, v in zip("gbmv", ([1] * 3, [0] * 3, [0] * 3, [1, -2, 1]), strict=True)
+            },
+        ),
+        r"node 'the_node' \(BatchNormalization\): var \+ epsilon must be positive \(smallest -2\)",
+    ),
     _info("NaN QDQ scale", lambda: _qdq_model(np.nan), r"constant 's' holds NaN"),
     _info("Inf QDQ scale", lambda: _qdq_model(np.inf), r"constant 's' holds infinity"),
     _info("zero QDQ scale", lambda: _qdq_model(0.0), r"scale"),
