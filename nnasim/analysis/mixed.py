@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.cost import HwProfile, LayerCost, build_workload, evaluate
+from nnasim.cost import HwProfile, build_workload, evaluate
 from nnasim.engine.session import build_session
 from nnasim.errors import UsageError
 from nnasim.ir import Graph
@@ -89,27 +89,21 @@ class Measurer:
         self.ranges = calibrate(graph, calib)
         self.references = [run_float(graph, feed) for feed in feeds]
         self.workload = build_workload(graph)
-        self._costs: dict[str, tuple[LayerCost, ...]] = {}
+        self._costs: dict[tuple[tuple[str, str], ...], tuple[float, float]] = {}
 
     def expand(self, layer_bits: dict[str, str]) -> dict[str, str]:
         """Widths of every node (non-weighted ones follow their producer, see ``quant.widths``)."""
         return width_names(layer_widths(self.graph, layer_bits, uniform_width(16, False)))
 
     def cost(self, layer_bits: dict[str, str]) -> tuple[float, float]:
-        """(MB/inference, inferences/s): the sum of the layers' costs at their widths."""
+        """(MB/inference, inferences/s) of the mixed graph, planned and costed by the cost model
+        with every layer at its width (remembered: the greedy walk asks for each candidate)."""
         expanded = self.expand(layer_bits)
-        total = LayerCost.total(
-            self._layer_cost(index, expanded) for index in range(len(self.workload.layers))
-        )
-        seconds = total.cycles / (self.hw.clock_mhz * 1e6)
-        return total.dram_bytes / 1e6, 1.0 / seconds if seconds > 0 else math.inf
-
-    def _layer_cost(self, index: int, expanded: dict[str, str]) -> LayerCost:
-        width = expanded[self.workload.layers[index].name]
-        if width not in self._costs:
-            everything = dict.fromkeys(expanded, width)
-            self._costs[width] = evaluate(self.workload, self.hw, 16, everything).layers
-        return self._costs[width][index]
+        key = tuple(expanded.items())
+        if key not in self._costs:
+            cost = evaluate(self.workload, self.hw, 16, expanded)
+            self._costs[key] = (cost.megabytes, cost.inferences_per_second)
+        return self._costs[key]
 
     def sqnr(self, layer_bits: dict[str, str]) -> float:
         """Output SQNR (dB) against fp32 over every output of every sample."""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from nnasim.cli.common import add_model_argument, add_output_arguments, emit, load_engine_graph
 from nnasim.cost import NetworkCost, build_workload, evaluate, load_profile
-from nnasim.cost.profile import WIDTHS
 from nnasim.errors import UsageError
 from nnasim.io.files import refuse_existing
+from nnasim.quant.widths import WIDTHS
 from nnasim.report.tables import render
 
 UNITS_NOTE = (
@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--bits",
         default="8,16",
-        help="widths: 8, 8pc, 16, 16x8 (16-bit activations, 8-bit weights) or a list (default 8,16)",
+        help="widths: 8, 8pc, 16, 16pc, 16x8 (16-bit activations, 8-bit weights) or a list (default 8,16)",
     )
     parser.add_argument("--per-layer", action="store_true", help="also print the per-layer table")
     parser.add_argument("--plot", metavar="PNG", help="draw the per-layer roofline to PNG")
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
 
 
 def parse_bits(text: str) -> tuple[int | str, ...]:
-    """``"8,16x8"`` -> (8, '16x8'): plain widths as numbers, the others ('8pc', '16x8') as text."""
+    """``"8,16x8"`` -> (8, '16x8'): plain widths as numbers, the others ('8pc', '16x8'...) as text."""
     parts = [part.strip() for part in text.split(",")]
     if not parts or any(part not in WIDTHS for part in parts):
         raise UsageError(f"--bits {text!r}: supported widths are {', '.join(WIDTHS)} (e.g. 8,16x8)")

@@ -23,9 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
 from nnasim.cost.plan import Group, MemoryPlan, buffered_weight_bytes, plan_memory
-from nnasim.cost.profile import HwProfile, Width, parse_width
+from nnasim.cost.profile import HwProfile
 from nnasim.cost.rules import LayerRule, rule_for
 from nnasim.cost.workload import ALIAS, LayerWork, Workload
+from nnasim.quant.widths import Width, parse_width
 
 COMPUTE = "compute"
 MEMORY = "memory"
@@ -136,7 +137,8 @@ class NetworkCost:
 def evaluate(
     workload: Workload, hw: HwProfile, bits: int | str, layer_bits: Mapping[str, str] | None = None
 ) -> NetworkCost:
-    """The cost of ``workload`` on ``hw`` at width ``bits`` ('8', '8pc', '16', '16x8').
+    """The cost of ``workload`` on ``hw`` at width ``bits`` (a ``quant.widths`` name: '8', '8pc',
+    '16', '16pc', '16x8').
 
     ``layer_bits`` maps node names to their own width (mixed precision); layers not named run
     at ``bits``. The plan and every layer's bytes and cycles use each layer's width, so a

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from nnasim.cost.profile import HwProfile, Width
+from nnasim.cost.profile import HwProfile
 from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
+from nnasim.quant.widths import Width
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nnasim.errors import ProfileError
 from nnasim.io.guarded import read_yaml
+from nnasim.quant.widths import Width, parse_width
 
 
 def _profile_dir() -> Path:
@@ -28,49 +29,9 @@ def _profile_dir() -> Path:
 PROFILE_DIR = _profile_dir()
 
 SUPPORTED_BITS = (8, 16)
-# Widths the cost model takes: activations x weights. '16x8' is TFLite's and Ethos-U's 16-bit
-# mode (16-bit activations, 8-bit weights); '8pc' is 8 bits with per-channel weight scales,
-# which costs what '8' costs.
-WIDTHS = ("8", "8pc", "16", "16x8")
 COMPRESSION_MODES = ("none", "ratio", "estimate", "encode")
 FUSION_MODES = ("none", "elementwise", "layers")
 ROUNDING_MODES = ("half_away_from_zero", "half_to_even")
-
-
-@dataclass(frozen=True)
-class Width:
-    """An operand width: activation and weight bits, and the profile tables it reads."""
-
-    name: str
-    act_bits: int
-    weight_bits: int
-
-    @property
-    def act_bytes(self) -> int:
-        return self.act_bits // 8
-
-    @property
-    def per_channel(self) -> bool:
-        """Whether weights carry per-output-channel scales ('8pc'; '16x8' as TFLite makes it)."""
-        return self.name in ("8pc", "16x8")
-
-
-_WIDTHS = {
-    "8": Width("8", 8, 8),
-    "8pc": Width("8pc", 8, 8),
-    "16": Width("16", 16, 16),
-    "16x8": Width("16x8", 16, 8),
-}
-
-
-def parse_width(bits: int | str | Width) -> Width:
-    """``8``, ``"8"``, ``"8pc"``, ``16``, ``"16"`` or ``"16x8"`` as a ``Width``; else ``ValueError``."""
-    if isinstance(bits, Width):
-        return bits
-    key = str(bits)
-    if key not in _WIDTHS:
-        raise ValueError(f"unknown width {bits!r} (widths: {', '.join(WIDTHS)})")
-    return _WIDTHS[key]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ import math
 from dataclasses import dataclass
 
 from nnasim.cost import blocks as blk
-from nnasim.cost.profile import HwProfile, Width
+from nnasim.cost.profile import HwProfile
 from nnasim.cost.workload import LayerWork, Workload
 from nnasim.errors import ModelError
+from nnasim.quant.widths import Width
 
 MAC_ENGINE = "mac"
 ELEMENT_ENGINE = "element"

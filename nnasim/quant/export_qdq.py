@@ -5,9 +5,9 @@ or int16, per tensor); weights are stored as integers behind a DequantizeLinear 
 along the output axis where the format is); biases as int32 at ``scale_in * scale_weight``
 when they fit, else at that scale times the smallest power of two that fits. A fused
 activation becomes its own ONNX node before the output's Q/DQ (after an Add, a PRelu or
-LeakyRelu reads the sum already in the output format, as in the engine); a requantize node
-(mixed precision) becomes an Identity between two formats. Opset 21: the first with int16
-QuantizeLinear in the default domain.
+LeakyRelu reads the sum rounded to the output's scale but not clipped to its range, as in the
+engine); a requantize node (mixed precision) becomes an Identity between two formats. Opset 21:
+the first with int16 QuantizeLinear in the default domain.
 """
 
 from __future__ import annotations
@@ -57,6 +57,14 @@ class _Writer:
         scale, zero = self._format_consts(target, fmt)
         self.nodes.append(helper.make_node("QuantizeLinear", [source, scale, zero], [f"{target}/q"]))
         self.nodes.append(helper.make_node("DequantizeLinear", [f"{target}/q", scale, zero], [target]))
+        return target
+
+    def rounded(self, source: str, fmt: QuantParams, target: str) -> str:
+        """``source`` rounded to a multiple of ``fmt``'s scale but not clipped to its range."""
+        scale = self.const(f"{target}/scale", np.asarray(fmt.scale, np.float32))
+        self.nodes.append(helper.make_node("Div", [source, scale], [f"{target}/div"]))
+        self.nodes.append(helper.make_node("Round", [f"{target}/div"], [f"{target}/round"]))
+        self.nodes.append(helper.make_node("Mul", [f"{target}/round", scale], [target]))
         return target
 
     def _format_consts(self, name: str, fmt: QuantParams) -> tuple[str, str]:
@@ -143,12 +151,8 @@ def export_qdq(graph: Graph, path: str | Path) -> Path:
     for node in graph.nodes:
         out = node.outputs[0]
         raw = _emit(writer, node, f"{out}/raw")
-        if (
-            node.op in (Op.ADD, Op.SUB)
-            and node.act is not None
-            and node.act.kind in (Op.PRELU, Op.LEAKY_RELU)
-        ):
-            raw = writer.qdq(raw, _format(graph, out), f"{out}/sum")  # the engine's sum, in the output format
+        if _slope_after_sum(node):
+            raw = writer.rounded(raw, _format(graph, out), f"{out}/sum")
         after = writer.activation(node.act, raw, out)
         writer.read[out] = writer.qdq(after, _format(graph, out), out)
     model = helper.make_model(
@@ -165,6 +169,12 @@ def export_qdq(graph: Graph, path: str | Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def _slope_after_sum(node: Node) -> bool:
+    """An Add/Sub with a fused PRelu/LeakyRelu: the engine holds its sum at the output's scale but
+    int32 range (the output format is calibrated after the slope, below which the sum may lie)."""
+    return node.op in (Op.ADD, Op.SUB) and node.act is not None and node.act.kind in (Op.PRELU, Op.LEAKY_RELU)
 
 
 def _format(graph: Graph, name: str) -> QuantParams:

@@ -3,7 +3,8 @@
 A width names a layer's input-activation and weight formats: ``8`` (8-bit, per-tensor weights),
 ``8pc`` (8-bit, per-channel weights), ``16`` (16-bit activations and weights), ``16pc`` (16-bit,
 per-channel weights) and ``16x8`` (16-bit activations, 8-bit per-channel weights: TFLite's
-int16x8 mode). ``layer_widths`` expands a partial assignment to every node: a node named in it
+int16x8 mode). The same ``Width`` is what the cost model prices (``cost.evaluate``), uniform
+or per layer. ``layer_widths`` expands a partial assignment to every node: a node named in it
 takes its width, an unnamed weighted node (Conv, Gemm, MatMul, BatchNormalization) the default,
 and any other node (Add, pooling, activations...) the width of the layer that produces its
 first computed input, so a residual add or a pool runs at the width of the layer before it.
@@ -28,6 +29,10 @@ class Width:
     weight_bits: int
     per_channel: bool
 
+    @property
+    def act_bytes(self) -> int:
+        return self.act_bits // 8
+
 
 WIDTHS = {
     w.name: w
@@ -41,8 +46,11 @@ WIDTHS = {
 }
 
 
-def parse_width(text: str) -> Width:
-    """The ``Width`` named ``text``; a ``UsageError`` listing the names otherwise."""
+def parse_width(text: int | str | Width) -> Width:
+    """The ``Width`` named ``text`` (``8`` and ``16`` may be numbers); a ``UsageError`` listing
+    the names otherwise."""
+    if isinstance(text, Width):
+        return text
     width = WIDTHS.get(str(text).strip())
     if width is None:
         raise UsageError(f"unknown layer width {text!r}; choose from {', '.join(WIDTHS)}")

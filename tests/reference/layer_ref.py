@@ -134,10 +134,12 @@ def _add(graph, node, a, b, rule):
     lo, hi, negative = _activation(graph, node, np.ones(1), fo, channels)
     scales = [float(_scale(f)[0]) for f in (fa, fb, fo)]
     bits = max(fa.bits, fb.bits)
-    out, _ = add_ref(a, b, *scales, _zp(fa), _zp(fb), _zp(fo), bits, rule, fo.qmin, fo.qmax, lo, hi)
+    # a fused PRelu/LeakyRelu: the output format is calibrated after the slope, so the sum is
+    # held at int32 range (not the output's) until the slope stage rescales its negative side
+    qmin, qmax = (fo.qmin, fo.qmax) if negative is None else (-(2**31), 2**31 - 1)
+    out, _ = add_ref(a, b, *scales, _zp(fa), _zp(fb), _zp(fo), bits, rule, qmin, qmax, lo, hi)
     if negative is None:
         return out
-    # a fused PRelu/LeakyRelu: the sum's negative side rescaled by the slope, a second stage
     zo = _zp(fo)
     out, _ = requantize_ref(
         out - zo, 1.0, rule, zo, fo.qmin, fo.qmax, _acc_bits(graph, node), None, None, negative
