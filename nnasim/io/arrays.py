@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -35,7 +36,15 @@ def _read_checked(handle: IO[bytes], where: str, available: int) -> np.ndarray:
             np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         )
         shape, fortran, dtype = read_header(handle)
-    except (ValueError, EOFError, OSError, zlib.error, zipfile.BadZipFile) as error:
+    except (
+        ValueError,
+        SyntaxError,
+        tokenize.TokenError,
+        EOFError,
+        OSError,
+        zlib.error,
+        zipfile.BadZipFile,
+    ) as error:
         raise DataError(f"{where}: not a valid .npy array ({error})") from None
     if dtype.kind not in NUMERIC_KINDS or dtype.hasobject or dtype.fields:
         raise DataError(f"{where}: holds {dtype} values; nnasim takes numbers (integers or floats)")

@@ -38,6 +38,13 @@ def _lying_header(folder: Path) -> None:
     (folder / "x.npy").write_bytes(buffer.getvalue() + bytes(16))
 
 
+def _unclosed_header(folder: Path) -> None:
+    """A .npy whose header dict never closes its shape tuple (Python's tokenizer fails on it)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3, np.float32))
+    (folder / "x.npy").write_bytes(buffer.getvalue().replace(b"(3,)", b"(3, ", 1))
+
+
 def _npz(members: dict[str, bytes], name: str = "x.npz"):
     def make(folder: Path) -> None:
         with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -115,6 +122,12 @@ DATA_CASES = [
         (*RUN, "{dir}/x.npy"),
         r"x\.npy: holds .* values",
         _npy("x.npy", np.zeros(3, [("a", "f4"), ("b", "i4")])),
+    ),
+    Case(
+        "npy header never closes",
+        (*RUN, "{dir}/x.npy"),
+        r"x\.npy: not a valid \.npy array \(",
+        _unclosed_header,
     ),
     Case(
         "npy header claims terabytes",
