@@ -201,7 +201,10 @@ class Requantizer:
 
     ``into(acc, out)`` requantizes any (rows, C) or (rows, cols, C) view of accumulators
     (int64, or floats holding exact integers) into an int32 view of the same shape, e.g. one
-    block of a product while it is still in cache, and returns the saturation count.
+    block of a product while it is still in cache, and returns the saturation count. ``acc``
+    may have more columns than ``out`` (axis 1 of 3-D views): the extra ones are ignored, so a
+    caller can pass a contiguous array instead of a strided slice of it, which the kernels'
+    channel loop would not vectorise.
     """
 
     def __init__(self, stage: OutputStage, channels: int, bias=None, acc_bound: int | None = None):
@@ -232,7 +235,9 @@ class Requantizer:
         if acc.dtype not in (np.int32, np.int64, np.float32, np.float64):
             acc = acc.astype(np.int64)
         acc3, out3 = (acc[None], out[None]) if acc.ndim == 2 else (acc, out)
-        if self.float_loop is not None and (self.proved or (self.scan and self._seen_exact(acc))):
+        if self.float_loop is not None and (
+            self.proved or (self.scan and self._seen_exact(acc3[:, : out3.shape[1]]))
+        ):
             return int(self.float_loop(acc3, out3, *self.float_args))
         code, by_sign = self.stage.rule_code, self.stage.neg is not None
         return int(_requantize_int(code, by_sign, acc3, out3, *self.int_args))
@@ -272,11 +277,11 @@ def _clamp_and_count(v, acc_limit):
 
 @kernel(nogil=True)
 def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``); ``acc_limit`` is
-    2**(acc_bits - 1)."""
+    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``; ``acc`` may have
+    more columns j than ``out``); ``acc_limit`` is 2**(acc_bits - 1)."""
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
                 v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
@@ -290,7 +295,7 @@ def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low,
     """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift."""
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
                 v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
                 w = v * m[c]
@@ -339,7 +344,7 @@ def _requantize_int(
     acc_min = -acc_max - 1
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
                 a = np.int64(acc[i, j, c]) + bias[c]
                 if a > acc_max or a < acc_min:
