@@ -217,12 +217,15 @@ class Requantizer:
         wide = stage.acc_bits > FLOAT_EXACT_ACC_BITS
         self.proved = not wide or (acc_bound is not None and acc_bound < FLOAT_EXACT_LIMIT)
         self.scan = wide and acc_bound is None
+        acc_limit = 2 ** (stage.acc_bits - 1)
         self.float_args = (
             self.bias.astype(np.float64),
             self.float_multipliers,
-            *(float(v) for v in self.clamp),
-            *self.counts,
-            float(2 ** (stage.acc_bits - 1)),
+            *(float(v) for v in self.clamp[:3]),
+            float(stage.qmin) if stage.count_low else -np.inf,  # outputs below it are saturations
+            float(stage.qmax) if stage.count_high else np.inf,
+            float(acc_limit),
+            acc_bound is None or acc_bound >= acc_limit,  # clamp_acc: the width may be exceeded
         )
         self.int_args = (self.bias, *self.params, *self.clamp, *self.counts, stage.acc_bits)
 
@@ -276,32 +279,41 @@ def _clamp_and_count(v, acc_limit):
 
 
 @kernel(nogil=True)
-def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
+def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
     """The float32 rule in float64 on (i, j, C) views (see ``_float_form``; ``acc`` may have
-    more columns j than ``out``); ``acc_limit`` is 2**(acc_bits - 1)."""
+    more columns j than ``out``). ``acc_limit`` is 2**(acc_bits - 1); without ``clamp_acc`` (a
+    bound proves the accumulators within their width) they are not clamped, which is faster.
+    Outputs below ``below`` or above ``above`` count as saturations (infinite: not counted)."""
     saturations = 0
     for i in range(acc.shape[0]):
         for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
-                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:  # loop-invariant: LLVM compiles the loop once with, once without
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
+                saturations += (y > above) + (y < below)
     return saturations
 
 
 @kernel(nogil=True)
-def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift."""
+def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
+    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift; the other
+    arguments as in ``_requantize_float32_rule``."""
     saturations = 0
     for i in range(acc.shape[0]):
         for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
-                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
                 w = v * m[c]
                 y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
+                saturations += (y > above) + (y < below)
     return saturations
 
 
