@@ -121,7 +121,7 @@ class Conv2d:
                         np.matmul(padded[first : first + rows], taps[ky, kx], out=target)
                         if target is product:
                             acc += product
-                return requantizer.into(acc.reshape(stop - start, wp, out_ch)[:, :ow], out[b, start:stop])
+                return requantizer.into(acc.reshape(stop - start, wp, out_ch), out[b, start:stop])  # OW of Wp
 
             saturations += for_blocks(block, oh, max(1, block_rows(oh * wp, out_ch) // wp))
         return out, saturations

@@ -201,7 +201,10 @@ class Requantizer:
 
     ``into(acc, out)`` requantizes any (rows, C) or (rows, cols, C) view of accumulators
     (int64, or floats holding exact integers) into an int32 view of the same shape, e.g. one
-    block of a product while it is still in cache, and returns the saturation count.
+    block of a product while it is still in cache, and returns the saturation count. ``acc``
+    may have more columns than ``out`` (axis 1 of 3-D views): the extra ones are ignored, so a
+    caller can pass a contiguous array instead of a strided slice of it, which the kernels'
+    channel loop would not vectorise.
     """
 
     def __init__(self, stage: OutputStage, channels: int, bias=None, acc_bound: int | None = None):
@@ -214,12 +217,15 @@ class Requantizer:
         wide = stage.acc_bits > FLOAT_EXACT_ACC_BITS
         self.proved = not wide or (acc_bound is not None and acc_bound < FLOAT_EXACT_LIMIT)
         self.scan = wide and acc_bound is None
+        acc_limit = 2 ** (stage.acc_bits - 1)
         self.float_args = (
             self.bias.astype(np.float64),
             self.float_multipliers,
-            *(float(v) for v in self.clamp),
-            *self.counts,
-            float(2 ** (stage.acc_bits - 1)),
+            *(float(v) for v in self.clamp[:3]),
+            float(stage.qmin) if stage.count_low else -np.inf,  # outputs below it are saturations
+            float(stage.qmax) if stage.count_high else np.inf,
+            float(acc_limit),
+            acc_bound is None or acc_bound >= acc_limit,  # clamp_acc: the width may be exceeded
         )
         self.int_args = (self.bias, *self.params, *self.clamp, *self.counts, stage.acc_bits)
 
@@ -232,7 +238,9 @@ class Requantizer:
         if acc.dtype not in (np.int32, np.int64, np.float32, np.float64):
             acc = acc.astype(np.int64)
         acc3, out3 = (acc[None], out[None]) if acc.ndim == 2 else (acc, out)
-        if self.float_loop is not None and (self.proved or (self.scan and self._seen_exact(acc))):
+        if self.float_loop is not None and (
+            self.proved or (self.scan and self._seen_exact(acc3[:, : out3.shape[1]]))
+        ):
             return int(self.float_loop(acc3, out3, *self.float_args))
         code, by_sign = self.stage.rule_code, self.stage.neg is not None
         return int(_requantize_int(code, by_sign, acc3, out3, *self.int_args))
@@ -271,32 +279,41 @@ def _clamp_and_count(v, acc_limit):
 
 
 @kernel(nogil=True)
-def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``); ``acc_limit`` is
-    2**(acc_bits - 1)."""
+def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
+    """The float32 rule in float64 on (i, j, C) views (see ``_float_form``; ``acc`` may have
+    more columns j than ``out``). ``acc_limit`` is 2**(acc_bits - 1); without ``clamp_acc`` (a
+    bound proves the accumulators within their width) they are not clamped, which is faster.
+    Outputs below ``below`` or above ``above`` count as saturations (infinite: not counted)."""
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
-                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:  # loop-invariant: LLVM compiles the loop once with, once without
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
+                saturations += (y > above) + (y < below)
     return saturations
 
 
 @kernel(nogil=True)
-def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, qmin, qmax, count_low, count_high, acc_limit):
-    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift."""
+def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
+    """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift; the other
+    arguments as in ``_requantize_float32_rule``."""
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
-                v, clamped = _clamp_and_count(np.float64(acc[i, j, c]) + bias[c], acc_limit)
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
                 w = v * m[c]
                 y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += clamped + (y > qmax and count_high) + (y < qmin and count_low)
+                saturations += (y > above) + (y < below)
     return saturations
 
 
@@ -339,7 +356,7 @@ def _requantize_int(
     acc_min = -acc_max - 1
     saturations = 0
     for i in range(acc.shape[0]):
-        for j in range(acc.shape[1]):
+        for j in range(out.shape[1]):
             for c in range(acc.shape[2]):
                 a = np.int64(acc[i, j, c]) + bias[c]
                 if a > acc_max or a < acc_min:
