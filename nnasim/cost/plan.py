@@ -14,8 +14,8 @@ Three decisions, each a small pure function of the workload, the profile and the
    output-channel chunks and re-reads its input from DRAM once per chunk.
 
 Profiles with a ``blocks`` section plan groups as **cascades** instead (``_plan_cascades``):
-a layer joins when it is the only reader of the previous layer's output, that output does
-not fit the cache whole, and the rolling buffer between them (the producer's block rows
+a layer joins when it is the only reader of the previous layer's output, it could not run
+whole in the cache (its input and output exceed ``ocm_kib``), and the rolling buffer between them (the producer's block rows
 plus the consumer's input-block rows, full width) fits the cache (``ocm_kib``) beside the
 cascade's other rolling buffers. ``fusion: none`` forbids cascading.
 """
@@ -151,9 +151,8 @@ def _rolling_buffer(
     if link in workload.graph_outputs or any(s == link for s in consumer.inputs[1:]):
         return None
     width = widths[producer.index]
-    size = workload.storage_elems[link] * width.act_bytes
-    if size <= hw.ocm_kib * 1024:
-        return None  # it fits whole: residency keeps it on chip
+    if _whole_bytes(consumer, hw, widths[consumer.index]) <= hw.ocm_kib * 1024:
+        return None  # the consumer runs whole in the cache: no need to cascade into it
     used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index], stripe)
     if used is None:
         return None
@@ -169,6 +168,14 @@ def _rolling_buffer(
     rows = -(-(min(made.ofm_block[0], h) + rows_in) // rows_in) * rows_in
     granule = hw.blocks["fm_depth_granule"]
     return rows * w * (-(-c // granule) * granule) * width.act_bytes, made_stripe
+
+
+def _whole_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
+    """Cache bytes a layer needs to run uncascaded: its whole input and output feature maps,
+    channels rounded up to the storage brick."""
+    granule = hw.blocks["fm_depth_granule"]
+    shapes = (layer.in_shape, layer.out_shape)
+    return sum(h * w * (-(-c // granule) * granule) for h, w, c in shapes) * width.act_bytes
 
 
 def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
