@@ -68,10 +68,10 @@ def test_depthwise_3x3_block():
     cost = evaluate(workload, hw, 8).layers[0]
     assert cost.compute_cycles == 640
     # SRAM: the input once (no halo re-read: one block), the output once; flash: 9x16 weights
-    # plus 16 biases at 32 bits, read once.
-    assert cost.traffic == {("sram", "fm read"): 1024, ("sram", "fm write"): 1024, ("flash", "weights"): 208}
-    # The graph's input and output are channel-last: a block moves runs of 16 channels x 1
-    # byte, and each 16-byte run costs a whole 32-byte SRAM burst: (1024 + 1024) x 2 / 8.
+    # plus 16 biases at 32 bits, read once. The graph's input and output are channel-last: a
+    # block moves runs of 16 channels x 1 byte, and each 16-byte run moves a whole 32-byte SRAM
+    # burst, so the bus carries 2 x 1024 bytes each way; its time: (2048 + 2048) / 8.
+    assert cost.traffic == {("sram", "fm read"): 2048, ("sram", "fm write"): 2048, ("flash", "weights"): 208}
     assert cost.transfer_cycles == {"sram": 512, "flash": 208}
     # one block: neither its transfer nor its compute can hide behind another block's
     assert cost.cycles == 640 + 512
@@ -137,7 +137,8 @@ def test_16x8_has_8_bit_weights_and_16_bit_activations():
     hw = u55()
     c8, c16x8 = evaluate(workload, hw, 8).layers[0], evaluate(workload, hw, "16x8").layers[0]
     assert c16x8.traffic[("flash", "weights")] == c8.traffic[("flash", "weights")] + 16 * (40 - 32) // 8
-    assert c16x8.traffic[("sram", "fm write")] == 2 * c8.traffic[("sram", "fm write")]
+    # 1024 output elements at 2 bytes, in 32-byte runs (16 channels): whole SRAM bursts
+    assert c16x8.traffic[("sram", "fm write")] == 2 * 1024
     assert c16x8.width == "16x8"
 
 
@@ -179,12 +180,14 @@ def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
     cascaded = evaluate(workload, hw, 8)
     assert len({c.group for c in cascaded.layers}) == 1
     dram = cascaded.memory_traffic()["dram"]
-    assert dram["fm write"] == 64 * 64 * 32  # the chain's output only
+    # the chain's output only, channel-last: runs of 16 channels x 1 byte in 128-byte bursts
+    assert dram["fm write"] == 64 * 64 * 32 * 128 / 16
     assert cascaded.memory_traffic()["sram"]["fm write"] == 2 * 64 * 64 * 32
     for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=8)):
         cost = evaluate(workload, apart, 8)
         assert len({c.group for c in cost.layers}) == 3
-        assert cost.memory_traffic()["dram"]["fm write"] == 3 * 64 * 64 * 32
+        # two intermediates in 16-channel bricks (512-byte runs: whole bursts) and the output
+        assert cost.memory_traffic()["dram"]["fm write"] == (2 + 128 / 16) * 64 * 64 * 32
 
 
 def test_a_tight_cache_cascades_with_shorter_stripes():
@@ -196,7 +199,7 @@ def test_a_tight_cache_cascades_with_shorter_stripes():
     hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=30)
     cost = evaluate(workload, hw, 8)
     assert [c.group for c in cost.layers] == [0, 0, 1]
-    assert cost.memory_traffic()["dram"]["fm write"] == 2 * 64 * 64 * 32
+    assert cost.memory_traffic()["dram"]["fm write"] == (1 + 128 / 16) * 64 * 64 * 32
     from nnasim.cost.plan import plan_memory
 
     assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 4, None)

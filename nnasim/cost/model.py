@@ -245,42 +245,49 @@ def _group_costs(
                 nbytes = plan.input_passes[index] * _burst(
                     nbytes * group.halo_factor, memories[memory].burst_bytes, pieces
                 )
-            _book(traffic, memory, FM_READ, nbytes)
             run = rule.read_run(schedule, storage, workload, hw, width) if schedule is not None else None
-            _time(timed, memory, nbytes, run, memories)
+            _move(traffic, timed, memory, FM_READ, nbytes, run, memories)
         if layer.kind != ALIAS:
             memory = _output_home(layer, plan, gid, workload, hw)
             if memory is not None:
                 nbytes = rule.output_bytes(layer, workload, hw, width)
                 if not hw.blocks:
                     nbytes = _burst(nbytes, memories[memory].burst_bytes)
-                _book(traffic, memory, FM_WRITE, nbytes)
                 run = (
                     rule.write_run(schedule, layer.output, workload, hw, width)
                     if schedule is not None
                     else None
                 )
-                _time(timed, memory, nbytes, run, memories)
+                _move(traffic, timed, memory, FM_WRITE, nbytes, run, memories)
         if weights[index]:
             before = {key: v for key, v in traffic.items() if key[1] == WEIGHTS}
             free -= _book_weights(traffic, rule, schedule, weights[index], hw, free)
             for (memory, kind), v in traffic.items():
                 if kind == WEIGHTS:
-                    _time(timed, memory, v - before.get((memory, kind), 0.0), None, memories)
+                    _time(timed, memory, v - before.get((memory, kind), 0.0))
         compute = rule.compute_cycles(layer, hw, width, schedule)
         blocks = rule.blocks(schedule) if hw.blocks else math.inf
         parts.append(_Part(layer, rule, width, compute, blocks, traffic, timed))
     return _pass_costs(parts, gid, hw)
 
 
-def _time(timed: dict, memory: str, nbytes: float, run: int | None, memories: dict) -> None:
-    """Add a transfer to a memory's busy bytes: runs shorter than the memory's burst cost a
-    whole burst each (blocked profiles; streaming profiles round to bursts in the bytes)."""
+def _move(
+    traffic: dict, timed: dict, memory: str, kind: str, nbytes: float, run: int | None, memories: dict
+) -> None:
+    """Book a feature-map transfer: DMA runs shorter than the memory's burst move a whole burst
+    each (blocked profiles), so the bus carries, and the memory's time sees, the rounded bytes;
+    streaming profiles (``run`` None) round to bursts where they count the bytes."""
     if not nbytes:
         return
     burst = memories[memory].burst_bytes
-    scale = burst / min(burst, max(run, 1)) if run is not None else 1.0
-    timed[memory] = timed.get(memory, 0.0) + nbytes * scale
+    moved = nbytes * burst / min(burst, max(run, 1)) if run is not None else nbytes
+    _book(traffic, memory, kind, moved)
+    timed[memory] = timed.get(memory, 0.0) + moved
+
+
+def _time(timed: dict, memory: str, nbytes: float) -> None:
+    if nbytes:
+        timed[memory] = timed.get(memory, 0.0) + nbytes
 
 
 def _book(traffic: dict, memory: str, kind: str, nbytes: float) -> None:
