@@ -14,7 +14,7 @@ Three decisions, each a small pure function of the workload, the profile and the
    output-channel chunks and re-reads its input from DRAM once per chunk.
 
 Profiles with a ``blocks`` section plan groups as **cascades** instead (``_plan_cascades``):
-a layer joins when it is the only reader of the previous layer's output, it could not run
+a MAC-array layer joins when it is the only reader of the previous MAC-array layer's output, it could not run
 whole in the cache (its input and output exceed ``ocm_kib``), and the rolling buffer between them (the producer's block rows
 plus the consumer's input-block rows, full width) fits the cache (``ocm_kib``) beside the
 cascade's other rolling buffers. ``fusion: none`` forbids cascading.
@@ -143,7 +143,7 @@ def _rolling_buffer(
     """(cache bytes, producer's stripe) of the rolling buffer that would carry ``producer``'s
     output to ``consumer`` with the consumer's blocks at most ``stripe`` rows high, or None
     when the two cannot cascade."""
-    if hw.fusion == "none" or producer is None or consumer.kind == ALIAS or not consumer.inputs:
+    if hw.fusion == "none" or producer is None or consumer.kind != MAC or producer.kind != MAC:
         return None
     link = producer.output
     if consumer.inputs[0] != link or workload.consumers.get(link, ()) != (consumer.index,):
