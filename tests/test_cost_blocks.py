@@ -168,38 +168,50 @@ def conv_chain(size=64, channels=32, layers=3):
     return Graph("chain", tuple(nodes), tensors, ("x",), (x,))
 
 
+def _output_write_bytes(workload, hw, stripe: int) -> float:
+    """DRAM bytes of the chain's channel-last output: runs of one block's depth (at most 16
+    channels per core) in 128-byte bursts."""
+    last = workload.layers[-1]
+    schedule = rule_for(last).schedule(last, hw, parse_width(8), stripe)
+    run = min(16 * 2, schedule.ofm_block[2])
+    return 64 * 64 * 32 * 128 / run
+
+
 def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
-    """U65, 3x3 convs 32 -> 32 on 64x64 in 8x16x16 output blocks (10-row input blocks): a
-    rolling buffer holds round_up(8 + 10, 10) = 20 rows x 64 x 32 = 40 KiB. Two of them fit a
-    96 KiB cache, the 128 KiB intermediates do not: one cascade, and only its input and
-    output touch DRAM. With fusion: none, or an 8 KiB cache (the shortest stripe, 2 output
-    rows from 4 input rows, still needs round_up(4 + 4, 4) = 8 rows x 64 x 32 = 16 KiB),
-    every layer is a pass."""
+    """U65, 3x3 convs 32 -> 32 on 64x64: each conv's weights are 9 x 32 x 32 + 32 x 4 B =
+    9344 B; a link holds two input stripes of its consumer, (rows + 2) x 64 x 32 B each. A
+    96 KiB cache (98304 B) cannot hold a consumer whole (2 x 128 KiB), so the convs cascade;
+    the tallest stripe fits 3 x 9344 + 2 links x 2 x (S + 2) x 2048 <= 98304: S = 6. Only the
+    chain's input and output touch DRAM. With fusion: none, or an 8 KiB cache (two convs at
+    one-row stripes need 2 x 9344 + 2 x 3 x 2048 = 30976 B), every layer is a pass."""
+    from nnasim.cost.plan import plan_memory
+
     workload = build_workload(conv_chain())
     hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=96)
+    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 6, 6)
     cascaded = evaluate(workload, hw, 8)
     assert len({c.group for c in cascaded.layers}) == 1
     dram = cascaded.memory_traffic()["dram"]
-    # the chain's output only, channel-last: runs of 16 channels x 1 byte in 128-byte bursts
-    assert dram["fm write"] == 64 * 64 * 32 * 128 / 16
+    assert dram["fm write"] == _output_write_bytes(workload, hw, 6)
     assert cascaded.memory_traffic()["sram"]["fm write"] == 2 * 64 * 64 * 32
     for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=8)):
         cost = evaluate(workload, apart, 8)
         assert len({c.group for c in cost.layers}) == 3
         # two intermediates in 16-channel bricks (512-byte runs: whole bursts) and the output
-        assert cost.memory_traffic()["dram"]["fm write"] == (2 + 128 / 16) * 64 * 64 * 32
+        intermediates = cost.memory_traffic()["dram"]["fm write"] - _output_write_bytes(workload, apart, None)
+        assert intermediates == 2 * 64 * 64 * 32
 
 
 def test_a_tight_cache_cascades_with_shorter_stripes():
-    """30 KiB: the own blocks' 40 KiB rolling buffer does not fit, nor with 16- or 8-row
-    stripes (the same 8-row blocks); 4-row stripes do: the consumer's blocks read 6 input
-    rows, the producer runs 6-row blocks, round_up(6 + 6, 6) = 12 rows x 64 x 32 = 24 KiB.
-    The 6 KiB left cannot hold the next buffer (2-row stripes: 16 KiB): two passes."""
-    workload = build_workload(conv_chain())
-    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=30)
-    cost = evaluate(workload, hw, 8)
-    assert [c.group for c in cost.layers] == [0, 0, 1]
-    assert cost.memory_traffic()["dram"]["fm write"] == (1 + 128 / 16) * 64 * 64 * 32
+    """40 KiB (40960 B): two convs cascade (one-row stripes: 30976 B), three do not
+    (3 x 9344 + 2 x 2 x 3 x 2048 = 52608 B): two passes. The first runs the tallest stripe
+    that fits 2 x 9344 + 2 x (S + 2) x 2048 <= 40960: S = 3 rows."""
     from nnasim.cost.plan import plan_memory
 
-    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 4, None)
+    workload = build_workload(conv_chain())
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=40)
+    cost = evaluate(workload, hw, 8)
+    assert [c.group for c in cost.layers] == [0, 0, 1]
+    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (3, 3, None)
+    intermediate = cost.memory_traffic()["dram"]["fm write"] - _output_write_bytes(workload, hw, None)
+    assert intermediate == 64 * 64 * 32

@@ -222,6 +222,7 @@ def _group_costs(
     read_once: set[str] = set()
     parts = []
     free = plan.cache_free[gid] if plan.cache_free else math.inf
+    loading = False
     for index in group.layers:
         layer = workload.layers[index]
         width = widths[index]
@@ -261,7 +262,12 @@ def _group_costs(
                 _move(traffic, timed, memory, FM_WRITE, nbytes, run, memories)
         if weights[index]:
             before = {key: v for key, v in traffic.items() if key[1] == WEIGHTS}
-            free -= _book_weights(traffic, rule, schedule, weights[index], hw, free)
+            # a pass's first weights load during the previous pass (the network's first pass:
+            # all of its weights, before it starts); later layers' load while the pass runs,
+            # double-buffered, into half of the cache left
+            room = free / 2 if loading and gid > 0 else free
+            free -= _book_weights(traffic, rule, schedule, weights[index], hw, room)
+            loading = True
             for (memory, kind), v in traffic.items():
                 if kind == WEIGHTS:
                     _time(timed, memory, v - before.get((memory, kind), 0.0))
@@ -300,7 +306,7 @@ def _book_weights(
 ) -> float:
     """Weights come from their memory once per spatial block, or once into the weight buffer
     (``weight_buffer_in``) and from there once per spatial block. A buffer in the cache must
-    fit the cache bytes the pass leaves ``free``; returns the cache bytes it takes."""
+    fit ``free``, the cache bytes the pass leaves it; returns the cache bytes it takes."""
     rereads = rule.weight_rereads(schedule) if hw.blocks else 1.0
     stored = _burst(nbytes, hw.memory_map()[hw.weight_memory].burst_bytes) if not hw.blocks else nbytes
     buffered = hw.weight_buffer_in is not None and hw.weight_buffer_in != hw.weight_memory
@@ -330,14 +336,22 @@ def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:
     element = sum(p.compute for p in parts if p.rule.engine != "mac")
     compute = max(mac, element) if not hw.blocks else mac + element
     memory = max(transfer.values(), default=0.0)
-    blocks = min((p.blocks for p in parts), default=math.inf)
-    exposed = min(compute, memory) / blocks if math.isfinite(blocks) and blocks > 0 else 0.0
-    cycles = max(compute, memory) + exposed + hw.pass_overhead_cycles
     bound = COMPUTE if compute >= memory else MEMORY
-    shares = [
-        max(p.compute, max(busy.values(), default=0.0))
-        for p, busy in zip(parts, per_layer_transfer, strict=True)
-    ]
+    if hw.blocks:
+        # a cascade runs its layers stripe by stripe in turn: each overlaps its own
+        # transfers with its own blocks, not with another layer's
+        shares = [
+            _overlapped(p.compute, max(busy.values(), default=0.0), p.blocks)
+            for p, busy in zip(parts, per_layer_transfer, strict=True)
+        ]
+        cycles = sum(shares) + hw.pass_overhead_cycles
+    else:
+        blocks = min((p.blocks for p in parts), default=math.inf)
+        cycles = _overlapped(compute, memory, blocks) + hw.pass_overhead_cycles
+        shares = [
+            max(p.compute, max(busy.values(), default=0.0))
+            for p, busy in zip(parts, per_layer_transfer, strict=True)
+        ]
     total_share = sum(shares)
     return [
         LayerCost(
@@ -358,6 +372,13 @@ def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:
         )
         for part, share, busy in zip(parts, shares, per_layer_transfer, strict=True)
     ]
+
+
+def _overlapped(compute: float, memory: float, blocks: float) -> float:
+    """Cycles of double-buffered blocks: the longer of compute and transfer, plus one block's
+    worth of the shorter (start-up and drain); streaming (infinite blocks) exposes nothing."""
+    exposed = min(compute, memory) / blocks if math.isfinite(blocks) and blocks > 0 else 0.0
+    return max(compute, memory) + exposed
 
 
 def _counted(traffic: dict, memories: dict, kind: str) -> float:

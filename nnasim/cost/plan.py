@@ -14,10 +14,10 @@ Three decisions, each a small pure function of the workload, the profile and the
    output-channel chunks and re-reads its input from DRAM once per chunk.
 
 Profiles with a ``blocks`` section plan groups as **cascades** instead (``_plan_cascades``):
-a MAC-array layer joins when it is the only reader of the previous MAC-array layer's output, it could not run
-whole in the cache (its input and output exceed ``ocm_kib``), and the rolling buffer between them (the producer's block rows
-plus the consumer's input-block rows, full width) fits the cache (``ocm_kib``) beside the
-cascade's other rolling buffers. ``fusion: none`` forbids cascading.
+a MAC-array layer joins when it is the only reader of the previous MAC-array layer's output,
+it could not run whole in the cache (its input and output exceed ``ocm_kib``), and the
+cascade still fits the cache with one-row stripes; it then runs the tallest stripes that fit
+(two input stripes per link, plus the weights). ``fusion: none`` forbids cascading.
 """
 
 from __future__ import annotations
@@ -91,83 +91,98 @@ def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) ->
 def _plan_cascades(
     workload: Workload, hw: HwProfile, widths: tuple[Width, ...], stripes: list[int | None]
 ) -> list[Group]:
-    """Blocked profiles: chains of layers through rolling buffers in the cache (see docstring).
+    """Blocked profiles: chains of MAC-array layers through rolling buffers in the cache.
 
-    A join first tries the two layers' own blocks, then ever shorter stripes (blocks of at
-    most ``CASCADE_STRIPES`` output rows for the consumer, and the rows they need for the
-    producer), as Vela's scheduler starts cascades from minimal stripes; ``stripes`` records
-    the limit each layer then runs under.
+    Each link holds two input stripes of its consumer (double-buffered: one filled while
+    the other is read). A layer joins the open cascade (``_joins_cascade``) when the
+    cascade, its weights included, still fits the cache with one-row stripes. The
+    cascade then runs the tallest stripes that fit (``_tallest_stripe``), as Vela's
+    scheduler sizes them; ``stripes`` records each layer's output rows per stripe, the
+    most rows its blocks may have.
     """
-    from nnasim.cost.rules import rule_for
-
     cache = hw.ocm_kib * 1024
     members: list[list[int]] = []
-    buffers: list[int] = []
-    last: LayerWork | None = None
     for layer in workload.layers:
-        if layer.kind == ALIAS and members:
+        if members and (
+            layer.kind == ALIAS or _joins_cascade(members[-1], layer, workload, hw, widths, cache)
+        ):
             members[-1].append(layer.index)
-            continue
-        joined = False
-        if members and len(members[-1]) < hw.max_fused_layers:
-            for stripe in (None, *CASCADE_STRIPES):
-                need = _rolling_buffer(last, layer, workload, hw, widths, rule_for, stripes, stripe)
-                if need is not None and buffers[-1] + need[0] <= cache:
-                    members[-1].append(layer.index)
-                    buffers[-1] += need[0]
-                    stripes[last.index], stripes[layer.index] = need[1], stripe
-                    joined = True
-                    break
-        if not joined:
+        else:
             members.append([layer.index])
-            buffers.append(0)
-        last = layer
-    return [
-        Group(
-            tuple(indices),
-            1,
-            1.0,
-            frozenset(workload.layers[i].output for i in indices if workload.layers[i].kind != ALIAS),
-            size,
-        )
-        for indices, size in zip(members, buffers, strict=True)
-    ]
+    groups = []
+    for indices in members:
+        chain = [workload.layers[i] for i in indices if workload.layers[i].kind != ALIAS]
+        size = 0
+        if len(chain) > 1:
+            rows = _tallest_stripe(chain, hw, widths, cache)
+            size = _rolling_bytes(chain, rows, hw, widths)
+            for layer, made in zip(chain, _stripe_rows(chain, rows), strict=True):
+                stripes[layer.index] = made
+        produced = frozenset(layer.output for layer in chain)
+        groups.append(Group(tuple(indices), 1, 1.0, produced, size))
+    return groups
 
 
-CASCADE_STRIPES = (16, 8, 4, 2)
-
-
-def _rolling_buffer(
-    producer, consumer, workload: Workload, hw: HwProfile, widths, rule_for, stripes, stripe
-) -> tuple[int, int | None] | None:
-    """(cache bytes, producer's stripe) of the rolling buffer that would carry ``producer``'s
-    output to ``consumer`` with the consumer's blocks at most ``stripe`` rows high, or None
-    when the two cannot cascade."""
-    if hw.fusion == "none" or producer is None or consumer.kind != MAC or producer.kind != MAC:
-        return None
+def _joins_cascade(
+    indices: list[int], layer: LayerWork, workload: Workload, hw: HwProfile, widths, cache: int
+) -> bool:
+    """Whether ``layer`` continues the cascade of ``indices``: it is a MAC-array layer that
+    is the only reader of the cascade's last output, could not run whole in the cache, and
+    the longer cascade still fits with one-row stripes."""
+    if hw.fusion == "none" or len(indices) >= hw.max_fused_layers or layer.kind != MAC:
+        return False
+    chain = [workload.layers[i] for i in indices if workload.layers[i].kind != ALIAS]
+    producer = chain[-1] if chain else None
+    if producer is None or producer.kind != MAC or not layer.inputs:
+        return False
     link = producer.output
-    if consumer.inputs[0] != link or workload.consumers.get(link, ()) != (consumer.index,):
-        return None
-    if link in workload.graph_outputs or any(s == link for s in consumer.inputs[1:]):
-        return None
-    width = widths[producer.index]
-    if _whole_bytes(consumer, hw, widths[consumer.index]) <= hw.ocm_kib * 1024:
-        return None  # the consumer runs whole in the cache: no need to cascade into it
-    used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index], stripe)
-    if used is None:
-        return None
-    h, w, c = producer.out_shape
-    rows_in = min(used.ifm_block[0], h)
-    limit = stripes[producer.index]
-    made_stripe = rows_in if stripe is not None else limit
-    if limit is not None and made_stripe is not None:
-        made_stripe = min(made_stripe, limit)
-    made = rule_for(producer).schedule(producer, hw, width, made_stripe)
-    if made is None:
-        return None
-    rows = -(-(min(made.ofm_block[0], h) + rows_in) // rows_in) * rows_in
+    if layer.inputs[0] != link or workload.consumers.get(link, ()) != (layer.index,):
+        return False
+    if link in workload.graph_outputs or any(s == link for s in layer.inputs[1:]):
+        return False
+    if _whole_bytes(layer, hw, widths[layer.index]) <= cache:
+        return False  # the consumer runs whole in the cache: no need to cascade into it
+    return _cascade_bytes([*chain, layer], 1, hw, widths) <= cache
+
+
+def _stripe_rows(chain: list[LayerWork], rows: int) -> list[int]:
+    """Output rows per stripe of each layer when the last makes ``rows`` rows per stripe:
+    a producer makes the rows its consumer's stride steps over."""
+    made = [min(rows, chain[-1].out_shape[0])]
+    for consumer, producer in zip(reversed(chain[1:]), reversed(chain[:-1]), strict=True):
+        made.append(min(made[-1] * consumer.stride[0], producer.out_shape[0]))
+    return made[::-1]
+
+
+def _cascade_bytes(chain: list[LayerWork], rows: int, hw: HwProfile, widths) -> int:
+    """Cache bytes of a cascade whose last layer makes ``rows`` rows per stripe: its rolling
+    buffers and every layer's weights."""
+    weights = sum(buffered_weight_bytes(layer, hw, widths[layer.index]) for layer in chain)
+    return weights + _rolling_bytes(chain, rows, hw, widths)
+
+
+def _rolling_bytes(chain: list[LayerWork], rows: int, hw: HwProfile, widths) -> int:
+    """Per link, two input stripes of the consumer: its stripe rows with the kernel's halo,
+    full width, channels in bricks."""
     granule = hw.blocks["fm_depth_granule"]
-    return rows * w * (-(-c // granule) * granule) * width.act_bytes, made_stripe
+    total = 0
+    for consumer, out_rows in zip(chain[1:], _stripe_rows(chain, rows)[1:], strict=True):
+        h, w, c = consumer.in_shape
+        in_rows = min((out_rows - 1) * consumer.stride[0] + consumer.kernel[0], h)
+        total += 2 * in_rows * w * (-(-c // granule) * granule) * widths[consumer.index].act_bytes
+    return total
+
+
+def _tallest_stripe(chain: list[LayerWork], hw: HwProfile, widths, cache: int) -> int:
+    """The most output rows per stripe of the cascade's last layer that still fit the cache."""
+    low, high = 1, chain[-1].out_shape[0]
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _cascade_bytes(chain, mid, hw, widths) <= cache:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _whole_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
