@@ -7,8 +7,9 @@ Three decisions, each a small pure function of the workload, the profile and the
    line buffer, so tensors made and used only inside the group never reach DRAM (Vela's
    cascades; PowerVR Series4 tensor tiling). A layer joins the open group when it reads a
    tensor the group produces; the profile bounds how many MAC layers one group chains.
-2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) when it fits
-   beside the other resident tensors for its whole lifetime (first fit, in production order).
+2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) for its whole
+   lifetime when it fits beside every other candidate; the rest compete, those that save
+   the most traffic per byte and pass of OCM first (``_plan_residency``).
 3. **Re-reads**: a group whose line buffers do not fit is split into vertical stripes that
    re-read the kernel halo; a layer whose weights do not fit the weight buffer runs in
    output-channel chunks and re-reads its input from DRAM once per chunk.
@@ -272,8 +273,13 @@ def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, widths: 
 def _plan_residency(
     workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, widths: tuple[Width, ...]
 ) -> tuple[frozenset[str], list[float]]:
-    """Tensors passed between groups that stay in OCM for their whole lifetime (first fit),
-    and the OCM bytes in use during each group (rolling buffers and resident tensors)."""
+    """Tensors passed between groups that stay in OCM for their whole lifetime, and the OCM
+    bytes in use during each group (rolling buffers and resident tensors).
+
+    As Vela places feature maps in fast storage: a tensor that fits beside every other
+    candidate over its lifetime stays; the others compete, the ones that save the most
+    traffic per byte and pass of the OCM they hold first: ``(1 + reads) / passes`` (a write
+    and each read kept on chip, over the passes it lives), in production order on ties."""
     lifetime: dict[str, list[int]] = {}
     act_bytes: dict[str, int] = {}
     for layer in workload.layers:
@@ -286,11 +292,20 @@ def _plan_residency(
                 lifetime[storage][1] = max(lifetime[storage][1], gid)
     capacity = hw.ocm_kib * 1024
     used = [float(group.buffer_bytes) for group in groups]
+    candidates = [
+        (storage, first, last, workload.storage_elems[storage] * act_bytes[storage])
+        for storage, (first, last) in lifetime.items()
+        if last > first and storage not in workload.graph_outputs
+    ]
+    peak = list(used)
+    for _, first, last, size in candidates:
+        for g in range(first, last + 1):
+            peak[g] += size
+    always = [c for c in candidates if max(peak[c[1] : c[2] + 1]) <= capacity]
+    rest = [c for c in candidates if c not in always]
+    rest.sort(key=lambda c: -(1 + len(workload.consumers.get(c[0], ()))) / (c[2] - c[1] + 1))
     resident = set()
-    for storage, (first, last) in lifetime.items():
-        if last == first or storage in workload.graph_outputs:
-            continue
-        size = workload.storage_elems[storage] * act_bytes[storage]
+    for storage, first, last, size in (*always, *rest):
         if all(used[g] + size <= capacity for g in range(first, last + 1)):
             resident.add(storage)
             for g in range(first, last + 1):
