@@ -215,3 +215,19 @@ def test_a_tight_cache_cascades_with_shorter_stripes():
     assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (3, 3, None)
     intermediate = cost.memory_traffic()["dram"]["fm write"] - _output_write_bytes(workload, hw, None)
     assert intermediate == 64 * 64 * 32
+
+
+def test_softmax_reads_its_lowered_constant_from_the_weights_memory():
+    """An Ethos-U Softmax on 1 x 2 x 10 x 10 is lowered with a 32-bit constant as large as its
+    input (softmax_constant_bytes: 4): 200 x 4 B read from flash, the weights' memory on the
+    U55, and from DRAM on the U65; a profile without the field reads none."""
+    tensors = {"x": Tensor("x", (1, 2, 10, 10)), "y": Tensor("y", (1, 2, 10, 10))}
+    graph = Graph("sm", (Node("sm", Op.SOFTMAX, ("x",), ("y",), {"axis": 1}),), tensors, ("x",), ("y",))
+    workload = build_workload(graph)
+    assert evaluate(workload, u55(), 8).layers[0].traffic[("flash", "fm read")] == 200 * 4
+    u65 = load_profile("ethos-u65-256")
+    with_constant = evaluate(workload, u65, 8).memory_traffic()["dram"]["fm read"]
+    without = evaluate(workload, u65.replace(softmax_constant_bytes=0), 8).memory_traffic()["dram"]["fm read"]
+    assert with_constant - without == 200 * 4
+    plain = evaluate(workload, u55().replace(softmax_constant_bytes=0), 8).layers[0].traffic
+    assert ("flash", "fm read") not in plain

@@ -248,6 +248,9 @@ def _group_costs(
                 )
             run = rule.read_run(schedule, storage, workload, hw, width) if schedule is not None else None
             _move(traffic, timed, memory, FM_READ, nbytes, run, memories)
+        constant = rule.constant_bytes(layer, hw)
+        if constant:
+            _move(traffic, timed, hw.weight_memory, FM_READ, constant, None, memories)
         if layer.kind != ALIAS:
             memory = _output_home(layer, plan, gid, workload, hw)
             if memory is not None:
