@@ -178,12 +178,12 @@ def _output_write_bytes(workload, hw, stripe: int) -> float:
 
 
 def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
-    """U65, 3x3 convs 32 -> 32 on 64x64: each conv's weights are 9 x 32 x 32 + 32 x 4 B =
-    9344 B; a link holds two input stripes of its consumer, (rows + 2) x 64 x 32 B each. A
+    """U65, 3x3 convs 32 -> 32 on 64x64: each conv's weights are 9 x 32 x 32 = 9216 B (no
+    bias); a link holds two input stripes of its consumer, (rows + 2) x 64 x 32 B each. A
     96 KiB cache (98304 B) cannot hold a consumer whole (2 x 128 KiB), so the convs cascade;
-    the tallest stripe fits 3 x 9344 + 2 links x 2 x (S + 2) x 2048 <= 98304: S = 6. Only the
+    the tallest stripe fits 3 x 9216 + 2 links x 2 x (S + 2) x 2048 <= 98304: S = 6. Only the
     chain's input and output touch DRAM. With fusion: none, or an 8 KiB cache (two convs at
-    one-row stripes need 2 x 9344 + 2 x 3 x 2048 = 30976 B), every layer is a pass."""
+    one-row stripes need 2 x 9216 + 2 x 3 x 2048 = 30720 B), every layer is a pass."""
     from nnasim.cost.plan import plan_memory
 
     workload = build_workload(conv_chain())
@@ -203,9 +203,9 @@ def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
 
 
 def test_a_tight_cache_cascades_with_shorter_stripes():
-    """40 KiB (40960 B): two convs cascade (one-row stripes: 30976 B), three do not
-    (3 x 9344 + 2 x 2 x 3 x 2048 = 52608 B): two passes. The first runs the tallest stripe
-    that fits 2 x 9344 + 2 x (S + 2) x 2048 <= 40960: S = 3 rows."""
+    """40 KiB (40960 B): two convs cascade (one-row stripes: 30720 B), three do not
+    (3 x 9216 + 2 x 2 x 3 x 2048 = 52224 B): two passes. The first runs the tallest stripe
+    that fits 2 x 9216 + 2 x (S + 2) x 2048 <= 40960: S = 3 rows."""
     from nnasim.cost.plan import plan_memory
 
     workload = build_workload(conv_chain())
@@ -231,3 +231,31 @@ def test_softmax_reads_its_lowered_constant_from_the_weights_memory():
     assert with_constant - without == 200 * 4
     plain = evaluate(workload, u55().replace(softmax_constant_bytes=0), 8).layers[0].traffic
     assert ("flash", "fm read") not in plain
+
+
+def test_a_cascades_later_weights_stream_unless_they_fit_half_the_cache_left():
+    """A Relu pass, then two 3x3 convs 32 -> 32 on 64x64 in a 40 KiB cache: the convs
+    cascade with 3-row stripes (20480 B of rolling buffers, 20480 B left). The first conv's
+    9216 B of weights load before the cascade runs (11264 B left); the second's must load
+    while it runs, double-buffered, into half of that (5632 B): they do not fit and stream
+    from DRAM once per spatial block. As the network's first pass, the same cascade loads
+    all its weights up front."""
+    graph = conv_chain(layers=2)
+    tensors = dict(graph.tensors, r=Tensor("r", (1, 32, 64, 64)))
+    first = graph.nodes[0]
+    nodes = (
+        Node("relu", Op.RELU, ("x",), ("r",), {}),
+        Node(first.name, first.op, ("r", *first.inputs[1:]), first.outputs, first.attrs),
+        graph.nodes[1],
+    )
+    workload = build_workload(Graph("relu_chain", nodes, tensors, ("x",), graph.outputs))
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=40)
+    cost = evaluate(workload, hw, 8)
+    assert [c.group for c in cost.layers] == [0, 1, 1]
+    conv = workload.layers[2]
+    blocks_xy = rule_for(conv).schedule(conv, hw, parse_width(8), 3).blocks_xy
+    assert cost.layers[1].traffic[("dram", "weights")] == 9216
+    assert cost.layers[2].traffic[("dram", "weights")] == 9216 * blocks_xy
+    assert ("sram", "weights") not in cost.layers[2].traffic
+    alone = evaluate(build_workload(graph), hw, 8)  # the cascade is the first pass
+    assert alone.layers[1].traffic[("dram", "weights")] == 9216
