@@ -68,10 +68,10 @@ def test_depthwise_3x3_block():
     cost = evaluate(workload, hw, 8).layers[0]
     assert cost.compute_cycles == 640
     # SRAM: the input once (no halo re-read: one block), the output once; flash: 9x16 weights
-    # plus 16 biases at 32 bits, read once.
-    assert cost.traffic == {("sram", "fm read"): 1024, ("sram", "fm write"): 1024, ("flash", "weights"): 208}
-    # The graph's input and output are channel-last: a block moves runs of 16 channels x 1
-    # byte, and each 16-byte run costs a whole 32-byte SRAM burst: (1024 + 1024) x 2 / 8.
+    # plus 16 biases at 32 bits, read once. The graph's input and output are channel-last: a
+    # block moves runs of 16 channels x 1 byte, and each 16-byte run moves a whole 32-byte SRAM
+    # burst, so the bus carries 2 x 1024 bytes each way; its time: (2048 + 2048) / 8.
+    assert cost.traffic == {("sram", "fm read"): 2048, ("sram", "fm write"): 2048, ("flash", "weights"): 208}
     assert cost.transfer_cycles == {"sram": 512, "flash": 208}
     # one block: neither its transfer nor its compute can hide behind another block's
     assert cost.cycles == 640 + 512
@@ -137,7 +137,8 @@ def test_16x8_has_8_bit_weights_and_16_bit_activations():
     hw = u55()
     c8, c16x8 = evaluate(workload, hw, 8).layers[0], evaluate(workload, hw, "16x8").layers[0]
     assert c16x8.traffic[("flash", "weights")] == c8.traffic[("flash", "weights")] + 16 * (40 - 32) // 8
-    assert c16x8.traffic[("sram", "fm write")] == 2 * c8.traffic[("sram", "fm write")]
+    # 1024 output elements at 2 bytes, in 32-byte runs (16 channels): whole SRAM bursts
+    assert c16x8.traffic[("sram", "fm write")] == 2 * 1024
     assert c16x8.width == "16x8"
 
 
@@ -167,36 +168,94 @@ def conv_chain(size=64, channels=32, layers=3):
     return Graph("chain", tuple(nodes), tensors, ("x",), (x,))
 
 
+def _output_write_bytes(workload, hw, stripe: int) -> float:
+    """DRAM bytes of the chain's channel-last output: runs of one block's depth (at most 16
+    channels per core) in 128-byte bursts."""
+    last = workload.layers[-1]
+    schedule = rule_for(last).schedule(last, hw, parse_width(8), stripe)
+    run = min(16 * 2, schedule.ofm_block[2])
+    return 64 * 64 * 32 * 128 / run
+
+
 def test_cascade_keeps_intermediates_in_the_cache_when_its_buffers_fit():
-    """U65, 3x3 convs 32 -> 32 on 64x64 in 8x16x16 output blocks (10-row input blocks): a
-    rolling buffer holds round_up(8 + 10, 10) = 20 rows x 64 x 32 = 40 KiB. Two of them fit a
-    96 KiB cache, the 128 KiB intermediates do not: one cascade, and only its input and
-    output touch DRAM. With fusion: none, or an 8 KiB cache (the shortest stripe, 2 output
-    rows from 4 input rows, still needs round_up(4 + 4, 4) = 8 rows x 64 x 32 = 16 KiB),
-    every layer is a pass."""
+    """U65, 3x3 convs 32 -> 32 on 64x64: each conv's weights are 9 x 32 x 32 = 9216 B (no
+    bias); a link holds two input stripes of its consumer, (rows + 2) x 64 x 32 B each. A
+    96 KiB cache (98304 B) cannot hold a consumer whole (2 x 128 KiB), so the convs cascade;
+    the tallest stripe fits 3 x 9216 + 2 links x 2 x (S + 2) x 2048 <= 98304: S = 6. Only the
+    chain's input and output touch DRAM. With fusion: none, or an 8 KiB cache (two convs at
+    one-row stripes need 2 x 9216 + 2 x 3 x 2048 = 30720 B), every layer is a pass."""
+    from nnasim.cost.plan import plan_memory
+
     workload = build_workload(conv_chain())
     hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=96)
+    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 6, 6)
     cascaded = evaluate(workload, hw, 8)
     assert len({c.group for c in cascaded.layers}) == 1
     dram = cascaded.memory_traffic()["dram"]
-    assert dram["fm write"] == 64 * 64 * 32  # the chain's output only
+    assert dram["fm write"] == _output_write_bytes(workload, hw, 6)
     assert cascaded.memory_traffic()["sram"]["fm write"] == 2 * 64 * 64 * 32
     for apart in (hw.replace(fusion="none"), hw.replace(ocm_kib=8)):
         cost = evaluate(workload, apart, 8)
         assert len({c.group for c in cost.layers}) == 3
-        assert cost.memory_traffic()["dram"]["fm write"] == 3 * 64 * 64 * 32
+        # two intermediates in 16-channel bricks (512-byte runs: whole bursts) and the output
+        intermediates = cost.memory_traffic()["dram"]["fm write"] - _output_write_bytes(workload, apart, None)
+        assert intermediates == 2 * 64 * 64 * 32
 
 
 def test_a_tight_cache_cascades_with_shorter_stripes():
-    """30 KiB: the own blocks' 40 KiB rolling buffer does not fit, nor with 16- or 8-row
-    stripes (the same 8-row blocks); 4-row stripes do: the consumer's blocks read 6 input
-    rows, the producer runs 6-row blocks, round_up(6 + 6, 6) = 12 rows x 64 x 32 = 24 KiB.
-    The 6 KiB left cannot hold the next buffer (2-row stripes: 16 KiB): two passes."""
-    workload = build_workload(conv_chain())
-    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=30)
-    cost = evaluate(workload, hw, 8)
-    assert [c.group for c in cost.layers] == [0, 0, 1]
-    assert cost.memory_traffic()["dram"]["fm write"] == 2 * 64 * 64 * 32
+    """40 KiB (40960 B): two convs cascade (one-row stripes: 30720 B), three do not
+    (3 x 9216 + 2 x 2 x 3 x 2048 = 52224 B): two passes. The first runs the tallest stripe
+    that fits 2 x 9216 + 2 x (S + 2) x 2048 <= 40960: S = 3 rows."""
     from nnasim.cost.plan import plan_memory
 
-    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 4, None)
+    workload = build_workload(conv_chain())
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=40)
+    cost = evaluate(workload, hw, 8)
+    assert [c.group for c in cost.layers] == [0, 0, 1]
+    assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (3, 3, None)
+    intermediate = cost.memory_traffic()["dram"]["fm write"] - _output_write_bytes(workload, hw, None)
+    assert intermediate == 64 * 64 * 32
+
+
+def test_softmax_reads_its_lowered_constant_from_the_weights_memory():
+    """An Ethos-U Softmax on 1 x 2 x 10 x 10 is lowered with a 32-bit constant as large as its
+    input (softmax_constant_bytes: 4): 200 x 4 B read from flash, the weights' memory on the
+    U55, and from DRAM on the U65; a profile without the field reads none."""
+    tensors = {"x": Tensor("x", (1, 2, 10, 10)), "y": Tensor("y", (1, 2, 10, 10))}
+    graph = Graph("sm", (Node("sm", Op.SOFTMAX, ("x",), ("y",), {"axis": 1}),), tensors, ("x",), ("y",))
+    workload = build_workload(graph)
+    assert evaluate(workload, u55(), 8).layers[0].traffic[("flash", "fm read")] == 200 * 4
+    u65 = load_profile("ethos-u65-256")
+    with_constant = evaluate(workload, u65, 8).memory_traffic()["dram"]["fm read"]
+    without = evaluate(workload, u65.replace(softmax_constant_bytes=0), 8).memory_traffic()["dram"]["fm read"]
+    assert with_constant - without == 200 * 4
+    plain = evaluate(workload, u55().replace(softmax_constant_bytes=0), 8).layers[0].traffic
+    assert ("flash", "fm read") not in plain
+
+
+def test_a_cascades_later_weights_stream_unless_they_fit_half_the_cache_left():
+    """A Relu pass, then two 3x3 convs 32 -> 32 on 64x64 in a 40 KiB cache: the convs
+    cascade with 3-row stripes (20480 B of rolling buffers, 20480 B left). The first conv's
+    9216 B of weights load before the cascade runs (11264 B left); the second's must load
+    while it runs, double-buffered, into half of that (5632 B): they do not fit and stream
+    from DRAM once per spatial block. As the network's first pass, the same cascade loads
+    all its weights up front."""
+    graph = conv_chain(layers=2)
+    tensors = dict(graph.tensors, r=Tensor("r", (1, 32, 64, 64)))
+    first = graph.nodes[0]
+    nodes = (
+        Node("relu", Op.RELU, ("x",), ("r",), {}),
+        Node(first.name, first.op, ("r", *first.inputs[1:]), first.outputs, first.attrs),
+        graph.nodes[1],
+    )
+    workload = build_workload(Graph("relu_chain", nodes, tensors, ("x",), graph.outputs))
+    hw = load_profile("ethos-u65-512").replace(weight_compression="none", ocm_kib=40)
+    cost = evaluate(workload, hw, 8)
+    assert [c.group for c in cost.layers] == [0, 1, 1]
+    conv = workload.layers[2]
+    blocks_xy = rule_for(conv).schedule(conv, hw, parse_width(8), 3).blocks_xy
+    assert cost.layers[1].traffic[("dram", "weights")] == 9216
+    assert cost.layers[2].traffic[("dram", "weights")] == 9216 * blocks_xy
+    assert ("sram", "weights") not in cost.layers[2].traffic
+    alone = evaluate(build_workload(graph), hw, 8)  # the cascade is the first pass
+    assert alone.layers[1].traffic[("dram", "weights")] == 9216

@@ -80,8 +80,9 @@ def test_existing_plot_is_refused_before_anything_is_printed_or_written(model, t
 
 
 def test_widths_and_memories_on_an_ethos_profile(capsys):
-    """--bits 8,16x8 on the U55: 16x8 moves twice the feature-map bytes with the same 8-bit
-    weights in flash; each memory's MB adds up to MB/inference (no cache on the U55)."""
+    """--bits 8,16x8 on the U55: 16x8 moves twice the feature-map bytes (less the burst
+    rounding of the channel-last graph outputs, whose shorter 8-bit runs round up more) with
+    the same 8-bit weights in flash; each memory's MB adds up to MB/inference (no cache)."""
     assert (
         main(["profile", "lffd@96x96", "--hw", "ethos-u55-256", "--bits", "8,16x8", "--format", "json"]) == 0
     )
@@ -89,7 +90,7 @@ def test_widths_and_memories_on_an_ethos_profile(capsys):
     assert [eight["bits"], wide["bits"]] == [8, "16x8"]
     for row in (eight, wide):
         assert row["sram MB"] + row["flash MB"] == pytest.approx(row["MB/inference"], abs=0.02)
-    assert wide["act write MB"] == pytest.approx(2 * eight["act write MB"], abs=0.02)  # 2 decimals
+    assert wide["act write MB"] == pytest.approx(2 * eight["act write MB"], rel=0.03)
     assert wide["flash MB"] == pytest.approx(eight["flash MB"], rel=0.05)
 
 

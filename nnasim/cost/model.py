@@ -224,6 +224,7 @@ def _group_costs(
     read_once: set[str] = set()
     parts = []
     free = plan.cache_free[gid] if plan.cache_free else math.inf
+    loading = False
     for index in group.layers:
         layer = workload.layers[index]
         width = widths[index]
@@ -247,42 +248,57 @@ def _group_costs(
                 nbytes = plan.input_passes[index] * _burst(
                     nbytes * group.halo_factor, memories[memory].burst_bytes, pieces
                 )
-            _book(traffic, memory, FM_READ, nbytes)
             run = rule.read_run(schedule, storage, workload, hw, width) if schedule is not None else None
-            _time(timed, memory, nbytes, run, memories)
+            _move(traffic, timed, memory, FM_READ, nbytes, run, memories)
+        constant = rule.constant_bytes(layer, hw)
+        if constant:
+            _move(traffic, timed, hw.weight_memory, FM_READ, constant, None, memories)
         if layer.kind != ALIAS:
             memory = _output_home(layer, plan, gid, workload, hw)
             if memory is not None:
                 nbytes = rule.output_bytes(layer, workload, hw, width)
                 if not hw.blocks:
                     nbytes = _burst(nbytes, memories[memory].burst_bytes)
-                _book(traffic, memory, FM_WRITE, nbytes)
                 run = (
                     rule.write_run(schedule, layer.output, workload, hw, width)
                     if schedule is not None
                     else None
                 )
-                _time(timed, memory, nbytes, run, memories)
+                _move(traffic, timed, memory, FM_WRITE, nbytes, run, memories)
         if weights[index]:
             before = {key: v for key, v in traffic.items() if key[1] == WEIGHTS}
-            free -= _book_weights(traffic, rule, schedule, weights[index], hw, free)
+            # a pass's first weights load during the previous pass (the network's first pass:
+            # all of its weights, before it starts); later layers' load while the pass runs,
+            # double-buffered, into half of the cache left
+            room = free / 2 if loading and gid > 0 else free
+            free -= _book_weights(traffic, rule, schedule, weights[index], hw, room)
+            loading = True
             for (memory, kind), v in traffic.items():
                 if kind == WEIGHTS:
-                    _time(timed, memory, v - before.get((memory, kind), 0.0), None, memories)
+                    _time(timed, memory, v - before.get((memory, kind), 0.0))
         compute = rule.compute_cycles(layer, hw, width, schedule)
         blocks = rule.blocks(schedule) if hw.blocks else math.inf
         parts.append(_Part(layer, rule, width, compute, blocks, traffic, timed))
     return _pass_costs(parts, gid, hw)
 
 
-def _time(timed: dict, memory: str, nbytes: float, run: int | None, memories: dict) -> None:
-    """Add a transfer to a memory's busy bytes: runs shorter than the memory's burst cost a
-    whole burst each (blocked profiles; streaming profiles round to bursts in the bytes)."""
+def _move(
+    traffic: dict, timed: dict, memory: str, kind: str, nbytes: float, run: int | None, memories: dict
+) -> None:
+    """Book a feature-map transfer: DMA runs shorter than the memory's burst move a whole burst
+    each (blocked profiles), so the bus carries, and the memory's time sees, the rounded bytes;
+    streaming profiles (``run`` None) round to bursts where they count the bytes."""
     if not nbytes:
         return
     burst = memories[memory].burst_bytes
-    scale = burst / min(burst, max(run, 1)) if run is not None else 1.0
-    timed[memory] = timed.get(memory, 0.0) + nbytes * scale
+    moved = nbytes * burst / min(burst, max(run, 1)) if run is not None else nbytes
+    _book(traffic, memory, kind, moved)
+    timed[memory] = timed.get(memory, 0.0) + moved
+
+
+def _time(timed: dict, memory: str, nbytes: float) -> None:
+    if nbytes:
+        timed[memory] = timed.get(memory, 0.0) + nbytes
 
 
 def _book(traffic: dict, memory: str, kind: str, nbytes: float) -> None:
@@ -295,7 +311,7 @@ def _book_weights(
 ) -> float:
     """Weights come from their memory once per spatial block, or once into the weight buffer
     (``weight_buffer_in``) and from there once per spatial block. A buffer in the cache must
-    fit the cache bytes the pass leaves ``free``; returns the cache bytes it takes."""
+    fit ``free``, the cache bytes the pass leaves it; returns the cache bytes it takes."""
     rereads = rule.weight_rereads(schedule) if hw.blocks else 1.0
     stored = _burst(nbytes, hw.memory_map()[hw.weight_memory].burst_bytes) if not hw.blocks else nbytes
     buffered = hw.weight_buffer_in is not None and hw.weight_buffer_in != hw.weight_memory
@@ -325,14 +341,22 @@ def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:
     element = sum(p.compute for p in parts if p.rule.engine != "mac")
     compute = max(mac, element) if not hw.blocks else mac + element
     memory = max(transfer.values(), default=0.0)
-    blocks = min((p.blocks for p in parts), default=math.inf)
-    exposed = min(compute, memory) / blocks if math.isfinite(blocks) and blocks > 0 else 0.0
-    cycles = max(compute, memory) + exposed + hw.pass_overhead_cycles
     bound = COMPUTE if compute >= memory else MEMORY
-    shares = [
-        max(p.compute, max(busy.values(), default=0.0))
-        for p, busy in zip(parts, per_layer_transfer, strict=True)
-    ]
+    if hw.blocks:
+        # a cascade runs its layers stripe by stripe in turn: each overlaps its own
+        # transfers with its own blocks, not with another layer's
+        shares = [
+            _overlapped(p.compute, max(busy.values(), default=0.0), p.blocks)
+            for p, busy in zip(parts, per_layer_transfer, strict=True)
+        ]
+        cycles = sum(shares) + hw.pass_overhead_cycles
+    else:
+        blocks = min((p.blocks for p in parts), default=math.inf)
+        cycles = _overlapped(compute, memory, blocks) + hw.pass_overhead_cycles
+        shares = [
+            max(p.compute, max(busy.values(), default=0.0))
+            for p, busy in zip(parts, per_layer_transfer, strict=True)
+        ]
     total_share = sum(shares)
     return [
         LayerCost(
@@ -353,6 +377,13 @@ def _pass_costs(parts: list[_Part], gid: int, hw: HwProfile) -> list[LayerCost]:
         )
         for part, share, busy in zip(parts, shares, per_layer_transfer, strict=True)
     ]
+
+
+def _overlapped(compute: float, memory: float, blocks: float) -> float:
+    """Cycles of double-buffered blocks: the longer of compute and transfer, plus one block's
+    worth of the shorter (start-up and drain); streaming (infinite blocks) exposes nothing."""
+    exposed = min(compute, memory) / blocks if math.isfinite(blocks) and blocks > 0 else 0.0
+    return max(compute, memory) + exposed
 
 
 def _counted(traffic: dict, memories: dict, kind: str) -> float:

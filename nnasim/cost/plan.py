@@ -7,17 +7,18 @@ Three decisions, each a small pure function of the workload, the profile and the
    line buffer, so tensors made and used only inside the group never reach DRAM (Vela's
    cascades; PowerVR Series4 tensor tiling). A layer joins the open group when it reads a
    tensor the group produces; the profile bounds how many MAC layers one group chains.
-2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) when it fits
-   beside the other resident tensors for its whole lifetime (first fit, in production order).
+2. **Residency**: a tensor passed between groups stays in on-chip memory (OCM) for its whole
+   lifetime when it fits beside every other candidate; the rest compete, those that save
+   the most traffic per byte and pass of OCM first (``_plan_residency``).
 3. **Re-reads**: a group whose line buffers do not fit is split into vertical stripes that
    re-read the kernel halo; a layer whose weights do not fit the weight buffer runs in
    output-channel chunks and re-reads its input from DRAM once per chunk.
 
 Profiles with a ``blocks`` section plan groups as **cascades** instead (``_plan_cascades``):
-a layer joins when it is the only reader of the previous layer's output, that output does
-not fit the cache whole, and the rolling buffer between them (the producer's block rows
-plus the consumer's input-block rows, full width) fits the cache (``ocm_kib``) beside the
-cascade's other rolling buffers. ``fusion: none`` forbids cascading.
+a MAC-array layer joins when it is the only reader of the previous MAC-array layer's output,
+it could not run whole in the cache (its input and output exceed ``ocm_kib``), and the
+cascade still fits the cache with one-row stripes; it then runs the tallest stripes that fit
+(two input stripes per link, plus the weights). ``fusion: none`` forbids cascading.
 """
 
 from __future__ import annotations
@@ -92,84 +93,106 @@ def plan_memory(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) ->
 def _plan_cascades(
     workload: Workload, hw: HwProfile, widths: tuple[Width, ...], stripes: list[int | None]
 ) -> list[Group]:
-    """Blocked profiles: chains of layers through rolling buffers in the cache (see docstring).
+    """Blocked profiles: chains of MAC-array layers through rolling buffers in the cache.
 
-    A join first tries the two layers' own blocks, then ever shorter stripes (blocks of at
-    most ``CASCADE_STRIPES`` output rows for the consumer, and the rows they need for the
-    producer), as Vela's scheduler starts cascades from minimal stripes; ``stripes`` records
-    the limit each layer then runs under.
+    Each link holds two input stripes of its consumer (double-buffered: one filled while
+    the other is read). A layer joins the open cascade (``_joins_cascade``) when the
+    cascade, its weights included, still fits the cache with one-row stripes. The
+    cascade then runs the tallest stripes that fit (``_tallest_stripe``), as Vela's
+    scheduler sizes them; ``stripes`` records each layer's output rows per stripe, the
+    most rows its blocks may have.
     """
-    from nnasim.cost.rules import rule_for
-
     cache = hw.ocm_kib * 1024
     members: list[list[int]] = []
-    buffers: list[int] = []
-    last: LayerWork | None = None
     for layer in workload.layers:
-        if layer.kind == ALIAS and members:
+        if members and (
+            layer.kind == ALIAS or _joins_cascade(members[-1], layer, workload, hw, widths, cache)
+        ):
             members[-1].append(layer.index)
-            continue
-        joined = False
-        if members and len(members[-1]) < hw.max_fused_layers:
-            for stripe in (None, *CASCADE_STRIPES):
-                need = _rolling_buffer(last, layer, workload, hw, widths, rule_for, stripes, stripe)
-                if need is not None and buffers[-1] + need[0] <= cache:
-                    members[-1].append(layer.index)
-                    buffers[-1] += need[0]
-                    stripes[last.index], stripes[layer.index] = need[1], stripe
-                    joined = True
-                    break
-        if not joined:
+        else:
             members.append([layer.index])
-            buffers.append(0)
-        last = layer
-    return [
-        Group(
-            tuple(indices),
-            1,
-            1.0,
-            frozenset(workload.layers[i].output for i in indices if workload.layers[i].kind != ALIAS),
-            size,
-        )
-        for indices, size in zip(members, buffers, strict=True)
-    ]
+    groups = []
+    for indices in members:
+        chain = [workload.layers[i] for i in indices if workload.layers[i].kind != ALIAS]
+        size = 0
+        if len(chain) > 1:
+            rows = _tallest_stripe(chain, hw, widths, cache)
+            size = _rolling_bytes(chain, rows, hw, widths)
+            for layer, made in zip(chain, _stripe_rows(chain, rows), strict=True):
+                stripes[layer.index] = made
+        produced = frozenset(layer.output for layer in chain)
+        groups.append(Group(tuple(indices), 1, 1.0, produced, size))
+    return groups
 
 
-CASCADE_STRIPES = (16, 8, 4, 2)
-
-
-def _rolling_buffer(
-    producer, consumer, workload: Workload, hw: HwProfile, widths, rule_for, stripes, stripe
-) -> tuple[int, int | None] | None:
-    """(cache bytes, producer's stripe) of the rolling buffer that would carry ``producer``'s
-    output to ``consumer`` with the consumer's blocks at most ``stripe`` rows high, or None
-    when the two cannot cascade."""
-    if hw.fusion == "none" or producer is None or consumer.kind == ALIAS or not consumer.inputs:
-        return None
+def _joins_cascade(
+    indices: list[int], layer: LayerWork, workload: Workload, hw: HwProfile, widths, cache: int
+) -> bool:
+    """Whether ``layer`` continues the cascade of ``indices``: it is a MAC-array layer that
+    is the only reader of the cascade's last output, could not run whole in the cache, and
+    the longer cascade still fits with one-row stripes."""
+    if hw.fusion == "none" or len(indices) >= hw.max_fused_layers or layer.kind != MAC:
+        return False
+    chain = [workload.layers[i] for i in indices if workload.layers[i].kind != ALIAS]
+    producer = chain[-1] if chain else None
+    if producer is None or producer.kind != MAC or not layer.inputs:
+        return False
     link = producer.output
-    if consumer.inputs[0] != link or workload.consumers.get(link, ()) != (consumer.index,):
-        return None
-    if link in workload.graph_outputs or any(s == link for s in consumer.inputs[1:]):
-        return None
-    width = widths[producer.index]
-    size = workload.storage_elems[link] * width.act_bytes
-    if size <= hw.ocm_kib * 1024:
-        return None  # it fits whole: residency keeps it on chip
-    used = rule_for(consumer).schedule(consumer, hw, widths[consumer.index], stripe)
-    if used is None:
-        return None
-    h, w, c = producer.out_shape
-    rows_in = min(used.ifm_block[0], h)
-    limit = stripes[producer.index]
-    made_stripe = rows_in if stripe is not None else limit
-    if limit is not None and made_stripe is not None:
-        made_stripe = min(made_stripe, limit)
-    made = rule_for(producer).schedule(producer, hw, width, made_stripe)
-    if made is None:
-        return None
-    rows = -(-(min(made.ofm_block[0], h) + rows_in) // rows_in) * rows_in
+    if layer.inputs[0] != link or workload.consumers.get(link, ()) != (layer.index,):
+        return False
+    if link in workload.graph_outputs or any(s == link for s in layer.inputs[1:]):
+        return False
+    if _whole_bytes(layer, hw, widths[layer.index]) <= cache:
+        return False  # the consumer runs whole in the cache: no need to cascade into it
+    return _cascade_bytes([*chain, layer], 1, hw, widths) <= cache
+
+
+def _stripe_rows(chain: list[LayerWork], rows: int) -> list[int]:
+    """Output rows per stripe of each layer when the last makes ``rows`` rows per stripe:
+    a producer makes the rows its consumer's stride steps over."""
+    made = [min(rows, chain[-1].out_shape[0])]
+    for consumer, producer in zip(reversed(chain[1:]), reversed(chain[:-1]), strict=True):
+        made.append(min(made[-1] * consumer.stride[0], producer.out_shape[0]))
+    return made[::-1]
+
+
+def _cascade_bytes(chain: list[LayerWork], rows: int, hw: HwProfile, widths) -> int:
+    """Cache bytes of a cascade whose last layer makes ``rows`` rows per stripe: its rolling
+    buffers and every layer's weights."""
+    weights = sum(buffered_weight_bytes(layer, hw, widths[layer.index]) for layer in chain)
+    return weights + _rolling_bytes(chain, rows, hw, widths)
+
+
+def _rolling_bytes(chain: list[LayerWork], rows: int, hw: HwProfile, widths) -> int:
+    """Per link, two input stripes of the consumer: its stripe rows with the kernel's halo,
+    full width, channels in bricks."""
     granule = hw.blocks["fm_depth_granule"]
-    return rows * w * (-(-c // granule) * granule) * width.act_bytes, made_stripe
+    total = 0
+    for consumer, out_rows in zip(chain[1:], _stripe_rows(chain, rows)[1:], strict=True):
+        h, w, c = consumer.in_shape
+        in_rows = min((out_rows - 1) * consumer.stride[0] + consumer.kernel[0], h)
+        total += 2 * in_rows * w * (-(-c // granule) * granule) * widths[consumer.index].act_bytes
+    return total
+
+
+def _tallest_stripe(chain: list[LayerWork], hw: HwProfile, widths, cache: int) -> int:
+    """The most output rows per stripe of the cascade's last layer that still fit the cache."""
+    low, high = 1, chain[-1].out_shape[0]
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _cascade_bytes(chain, mid, hw, widths) <= cache:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _whole_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
+    """Cache bytes a layer needs to run uncascaded: its whole input and output feature maps,
+    channels rounded up to the storage brick."""
+    granule = hw.blocks["fm_depth_granule"]
+    shapes = (layer.in_shape, layer.out_shape)
+    return sum(h * w * (-(-c // granule) * granule) for h, w, c in shapes) * width.act_bytes
 
 
 def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
@@ -251,8 +274,13 @@ def _tiled_group(workload: Workload, indices: list[int], hw: HwProfile, widths: 
 def _plan_residency(
     workload: Workload, groups: list[Group], group_of: list[int], hw: HwProfile, widths: tuple[Width, ...]
 ) -> tuple[frozenset[str], list[float]]:
-    """Tensors passed between groups that stay in OCM for their whole lifetime (first fit),
-    and the OCM bytes in use during each group (rolling buffers and resident tensors)."""
+    """Tensors passed between groups that stay in OCM for their whole lifetime, and the OCM
+    bytes in use during each group (rolling buffers and resident tensors).
+
+    As Vela places feature maps in fast storage: a tensor that fits beside every other
+    candidate over its lifetime stays; the others compete, the ones that save the most
+    traffic per byte and pass of the OCM they hold first: ``(1 + reads) / passes`` (a write
+    and each read kept on chip, over the passes it lives), in production order on ties."""
     lifetime: dict[str, list[int]] = {}
     act_bytes: dict[str, int] = {}
     for layer in workload.layers:
@@ -265,11 +293,20 @@ def _plan_residency(
                 lifetime[storage][1] = max(lifetime[storage][1], gid)
     capacity = hw.ocm_kib * 1024
     used = [float(group.buffer_bytes) for group in groups]
+    candidates = [
+        (storage, first, last, workload.storage_elems[storage] * act_bytes[storage])
+        for storage, (first, last) in lifetime.items()
+        if last > first and storage not in workload.graph_outputs
+    ]
+    peak = list(used)
+    for _, first, last, size in candidates:
+        for g in range(first, last + 1):
+            peak[g] += size
+    always = [c for c in candidates if max(peak[c[1] : c[2] + 1]) <= capacity]
+    rest = [c for c in candidates if c not in always]
+    rest.sort(key=lambda c: -(1 + len(workload.consumers.get(c[0], ()))) / (c[2] - c[1] + 1))
     resident = set()
-    for storage, (first, last) in lifetime.items():
-        if last == first or storage in workload.graph_outputs:
-            continue
-        size = workload.storage_elems[storage] * act_bytes[storage]
+    for storage, first, last, size in (*always, *rest):
         if all(used[g] + size <= capacity for g in range(first, last + 1)):
             resident.add(storage)
             for g in range(first, last + 1):

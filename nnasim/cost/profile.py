@@ -91,6 +91,7 @@ class HwProfile:
     weight_buffer_in: str | None = None
     blocks: dict[str, Any] | None = None
     element_cycles: dict[str, dict[Any, float]] | None = None
+    softmax_constant_bytes: int = 0
 
     def table_key(self, bits: int | str | Width) -> int | str:
         """The key of the per-width tables (``mac_array`` ...) for ``bits``: ``'16x8'`` when the
@@ -238,6 +239,7 @@ _OPTIONAL: dict[str, tuple[Any, str]] = {
         lambda v: isinstance(v, dict),
         "a mapping of element-op classes to cycles per element",
     ),
+    "softmax_constant_bytes": (_int_in(0, 16), "a non-negative integer (bytes per element) up to 16"),
 }
 _MEMORY_KEYS = {
     "gbps": (_positive_number, "a positive number (GB/s)"),

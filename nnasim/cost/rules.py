@@ -37,6 +37,12 @@ class LayerRule:
     name: str
     engine: str
     block_type: str | None
+    reads_constant: bool = False  # lowered with a constant operand as large as its input
+
+    def constant_bytes(self, layer: LayerWork, hw: HwProfile) -> float:
+        """Bytes of the constant operand the op is lowered with (``softmax_constant_bytes``
+        per input element), read from the weights' memory."""
+        return float(sum(layer.input_elems) * hw.softmax_constant_bytes) if self.reads_constant else 0.0
 
     def geometry(self, layer: LayerWork) -> blk.Geometry:
         kernel, in_shape = layer.kernel, layer.in_shape
@@ -214,6 +220,7 @@ DEPTHWISE_RULE = LayerRule("depthwise", MAC_ENGINE, blk.DEPTHWISE)
 FC_RULE = LayerRule("fully connected", MAC_ENGINE, blk.FULLY_CONNECTED)
 POOL_RULE = LayerRule("pooling", ELEMENT_ENGINE, blk.POOL)  # blocked profiles: on the array
 ELEMENT_RULE = LayerRule("element-wise", ELEMENT_ENGINE, blk.ELEMENTWISE)
+SOFTMAX_RULE = LayerRule("softmax", ELEMENT_ENGINE, blk.ELEMENTWISE, reads_constant=True)
 LUT_RULE = LayerRule("lookup table", ELEMENT_ENGINE, blk.ELEMENTWISE)
 VIEW_RULE = LayerRule("view", NO_ENGINE, None)
 
@@ -231,7 +238,8 @@ RULES: dict[str, LayerRule] = {
     **dict.fromkeys(
         ("Add", "Sub", "Mul", "Div", "Relu", "PRelu", "LeakyRelu", "Clip", "BatchNormalization"), ELEMENT_RULE
     ),
-    **dict.fromkeys(("Transpose", "Slice", "Resize", "Softmax"), ELEMENT_RULE),
+    **dict.fromkeys(("Transpose", "Slice", "Resize"), ELEMENT_RULE),
+    "Softmax": SOFTMAX_RULE,
     **dict.fromkeys(("Sigmoid", "Exp"), LUT_RULE),
     **dict.fromkeys(
         ("Reshape", "Identity", "Dropout", "QuantizeLinear", "DequantizeLinear", "Concat"), VIEW_RULE
