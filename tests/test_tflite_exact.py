@@ -345,7 +345,7 @@ def _slicing_cases():
                 ints([0, 3, 0, 1]),
                 ints([1, 0, 5, 6]),
                 ints([1, -1, 1, 2]),
-                T((1, 3, 5, 3), "INT8", 0.05, 1),
+                T((1, 4, 5, 3), "INT8", 0.05, 1),
             ],
             [Op("STRIDED_SLICE", [0, 1, 2, 3], [4], "StridedSliceOptions", masks)],
         ),
