@@ -1,4 +1,5 @@
-"""The TFLite interpreter as an oracle: every tensor of a run, compared with the engine's integers."""
+"""The TFLite interpreter and TFLite Micro's as oracles: every tensor of a run, compared with the
+engine's integers."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ def interpreter(path: Path, reference: bool = True):
     return it
 
 
-def integer_inputs(it, seed: int = 0) -> list[np.ndarray]:
+def integer_inputs(details, seed: int = 0) -> list[np.ndarray]:
+    """Uniform random integers over each input's full range, from its details (shape, dtype)."""
     rng = np.random.default_rng(seed)
     values = []
-    for detail in it.get_input_details():
+    for detail in details:
         info = np.iinfo(detail["dtype"])
         values.append(
             rng.integers(info.min, info.max, detail["shape"], endpoint=True).astype(detail["dtype"])
@@ -51,15 +53,56 @@ def integer_inputs(it, seed: int = 0) -> list[np.ndarray]:
 
 def compare_all_tensors(path: Path, rule: str | None = None, reference: bool = True, seed: int = 0):
     """(TFLite tensor names that differ, number compared) over every op output of one run."""
+    it = interpreter(path, reference)
+    details = it.get_input_details()
+    inputs = integer_inputs(details, seed)
+    for detail, q in zip(details, inputs, strict=True):
+        it.set_tensor(detail["index"], q)
+    it.invoke()
+    return compare_with_runtime(path, rule, inputs, it.get_tensor)
+
+
+MICRO_BOOKKEEPING_BYTES = 1 << 20  # TFLM's own structures in the arena (measured: under 0.3 MiB)
+
+
+def micro_interpreter(path: Path):
+    """TFLite Micro's interpreter on ``path``, keeping every tensor: its arena holds every
+    non-constant tensor at once (no reuse) plus TFLM's bookkeeping."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    activations = sum(
+        int(np.prod(t.shape)) * np.dtype(t.dtype.lower()).itemsize
+        for t in read_tflite(path).tensors
+        if t.data is None
+    )
+    return runtime.Interpreter.from_bytes(
+        path.read_bytes(),
+        arena_size=activations + MICRO_BOOKKEEPING_BYTES,
+        intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors,
+    )
+
+
+def compare_all_tensors_micro(path: Path, rule: str = "fixedpoint", seed: int = 0):
+    """``compare_all_tensors`` against TFLite Micro's interpreter."""
+    it = micro_interpreter(path)
+    count = len(read_tflite(path).inputs)
+    inputs = integer_inputs([it.get_input_details(i) for i in range(count)], seed)
+    for i, q in enumerate(inputs):
+        it.set_input(q, i)
+    it.invoke()
+    return compare_with_runtime(path, rule, inputs, lambda index: it.GetTensor(index, 0)["tensor_data"])
+
+
+def compare_with_runtime(path: Path, rule: str | None, inputs: list[np.ndarray], tensor_of):
+    """(names that differ, number compared): the engine run on ``inputs`` (the integers a runtime
+    was given) against ``tensor_of(index)``, the runtime's integers of every op output."""
     model = read_tflite(path)
     graph, names = convert_tflite(model)
     session = build_session(graph, None, requant=rule)  # the model's own widths
-    it = interpreter(path, reference)
-    feeds = {}
-    for detail, q, name in zip(it.get_input_details(), integer_inputs(it, seed), graph.inputs, strict=True):
-        it.set_tensor(detail["index"], q)
-        feeds[name] = dequantize_array(q.transpose(0, 3, 1, 2) if q.ndim == 4 else q, session.quant(name))
-    it.invoke()
+    feeds = {
+        name: dequantize_array(q.transpose(0, 3, 1, 2) if q.ndim == 4 else q, session.quant(name))
+        for q, name in zip(inputs, graph.inputs, strict=True)
+    }
     ours = session.run_integers(feeds, keep_all=True)
     differ, compared = [], 0
     for op in model.ops:
@@ -67,7 +110,7 @@ def compare_all_tensors(path: Path, rule: str | None = None, reference: bool = T
             if names.get(index) not in ours:
                 continue  # folded away (a PAD into its convolution)
             compared += 1
-            got, want = ours[names[index]], it.get_tensor(index)
+            got, want = ours[names[index]], tensor_of(index)
             if got.shape != want.shape or not np.array_equal(got.astype(np.int64), want.astype(np.int64)):
                 differ.append(f"{op.name} {model.tensors[index].name}")
     outputs = [names[i] for i in model.outputs]

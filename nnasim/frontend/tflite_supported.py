@@ -2,7 +2,8 @@
 
 "exact" means bit-exact on every tensor against the TFLite interpreter (tests/test_tflite_exact.py):
 ``ref`` the reference kernels (BUILTIN_REF) under ``--requant fixedpoint``, ``xnnpack`` the default
-interpreter under ``--requant xnnpack``.
+interpreter under ``--requant xnnpack``; ``ref`` ops are also exact against TFLite Micro
+(tests/test_tflite_micro.py) except where a note names TFLM.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ NOTES = {
     "SOFTMAX": ("beta 1", "int8 exact (ref gemmlowp, xnnpack float table); int16 exact (tables)"),
     "LOGISTIC": ("", "int8 exact (table)"),
     "EXP": ("", "8, 16: table (not checked against TFLite)"),
-    "RELU": ("", "int8, int16 exact"),
-    "RELU6": ("", "int8 exact"),
-    "RELU_N1_TO_1": ("", "int8 exact"),
+    "RELU": ("", "int8, int16 exact (TFLM: its double-quotient multiplier can differ by 1)"),
+    "RELU6": ("", "int8 exact (TFLM: where the output keeps the input's format)"),
+    "RELU_N1_TO_1": ("", "int8 exact (TFLM has no kernel)"),
     "RELU_0_TO_1": ("", "8, 16: as RELU6"),
     "LEAKY_RELU": ("", "int8 exact (ref; xnnpack: XNNPACK's 8-bit-fraction multipliers)"),
     "PRELU": ("constant alpha, per channel", "int8 exact (ref, xnnpack): the quantized alpha's own format"),
@@ -65,7 +66,8 @@ def tflite_lines() -> list[str]:
         "Generated from `nnasim/frontend/tflite.py` (see `docs/tflite.md`). Widths: the file's own",
         "(float32, fp16 weights, int8, int16x8). `ref`: bit-exact with the TFLite interpreter's reference",
         "kernels under `--requant fixedpoint`; `xnnpack`: with the default interpreter under",
-        "`--requant xnnpack`. Converters' decompositions are fused back: PReLU as",
+        "`--requant xnnpack`. `ref` is also exact against TFLite Micro (TFLM) except where noted.",
+        "Converters' decompositions are fused back: PReLU as",
         "`relu(x) + c * (x - abs(x))` or `relu(x) + c * -relu(-x)` (ABS, NEG), softmax as",
         "`exp(x - max) / sum` (REDUCE_MAX, SUB, EXP, SUM, DIV).",
         "",
