@@ -200,3 +200,12 @@ def test_a_tight_cache_cascades_with_shorter_stripes():
     from nnasim.cost.plan import plan_memory
 
     assert plan_memory(workload, hw, (parse_width(8),) * 3).stripes == (6, 4, None)
+
+
+def test_a_reduction_reads_its_whole_input_in_blocks():
+    """ReduceMean over the 32 channels of 1 x 32 x 8 x 8 reads all 2048 int8 input bytes (the
+    graph's input is plain channel-last) and writes 64, not only an output's worth."""
+    tensors = {"x": Tensor("x", (1, 32, 8, 8)), "y": Tensor("y", (1, 1, 8, 8))}
+    node = Node("mean", Op.REDUCE_MEAN, ("x",), ("y",), {"axes": (1,), "keepdims": 1})
+    cost = evaluate(build_workload(Graph("r", (node,), tensors, ("x",), ("y",))), u55(), 8).layers[0]
+    assert (cost.act_read_bytes, cost.act_write_bytes) == (2048, 64)
