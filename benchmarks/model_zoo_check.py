@@ -44,7 +44,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FP32_TOLERANCE = 1e-4  # largest |nnasim - runtime| / largest |runtime| ...
 FP32_ABSOLUTE = 1e-6  # ... or below this: onnxruntime's approximate logistic errs ~2 % at sigmoid(-12)
 SQNR16_GOAL_DB = 40.0
-MAX_CALIB_IMAGES = 8  # calibration photos; the last photo of the folder is held out for evaluation
+MAX_CALIB_IMAGES = 16  # calibration photos (all of a folder but its last, held out for evaluation)
 TEXT_LINES = ["nnasim 16-bit check", "Invoice 2026-12-02", "TOTAL 42.50 EUR", "Bahnhofstrasse 7"]
 
 
