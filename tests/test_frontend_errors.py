@@ -224,3 +224,20 @@ def test_stale_exported_shapes_give_way_to_input_shape():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     assert load_model(model, input_shape=(1, 3, 48, 320)).shape("y") == (1, 3, 48, 320)
+
+
+def test_an_exported_output_rank_that_the_graph_does_not_compute_gives_way_to_input_shape():
+    """ddddocr's CRNN declares its output [1, seqlen] where its Reshape makes 3-D (onnxruntime
+    warns and runs it); with --input-shape the output's shape is inferred, rank included."""
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape")]
+    target = onnx.numpy_helper.from_array(np.array([-1, 1, 8], np.int64), "target")
+    graph = helper.make_graph(
+        nodes,
+        "stale_rank",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "seqlen"])],
+        [target],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert load_model(model, input_shape=(1, 1, 4, 6)).shape("y") == (3, 1, 8)

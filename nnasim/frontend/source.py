@@ -173,10 +173,9 @@ def fix_input_shapes(model: onnx.ModelProto, label: str, input_shape: InputShape
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     wanted = _wanted_shapes(inputs, label, input_shape)
-    if wanted:  # output sizes in the file may be those of the export's input size: keep only the rank
-        for value in model.graph.output:
-            for dim in value.type.tensor_type.shape.dim:
-                dim.Clear()
+    if wanted:  # output shapes in the file may be those of another input size, even of another
+        for value in model.graph.output:  # rank (ddddocr's CRNN): inference recomputes them
+            value.type.tensor_type.ClearField("shape")
     for value in inputs:
         dims = value.type.tensor_type.shape.dim
         shape = wanted.get(value.name)
