@@ -62,7 +62,7 @@ class TflOp:
     name: str  # builtin operator name: CONV_2D, ...
     inputs: tuple[int, ...]  # tensor indices, -1 for an omitted optional input
     outputs: tuple[int, ...]
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # a custom op's raw bytes under "CustomOptions"
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,10 @@ def _operator(model, graph, index: int, label: str) -> TflOp:
         name = f"CUSTOM({custom.decode(errors='replace') if custom else '?'})"
     inputs = tuple(int(i) for i in op.InputsAsNumpy()) if op.InputsLength() else ()
     outputs = tuple(int(i) for i in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-    return TflOp(index, name, inputs, outputs, _options(op))
+    options = _options(op)
+    if name.startswith("CUSTOM") and op.CustomOptionsLength():
+        options["CustomOptions"] = op.CustomOptionsAsNumpy().tobytes()
+    return TflOp(index, name, inputs, outputs, options)
 
 
 def _options(op) -> dict:

@@ -56,6 +56,8 @@ NOTES = {
     "DEQUANTIZE": ("of constants (fp16, int8 weights): folded; of a graph output: kept integer", "-"),
     "DENSIFY": ("of a sparse constant (dense/CSR levels, blocks): read dense", "-"),
     "DEPTH_TO_SPACE": ("as Reshape (6-D), Transpose, Reshape", "exact (data movement)"),
+    "TRANSPOSE_CONV": ("float graphs: as ConvTranspose (SAME, VALID, bias, fused activation)", "-"),
+    "CUSTOM(Convolution2DTransposeBias)": ("MediaPipe's transpose conv + bias, float graphs", "-"),
 }
 
 
