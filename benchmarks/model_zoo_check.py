@@ -571,6 +571,11 @@ def integer_result(values: dict[str, float]) -> dict[str, str]:
     return row | {"result": "pass", "reason": "full-integer file: bit-exact with the TFLite interpreter"}
 
 
+def shortened(text: str, limit: int = 320) -> str:
+    """A table cell: an error listing many unsupported ops cut after ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -588,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"{row['model']}: {row['result']} {row['reason']}", file=sys.stderr, flush=True)
     columns = ["model", "ops", "result", "fp32 vs runtime", "SQNR16 dB", "SQNR8 dB", "s", "reason"]
-    table = [[row.get(c, "") for c in columns] for row in rows]
+    table = [[shortened(row.get(c, "")) for c in columns] for row in rows]
     print(tabulate(table, headers=columns, tablefmt="github" if args.markdown else "simple"))
     passed = sum(row["result"] == "pass" for row in rows)
     print(f"\n{passed} of {len(rows)} models pass")
