@@ -259,3 +259,14 @@ def test_a_cascades_later_weights_stream_unless_they_fit_half_the_cache_left():
     assert ("sram", "weights") not in cost.layers[2].traffic
     alone = evaluate(build_workload(graph), hw, 8)  # the cascade is the first pass
     assert alone.layers[1].traffic[("dram", "weights")] == 9216
+
+
+def test_a_reduction_reads_its_whole_input_in_blocks():
+    """ReduceMean over the 32 channels of 1 x 32 x 8 x 8 reads all 2048 int8 input bytes (the
+    graph's input is plain channel-last) and writes its 64-byte output in whole 32-byte SRAM
+    bursts (short runs cost whole bursts, so at most 4 per 8-byte row), not an input's worth."""
+    tensors = {"x": Tensor("x", (1, 32, 8, 8)), "y": Tensor("y", (1, 1, 8, 8))}
+    node = Node("mean", Op.REDUCE_MEAN, ("x",), ("y",), {"axes": (1,), "keepdims": 1})
+    cost = evaluate(build_workload(Graph("r", (node,), tensors, ("x",), ("y",))), u55(), 8).layers[0]
+    assert cost.act_read_bytes == 2048
+    assert 64 <= cost.act_write_bytes <= 8 * 32 and cost.act_write_bytes % 32 == 0

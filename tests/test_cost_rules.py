@@ -186,3 +186,28 @@ def test_entropy_uses_a_quantized_tensors_own_integers():
     assert weight_entropy_bits(ints, 16, fmt) == pytest.approx(1.5)
     # Real values with their own 8-bit format are quantized with its scale, not re-ranged.
     assert weight_entropy_bits(ints * np.float32(0.1), 8, fmt) == pytest.approx(1.5)
+
+
+def unary_graph(op, attrs, in_shape, out_shape):
+    """One activation op ``x -> y`` (no constants)."""
+    tensors = {"x": Tensor("x", in_shape), "y": Tensor("y", out_shape)}
+    return Graph("u", (Node("u", op, ("x",), ("y",), attrs),), tensors, ("x",), ("y",))
+
+
+@pytest.mark.parametrize("op", [Op.TANH, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.ERF, Op.SQRT])
+def test_table_ops_stream_through_the_element_engine(op):
+    # 1 x 8 x 4 x 4 = 128 elements at 16 per clock (8 bits): 8 cycles; 128 B read, 128 B written.
+    cost = evaluate(build_workload(unary_graph(op, {}, (1, 8, 4, 4), (1, 8, 4, 4))), hw(), 8).layers[0]
+    assert cost.compute_cycles == 8
+    assert (cost.act_read_bytes, cost.act_write_bytes) == (128, 128)
+
+
+def test_reductions_read_their_whole_input():
+    # ReduceMean over the channels of 1 x 8 x 4 x 4: 128 elements read (8 cycles at 16 per clock),
+    # 16 written; LayerNormalization reads and writes all 128.
+    mean = unary_graph(Op.REDUCE_MEAN, {"axes": (1,), "keepdims": 1}, (1, 8, 4, 4), (1, 1, 4, 4))
+    cost = evaluate(build_workload(mean), hw(), 8).layers[0]
+    assert (cost.compute_cycles, cost.act_read_bytes, cost.act_write_bytes) == (8, 128, 16)
+    norm = unary_graph(Op.LAYER_NORM, {"axis": -1, "epsilon": 1e-5}, (1, 8, 4, 4), (1, 8, 4, 4))
+    cost = evaluate(build_workload(norm), hw(), 16).layers[0]
+    assert (cost.compute_cycles, cost.act_read_bytes, cost.act_write_bytes) == (16, 256, 256)

@@ -335,3 +335,94 @@ def test_qlinear_softmax_equals_onnxruntime(tmp_path):
     theirs = _ort_session(str(out))
     for feed in _feeds(3, seed=3):
         assert np.array_equal(session.run(feed)["y"], theirs.run(None, feed)[0])
+
+
+def _lstm_model() -> onnx.ModelProto:
+    """A bidirectional LSTM (4 steps, 6 inputs, 8 hidden) on x of shape [4, 1, 6]."""
+    rng = np.random.default_rng(3)
+    inits = [
+        _init(rng, "W", (2, 32, 6), 0.4),
+        _init(rng, "R", (2, 32, 8), 0.4),
+        _init(rng, "B", (2, 64), 0.2),
+    ]
+    node = helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=8, direction="bidirectional")
+    graph = helper.make_graph(
+        [node],
+        "lstm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2, 1, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def test_dynamic_quantize_lstm_runs_as_an_lstm_of_its_dequantized_weights(tmp_path):
+    """quantize_dynamic turns an LSTM into com.microsoft DynamicQuantizeLSTM (int8 [dirs, in, 4h]
+    weights): nnasim's fp32 equals onnxruntime's float LSTM of the dequantized weights, and is
+    close to onnxruntime's own DynamicQuantizeLSTM (which quantizes x at run time)."""
+    source, out = tmp_path / "lstm.onnx", tmp_path / "lstm_dynamic.onnx"
+    onnx.save(_lstm_model(), str(source))
+    logging.disable(logging.WARNING)
+    try:
+        quantization.quantize_dynamic(str(source), str(out), op_types_to_quantize=["LSTM"])
+    finally:
+        logging.disable(logging.NOTSET)
+    model = onnx.load(str(out))
+    dynamic = next(n for n in model.graph.node if n.op_type == "DynamicQuantizeLSTM")
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    float_model = _lstm_model()
+    for index, name in ((1, "W"), (2, "R")):
+        q, scale, zero = (consts[dynamic.input[i]] for i in (index, 6 + 2 * index, 7 + 2 * index))
+        real = (q.astype(np.float32) - zero.reshape(-1, 1, 1)) * scale.reshape(-1, 1, 1)
+        weight = next(t for t in float_model.graph.initializer if t.name == name)
+        weight.CopyFrom(numpy_helper.from_array(real.transpose(0, 2, 1).astype(np.float32), name))
+    x = {"x": np.random.default_rng(4).standard_normal((4, 1, 6)).astype(np.float32)}
+    ours = build_session(load_qdq(str(out)), 32).run(x)["y"]
+    assert np.abs(ours - _ort_session(float_model).run(None, x)[0]).max() < 1e-5
+    assert np.abs(ours - _ort_session(str(out)).run(None, x)[0]).max() < 0.05
+
+
+def test_dynamic_conv_with_an_integer_bias_add(tmp_path):
+    """Older quantize_dynamic: ConvInteger -> Add(Reshape(Cast(Floor(Div(b, x_scale * w_scale)))))
+    -> Cast -> Mul; nnasim reads the float bias b and the model's integer weights."""
+    rng = np.random.default_rng(5)
+    w_q = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    constants = {
+        "w_q": w_q,
+        "w_scale": np.array(0.01, np.float32),
+        "w_zero": np.array(0, np.int8),
+        "b": (rng.standard_normal(4) * 0.5).astype(np.float32),
+        "shape": np.array([1, 4, 1, 1], np.int64),
+    }
+    node = helper.make_node
+    nodes = [
+        node("DynamicQuantizeLinear", ["x"], ["x_q", "x_scale", "x_zero"]),
+        node("ConvInteger", ["x_q", "w_q", "x_zero", "w_zero"], ["acc"], pads=[1, 1, 1, 1], name="conv"),
+        node("Mul", ["x_scale", "w_scale"], ["scales"]),
+        node("Div", ["b", "scales"], ["b_div"]),
+        node("Floor", ["b_div"], ["b_floor"]),
+        node("Cast", ["b_floor"], ["b_int"], to=TensorProto.INT32),
+        node("Reshape", ["b_int", "shape"], ["b_q"]),
+        node("Add", ["acc", "b_q"], ["acc_b"]),
+        node("Cast", ["acc_b"], ["acc_f"], to=TensorProto.FLOAT),
+        node("Mul", ["acc_f", "scales"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "old_dynamic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [numpy_helper.from_array(v, n) for n, v in constants.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "old_dynamic.onnx"
+    onnx.save(model, str(path))
+    graph = load_qdq(str(path))
+    conv = next(n for n in graph.nodes if n.op.value == "Conv")
+    assert np.array_equal(graph.const(conv.inputs[2]), constants["b"])
+    x = {"x": np.random.default_rng(6).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    ours, theirs = build_session(graph, 32).run(x)["y"], _ort_session(model).run(None, x)[0]
+    assert np.abs(ours - theirs).max() < 0.05 * np.abs(theirs).max()

@@ -224,3 +224,46 @@ def test_stale_exported_shapes_give_way_to_input_shape():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     assert load_model(model, input_shape=(1, 3, 48, 320)).shape("y") == (1, 3, 48, 320)
+
+
+def test_an_exported_output_rank_that_the_graph_does_not_compute_gives_way_to_input_shape():
+    """ddddocr's CRNN declares its output [1, seqlen] where its Reshape makes 3-D (onnxruntime
+    warns and runs it); with --input-shape the output's shape is inferred, rank included."""
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape")]
+    target = onnx.numpy_helper.from_array(np.array([-1, 1, 8], np.int64), "target")
+    graph = helper.make_graph(
+        nodes,
+        "stale_rank",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "seqlen"])],
+        [target],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert load_model(model, input_shape=(1, 1, 4, 6)).shape("y") == (3, 1, 8)
+
+
+def test_an_output_only_constant_folding_can_shape_passes_the_checker():
+    """A Reshape target computed as h * w from Gathers of a Shape (onnx's inference does not
+    propagate that product; ddddocr's CRNN): the checker sees the model without that output, and
+    folding the chain gives its shape."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "i2"], ["h"], name="gather_h"),
+        helper.make_node("Gather", ["s", "i3"], ["w"], name="gather_w"),
+        helper.make_node("Mul", ["h", "w"], ["hw"], name="mul"),
+        helper.make_node("Unsqueeze", ["hw", "axes"], ["hw1"], name="unsqueeze"),
+        helper.make_node("Concat", ["lead", "hw1"], ["target"], name="concat", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape"),
+    ]
+    constants = {"i2": np.array(2), "i3": np.array(3), "axes": np.array([0]), "lead": np.array([1, 2])}
+    graph = helper.make_graph(
+        nodes,
+        "flatten",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, "hw"])],
+        [onnx.numpy_helper.from_array(v.astype(np.int64), n) for n, v in constants.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert load_model(model, input_shape=(1, 2, 3, 4)).shape("y") == (1, 2, 12)

@@ -102,3 +102,31 @@ def test_quantize_and_dequantize_equal_onnx_reference(dtype, per_channel):
         "DequantizeLinear", {"x": expected_q, "s": np.asarray(scale), "z": np.asarray(zero_point)}, 1
     )
     assert np.array_equal(dequantize_array(q, fmt), expected_x)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("scheme", ["pow2", "affine"])
+def test_a_dead_channel_keeps_its_bias_under_per_channel_weights(bits, scheme):
+    """A 1x1 conv whose second output channel has near-zero weights (a BN-folded dead channel,
+    PP-OCR's rec models) and a bias: per channel, its multiplier s_in * s_w / s_out would round
+    to 0 (or its bias overflow the accumulator) and the channel read 0 instead of its bias."""
+    from nnasim.engine.session import build_session
+    from nnasim.ir import Graph, Node, Op, Tensor
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((2, 4, 1, 1)).astype(np.float32)
+    weight[1] *= 1e-9
+    bias = np.array([0.1, -0.7], np.float32)
+    tensors = {
+        "x": Tensor("x", (1, 4, 3, 3)),
+        "w": Tensor("w", weight.shape, data=weight),
+        "b": Tensor("b", (2,), data=bias),
+        "y": Tensor("y", (1, 2, 3, 3)),
+    }
+    attrs = {"kernel_shape": (1, 1), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1}
+    graph = Graph("dead", (Node("conv", Op.CONV, ("x", "w", "b"), ("y",), attrs),), tensors, ("x",), ("y",))
+    feeds = [{"x": rng.standard_normal((1, 4, 3, 3)).astype(np.float32)} for _ in range(4)]
+    session = build_session(graph, bits, scheme=scheme, per_channel=True, calib=feeds)
+    got = session.run(feeds[0])["y"][0, 1]
+    step = float(np.max(session.quant("y").scale))
+    assert np.abs(got - bias[1]).max() <= step

@@ -353,6 +353,13 @@ def _slicing_cases():
         ),
     )
     yield (
+        "depth_to_space",
+        (
+            [T((1, 4, 5, 8), "INT8", 0.05, 1), T((1, 8, 10, 2), "INT8", 0.05, 1)],
+            [Op("DEPTH_TO_SPACE", [0], [1], "DepthToSpaceOptions", {"BlockSize": 2})],
+        ),
+    )
+    yield (
         "mean_channels",
         (
             [x, ints([3]), T((1, 4, 5, 1), "INT8", 0.03, 2)],

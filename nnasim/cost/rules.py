@@ -50,11 +50,16 @@ class LayerRule:
             kernel = in_shape[:2]
         if self.block_type == blk.FULLY_CONNECTED:
             in_shape = (1, 1, layer.reduce_channels)
+        out_shape = layer.out_shape
         if self.block_type == blk.ELEMENTWISE:
-            in_shape = layer.out_shape
+            in_shape = out_shape = self.element_shape(layer)
         return blk.Geometry(
-            self.block_type, layer.out_shape, in_shape, kernel, layer.stride, max(len(layer.inputs), 1)
+            self.block_type, out_shape, in_shape, kernel, layer.stride, max(len(layer.inputs), 1)
         )
+
+    def element_shape(self, layer: LayerWork) -> tuple[int, int, int]:
+        """The (h, w, c) an element op's blocks run over: its input for a reduction, else its output."""
+        return layer.in_shape if self is REDUCE_RULE else layer.out_shape
 
     def schedule(
         self, layer: LayerWork, hw: HwProfile, width: Width, stripe: int | None = None
@@ -89,7 +94,7 @@ class LayerRule:
         if self.block_type == blk.ELEMENTWISE:
             if elems == 1:
                 return 0.0  # a scalar operand rides in the command stream
-            h, w, c = layer.out_shape
+            h, w, c = self.element_shape(layer)
             return float(h * w * _round_up(c, granule) * width.act_bytes)
         reads, _ = blk.block_traffic(self.geometry(layer), schedule, granule)
         return reads * width.act_bytes
@@ -146,8 +151,8 @@ class LayerRule:
     def _element_block_cycles(self, layer: LayerWork, hw: HwProfile, width: Width, schedule) -> float:
         """Cycles per element of the op's class, bounded by the per-block command cost."""
         rate = _element_rate(layer, hw, width)
-        h, w, c = layer.out_shape
-        bh, bw, bd = (min(a, b) for a, b in zip(schedule.ofm_block, layer.out_shape, strict=True))
+        h, w, c = shape = self.element_shape(layer)
+        bh, bw, bd = (min(a, b) for a, b in zip(schedule.ofm_block, shape, strict=True))
         block = bh * bw * bd
         command = (_block_dma(self.geometry(layer), schedule, hw, width) + rate * block) / 4
         rate = max(rate, command / block)
@@ -222,14 +227,19 @@ POOL_RULE = LayerRule("pooling", ELEMENT_ENGINE, blk.POOL)  # blocked profiles: 
 ELEMENT_RULE = LayerRule("element-wise", ELEMENT_ENGINE, blk.ELEMENTWISE)
 SOFTMAX_RULE = LayerRule("softmax", ELEMENT_ENGINE, blk.ELEMENTWISE, reads_constant=True)
 LUT_RULE = LayerRule("lookup table", ELEMENT_ENGINE, blk.ELEMENTWISE)
+REDUCE_RULE = LayerRule("reduction", ELEMENT_ENGINE, blk.ELEMENTWISE)  # blocks run over its input
 VIEW_RULE = LayerRule("view", NO_ENGINE, None)
 
 # Op name -> rule. Element-wise covers binary (Add, Sub, Mul, Div) and unary ops (standalone
 # activations, BatchNormalization as a multiply-add), data movement (Transpose, Slice, Resize)
 # and Softmax (its rate in ``element_cycles.softmax`` counts all its passes); LUT ops
-# (Sigmoid, Exp) read ``element_cycles.lut``. Views move no data.
+# (Sigmoid, Exp and the other table ops) read ``element_cycles.lut``. Reductions (ReduceMean,
+# LayerNormalization) read their whole input once at their class's rate (LayerNormalization's
+# passes, like Softmax's, are in that rate). ConvTranspose runs as its equivalent stride-1 conv
+# (``workload``). Views move no data.
 RULES: dict[str, LayerRule] = {
     "Conv": CONV_RULE,
+    "ConvTranspose": CONV_RULE,
     "Gemm": FC_RULE,
     "MatMul": FC_RULE,
     "MaxPool": POOL_RULE,
@@ -240,7 +250,8 @@ RULES: dict[str, LayerRule] = {
     ),
     **dict.fromkeys(("Transpose", "Slice", "Resize"), ELEMENT_RULE),
     "Softmax": SOFTMAX_RULE,
-    **dict.fromkeys(("Sigmoid", "Exp"), LUT_RULE),
+    **dict.fromkeys(("Sigmoid", "Exp", "HardSigmoid", "HardSwish", "Sqrt", "Pow", "Erf", "Tanh"), LUT_RULE),
+    **dict.fromkeys(("ReduceMean", "LayerNormalization"), REDUCE_RULE),
     **dict.fromkeys(
         ("Reshape", "Identity", "Dropout", "QuantizeLinear", "DequantizeLinear", "Concat"), VIEW_RULE
     ),

@@ -259,8 +259,10 @@ _ELEMENT_CLASS = {
     Op.MAXPOOL: "maxpool",
     Op.AVGPOOL: "avgpool",
     Op.GLOBAL_AVGPOOL: "avgpool",
-    Op.SIGMOID: "lut",
-    Op.EXP: "lut",
+    **dict.fromkeys(
+        (Op.SIGMOID, Op.EXP, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SQRT, Op.POW, Op.ERF, Op.TANH), "lut"
+    ),
+    Op.REDUCE_MEAN: "avgpool",
     Op.SOFTMAX: "softmax",
     Op.RESIZE: "resize",
 }

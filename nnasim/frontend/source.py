@@ -173,10 +173,9 @@ def fix_input_shapes(model: onnx.ModelProto, label: str, input_shape: InputShape
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     wanted = _wanted_shapes(inputs, label, input_shape)
-    if wanted:  # output sizes in the file may be those of the export's input size: keep only the rank
-        for value in model.graph.output:
-            for dim in value.type.tensor_type.shape.dim:
-                dim.Clear()
+    if wanted:  # output shapes in the file may be those of another input size, even of another
+        for value in model.graph.output:  # rank (ddddocr's CRNN): inference recomputes them
+            value.type.tensor_type.ClearField("shape")
     for value in inputs:
         dims = value.type.tensor_type.shape.dim
         shape = wanted.get(value.name)
@@ -229,12 +228,25 @@ def check_and_infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     if any(not o.type.tensor_type.HasField("shape") for o in model.graph.output):
         model = check_and_infer_shapes(model, label)
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(_with_shaped_outputs(model))
     except (onnx.checker.ValidationError, ValueError) as error:
         raise ModelError(f"{label}: fails the ONNX checker: {_first_line(error)}") from None
     model = check_and_infer_shapes(model, label)
     check_inferred_nodes(model, label)
     return model
+
+
+def _with_shaped_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model as the checker may see it: outputs whose shape only constant folding can give
+    (a Reshape fed by a Shape/Gather/Mul chain onnx does not propagate) are left out."""
+    if all(o.type.tensor_type.HasField("shape") for o in model.graph.output):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    shaped = [o for o in copy.graph.output if o.type.tensor_type.HasField("shape")]
+    del copy.graph.output[:]
+    copy.graph.output.extend(shaped)
+    return copy
 
 
 def check_inferred_nodes(model: onnx.ModelProto, label: str) -> None:

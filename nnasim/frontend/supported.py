@@ -71,8 +71,9 @@ def _dialects() -> list[str]:
         "| 8, 16 and mixed: each tensor keeps its width, requantized between |",
         "| QDQ, com.microsoft | QuantizeLinear/DequantizeLinear of onnxruntime's 16-bit form | as QDQ |",
         f"| QOperator | {qoperator}; MaxPool, Reshape, Transpose... on integers | as DQ -> op -> Q |",
-        "| dynamic | DynamicQuantizeLinear -> ConvInteger/MatMulInteger -> Cast -> Mul | "
-        "weights keep their formats; activations calibrated |",
+        "| dynamic | DynamicQuantizeLinear -> ConvInteger/MatMulInteger (-> integer bias Add) -> Cast "
+        "-> Mul | weights keep their formats; activations calibrated |",
+        "| dynamic, com.microsoft | DynamicQuantizeLSTM | an LSTM of the dequantized weights |",
         "",
     ]
 

@@ -14,6 +14,7 @@ standard lowering passes; quantized ones are kept as they are (a pass would chan
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,6 +303,53 @@ def window_pads(op: TflOp, in_hw, kernel, strides, dilations) -> tuple[int, int,
     if padding == 1:  # VALID
         return (0, 0, 0, 0)
     return same_pads(in_hw, kernel, strides, dilations)
+
+
+def transpose_conv(b: Builder, op: TflOp) -> None:
+    """TRANSPOSE_CONV (output shape, OHWI filter, input, optional bias), float graphs."""
+    strides = (op.options.get("StrideH", 1), op.options.get("StrideW", 1))
+    bias = op.inputs[3] if len(op.inputs) > 3 else -1
+    same = op.options.get("Padding", 0) == 0
+    _transposed_conv(b, op, (op.inputs[2], op.inputs[1], bias), same, strides, fused(op))
+
+
+def transpose_conv_bias(b: Builder, op: TflOp) -> None:
+    """MediaPipe's Convolution2DTransposeBias (input, OHWI filter, bias): its custom options are a
+    TfLiteTransposeConvParams (padding 1 SAME or 2 VALID, stride width, stride height)."""
+    raw = op.options.get("CustomOptions", b"")
+    if len(raw) < 12:
+        raise Unsupported("its custom options are not TfLiteTransposeConvParams (12 bytes or more)")
+    padding, stride_w, stride_h = struct.unpack("<3i", raw[:12])
+    _transposed_conv(b, op, tuple(op.inputs[:3]), padding == 1, (stride_h, stride_w), None)
+
+
+def _transposed_conv(b: Builder, op: TflOp, indices, same: bool, strides, act) -> None:
+    """A transpose convolution as the IR's ConvTranspose: the equivalent stride-1 conv (OIHW filter
+    flipped) with pads from TFLite's: output row ``i * stride - pad_top + ky`` (pad_top = half
+    of SAME's total padding, 0 for VALID); the output tensor's size gives the bottom/right pads."""
+    x_index, w_index, bias_index = indices
+    if b.quantized:
+        raise Unsupported("quantized transpose convolutions are not supported")
+    if b.data(w_index) is None:
+        raise Unsupported("the filter must be constant")
+    weight = b.real(w_index)
+    in_shape, out_shape = b.t(x_index).shape, b.t(op.outputs[0]).shape
+    if weight.ndim != 4 or weight.shape[3] != in_shape[3]:
+        raise Unsupported(f"filter {list(weight.shape)} does not fit {in_shape[3]} input channels")
+    kernel = tuple(int(k) for k in weight.shape[1:3])
+    pads_begin, pads_end = [], []
+    for n, out, k, s in zip(in_shape[1:3], out_shape[1:3], kernel, strides, strict=True):
+        total = (n - 1) * s + k - out
+        pads_begin.append(max(total, 0) // 2 if same else 0)
+        pads_end.append(total - pads_begin[-1])
+    span = [k - 1 for k in kernel]
+    pads = (span[0] - pads_begin[0], span[1] - pads_begin[1], span[0] - pads_end[0], span[1] - pads_end[1])
+    conv_weight = np.ascontiguousarray(weight.transpose(0, 3, 1, 2)[..., ::-1, ::-1])
+    inputs = [b.x(x_index), b.const(w_index, conv_weight)]
+    if bias_index >= 0:
+        inputs.append(b.const(bias_index, b.real(bias_index)))
+    attrs = dict(kernel_shape=kernel, strides=tuple(strides), pads=pads, dilations=(1, 1), group=1)
+    b.emit(op, Op.CONV_TRANSPOSE, inputs, b.out(op.outputs[0]), act, **attrs)
 
 
 # --- PAD folding --------------------------------------------------------------------------------
@@ -759,6 +807,27 @@ def dequantize(b: Builder, op: TflOp) -> None:
     raise Unsupported("DEQUANTIZE of a computed tensor inside the graph (a float island)")
 
 
+def depth_to_space(b: Builder, op: TflOp) -> None:
+    """DEPTH_TO_SPACE (depth taken as block row, block column, channel): on the IR's NCHW tensor,
+    a reshape to N x b x b x C' x H x W, a transpose to N x C' x H x b x W x b and a reshape."""
+    block = int(op.options["BlockSize"])
+    n, h, w, c = b.t(op.inputs[0]).shape
+    depth = c // (block * block)
+    fmt = b.activation_fmt(op.outputs[0])
+    name = b.t(op.outputs[0]).name
+    split = b.temp(f"{name}::blocks", (n, block, block, depth, h, w), fmt)
+    moved = b.temp(f"{name}::moved", (n, depth, h, block, w, block), fmt)
+    b.emit(op, Op.RESHAPE, [b.x(op.inputs[0])], split, suffix="/split", shape=(n, block, block, depth, h, w))
+    b.emit(op, Op.TRANSPOSE, [split], moved, suffix="/move", perm=(0, 3, 4, 1, 5, 2))
+    b.emit(op, Op.RESHAPE, [moved], b.out(op.outputs[0]), shape=(n, depth, h * block, w * block))
+
+
+def densify(b: Builder, op: TflOp) -> None:
+    """DENSIFY of a sparse constant: the reader has given its output the dense data already."""
+    if b.data(op.outputs[0]) is None:
+        raise Unsupported("DENSIFY of a computed tensor")
+
+
 CONVERTERS: dict[str, Callable[[Builder, TflOp], None]] = {
     "CONV_2D": conv_2d,
     "DEPTHWISE_CONV_2D": conv_2d,
@@ -797,4 +866,8 @@ CONVERTERS: dict[str, Callable[[Builder, TflOp], None]] = {
     "RESIZE_NEAREST_NEIGHBOR": resize,
     "QUANTIZE": quantize,
     "DEQUANTIZE": dequantize,
+    "DENSIFY": densify,
+    "DEPTH_TO_SPACE": depth_to_space,
+    "TRANSPOSE_CONV": transpose_conv,
+    "CUSTOM(Convolution2DTransposeBias)": transpose_conv_bias,
 }

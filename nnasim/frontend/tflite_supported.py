@@ -55,6 +55,10 @@ NOTES = {
     "RESIZE_NEAREST_NEIGHBOR": ("align_corners, half_pixel_centers", "exact (data movement)"),
     "QUANTIZE": ("of a float graph input: the input's format; int to int: a requantization", "exact"),
     "DEQUANTIZE": ("of constants (fp16, int8 weights): folded; of a graph output: kept integer", "-"),
+    "DENSIFY": ("of a sparse constant (dense/CSR levels, blocks): read dense", "-"),
+    "DEPTH_TO_SPACE": ("as Reshape (6-D), Transpose, Reshape", "exact (data movement)"),
+    "TRANSPOSE_CONV": ("float graphs: as ConvTranspose (SAME, VALID, bias, fused activation)", "-"),
+    "CUSTOM(Convolution2DTransposeBias)": ("MediaPipe's transpose conv + bias, float graphs", "-"),
 }
 
 

@@ -51,8 +51,11 @@ def unit_params(bits: int, scheme: str) -> QuantParams:
     return QuantParams(np.array(scale, np.float32), np.array(zero_point, np.int32), bits, scheme)
 
 
-def weight_params(weight: np.ndarray, bits: int, scheme: str, axis: int | None) -> QuantParams:
-    """Symmetric weight format, per tensor (``axis`` None) or per channel along ``axis``."""
+def weight_params(
+    weight: np.ndarray, bits: int, scheme: str, axis: int | None, min_scale: np.ndarray | float = 0.0
+) -> QuantParams:
+    """Symmetric weight format, per tensor (``axis`` None) or per channel along ``axis``; no scale
+    below ``min_scale`` (per channel or one value) unless the channel is all zeros."""
     _, qmax = int_range(bits)
     if axis is None:
         magnitudes = np.array([np.abs(weight).max(initial=0.0)])
@@ -60,6 +63,7 @@ def weight_params(weight: np.ndarray, bits: int, scheme: str, axis: int | None) 
         magnitudes = (
             np.abs(np.moveaxis(weight, axis, 0)).reshape(weight.shape[axis], -1).max(axis=1, initial=0.0)
         )
+    magnitudes = np.where(magnitudes > 0, np.maximum(magnitudes, np.asarray(min_scale) * qmax), 0.0)
     if scheme == "pow2":
         scales = np.array([pow2_scale(float(m), qmax) for m in magnitudes])
     else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from nnasim.errors import UsageError
 from nnasim.ir import Graph, Node, Op, QuantParams, Tensor
 from nnasim.quant.calibrate import Range
@@ -69,10 +71,10 @@ def quantize_graph(
         formats[name] = activation_params(*_range(ranges, name), stored[name], scheme)
     for node in graph.nodes:
         width = widths.get(node.name) or Width("", stored[node.outputs[0]], 0, False)
-        _quantize_constants(graph, node, formats, width, scheme)
         out_bits = stored.get(node.outputs[0], width.act_bits)
         requantizes = node.name in requantizers
         formats[node.outputs[0]] = _output_format(node, formats, ranges, out_bits, scheme, requantizes)
+        _quantize_constants(graph, node, formats, width, scheme)
     tensors = {
         name: replace(tensor, quant=formats[name]) if name in formats else tensor
         for name, tensor in graph.tensors.items()
@@ -153,11 +155,34 @@ def _quantize_constants(graph, node, formats, width: Width, scheme) -> None:
         data = graph.const(name)
         if _is_weight(node, position):
             axis = weight_axis(node) if width.per_channel or node.op == Op.BATCHNORM else None
-            formats[name] = weight_params(data, width.weight_bits, scheme, axis)
+            floor = _smallest_weight_scale(graph, node, formats, width) if axis is not None else 0.0
+            formats[name] = weight_params(data, width.weight_bits, scheme, axis, floor)
         elif _is_bias(node, position):
             continue
         else:
             formats[name] = activation_params(float(data.min()), float(data.max()), width.act_bits, scheme)
+
+
+SMALLEST_MULTIPLIER = 2.0**-30  # above the Q31 rules' 2**-31 floor; pow2 shifts go further
+
+
+def _smallest_weight_scale(graph: Graph, node: Node, formats, width: Width) -> np.ndarray | float:
+    """The per-channel weight scales below which a channel's output stage breaks: its multiplier
+    ``s_in * s_w / s_out`` under ``SMALLEST_MULTIPLIER`` (it would round to 0 and lose the bias of
+    a channel whose weights are near zero, as BN-folded dead channels are), or its bias over a
+    quarter of the accumulator (int32 at 8 bits, int64 at 16). A larger scale costs such a channel
+    under ``K * 2**-16`` output steps for K products."""
+    if node.op not in (Op.CONV, Op.CONV_TRANSPOSE, Op.GEMM, Op.MATMUL) or node.inputs[0] not in formats:
+        return 0.0
+    s_in = float(np.max(formats[node.inputs[0]].scale))
+    s_out = float(np.max(formats[node.outputs[0]].scale))
+    floor = SMALLEST_MULTIPLIER * s_out / s_in
+    bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    if bias is None or not graph.tensors[bias].is_const:
+        return floor
+    acc_bits = 32 if width.act_bits <= 8 else 64
+    magnitude = np.abs(np.asarray(graph.const(bias), np.float64).reshape(-1))
+    return np.maximum(floor, magnitude / (s_in * 2.0 ** (acc_bits - 2)))
 
 
 def _is_weight(node: Node, position: int) -> bool:
