@@ -25,8 +25,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
             continue
         scale, bias = graph.const(bn.inputs[1]), graph.const(bn.inputs[2])
         weight, old_bias = graph.const(producer.inputs[1]), _bias_of(graph, producer)
-        new_weight = (weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(np.float32)
-        new_bias = (old_bias * scale + bias).astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow is refused by frontend.check_finite_constants
+            new_weight = (weight * scale.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(np.float32)
+            new_bias = (old_bias * scale + bias).astype(np.float32)
         w_name, b_name = f"{producer.name}::folded_weight", f"{producer.name}::folded_bias"
         tensors = with_const(with_const(tensors, w_name, new_weight), b_name, new_bias)
         folded = producer.with_(inputs=(producer.inputs[0], w_name, b_name), outputs=bn.outputs)

@@ -68,6 +68,16 @@ def _conv_with(weight: np.ndarray, **attrs) -> onnx.ModelProto:
     return _model([node], [numpy_helper.from_array(weight, "w")])
 
 
+def _conv_bn_overflowing() -> onnx.ModelProto:
+    """Conv -> BatchNormalization whose scale (3e38 / sqrt(1)) times the conv's weights exceeds float32."""
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv")
+    bn = helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], name="bn")
+    stats = {"g": [3e38] * 4, "b": [0.0] * 4, "m": [0.0] * 4, "v": [1.0] * 4}
+    inits = [numpy_helper.from_array(WEIGHT * 2, "w")]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in stats.items()]
+    return _model([conv, bn], inits)
+
+
 def _poisoned(value: float) -> np.ndarray:
     weight = WEIGHT.copy()
     weight[1, 2, 0, 0] = value
@@ -222,6 +232,11 @@ MODEL_FILE_CASES = [
     _info("Inf weight", lambda: _conv_with(_poisoned(np.inf)), r"constant 'w' holds infinity"),
     _info("-Inf weight", lambda: _conv_with(_poisoned(-np.inf)), r"constant 'w' holds infinity"),
     _info("NaN in a Constant node", _constant_node_nan, r"constant 'c' holds NaN"),
+    _info(
+        "BatchNormalization folding overflows float32",
+        _conv_bn_overflowing,
+        r"model\.onnx: constant 'conv::folded_weight' holds infinity \(108 of 108 values\)",
+    ),
     _info(
         "negative BatchNormalization variance",
         lambda: _node(
