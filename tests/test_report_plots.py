@@ -33,13 +33,13 @@ def test_similarity_heatmap_draws_cell_values(tmp_path):
     assert_nontrivial_png(path)
 
 
-def test_roc_axis_starts_just_below_the_lowest_tar_so_close_curves_separate():
-    far = np.array([0.0, 0.0, 1e-3, 1.0])
+def test_roc_axis_starts_just_below_the_lowest_tar_at_the_left_edge():
+    far = np.array([0.0, 0.0, 0.0, 1e-3, 1.0])
     close = {
-        "fp32": (far, np.array([0.0, 0.943, 0.97, 1.0])),
-        "int8": (far, np.array([0.0, 0.93, 0.95, 1.0])),
+        "fp32": (far, np.array([0.0, 0.001, 0.943, 0.97, 1.0])),
+        "int8": (far, np.array([0.0, 0.001, 0.93, 0.95, 1.0])),
     }
-    assert plots._tar_floor(close) == 0.9
-    weak = {**close, "int4": (far, np.array([0.0, 0.12, 0.5, 1.0]))}
-    assert plots._tar_floor(weak) == 0.1
-    assert plots._tar_floor({"none": (far, np.zeros(4))}) == 0.0
+    assert plots._tar_floor(close, 1e-4) == 0.9
+    weak = {**close, "int4": (far, np.array([0.0, 0.001, 0.12, 0.5, 1.0]))}
+    assert plots._tar_floor(weak, 1e-4) == 0.1
+    assert plots._tar_floor({"none": (far, np.zeros(5))}, 1e-4) == 0.0

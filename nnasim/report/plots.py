@@ -144,7 +144,7 @@ def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], flo
         axes.axvline(target, color="grey", ls=":", lw=0.8)
     axes.set_xscale("log")
     axes.set_xlim(floor, 1.0)
-    axes.set_ylim(_tar_floor(curves), 1.005)
+    axes.set_ylim(_tar_floor(curves, floor), 1.005)
     axes.set_xlabel("false accept rate (FAR, log scale; FAR 0 at the left edge)")
     axes.set_ylabel("true accept rate (TAR)")
     axes.set_title("Verification ROC over same/different pairs")
@@ -153,11 +153,11 @@ def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], flo
     _save(figure, path)
 
 
-def _tar_floor(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> float:
-    """The TAR axis starts just below the lowest non-zero TAR of any curve (in steps of 0.05), so
-    curves that differ by a few pairs near TAR 1 are told apart."""
-    lowest = min((float(tar[tar > 0].min()) for _, tar in curves.values() if np.any(tar > 0)), default=0.0)
-    return max(0.0, np.floor((lowest - 0.01) / 0.05) * 0.05)
+def _tar_floor(curves: dict[str, tuple[np.ndarray, np.ndarray]], floor: float) -> float:
+    """The TAR axis starts just below the lowest TAR any curve shows at the left edge (FAR ``floor``
+    or less), in steps of 0.05, so curves a few pairs apart near TAR 1 are told apart."""
+    starts = [float(tar[far <= floor].max(initial=tar.min())) for far, tar in curves.values()]
+    return max(0.0, np.floor((min(starts, default=0.0) - 0.01) / 0.05) * 0.05)
 
 
 def agreement_bars(path: Path, rows: list[dict]) -> None:
