@@ -177,5 +177,5 @@ def run(args: argparse.Namespace) -> int:
             f"{row['config']:>16}: accuracy {row['accuracy']:.4f} ± {row['± std']:.4f}  "
             f"TAR@FAR=1e-3 {row['TAR@FAR=1e-3']:.4f}  flips {row['flips']}"
         )
-    print(f"wrote {args.output}/report/report.md ({result['run_time_s']} s)")
+    print(f"run time {result['run_time_s']} s")
     return 0
