@@ -97,6 +97,20 @@ def test_16x8_fetches_8_bit_weights_with_biases_at_the_16_bit_accumulator(graph)
     assert _at_most(cost.total.cycles, sixteen.total.cycles)
 
 
+def test_compression_ratios_follow_the_weights_bits(graph):
+    """On a ``ratio`` profile (3nx: 0.68 at 8 bits, 0.84 at 16) 16x8's 8-bit weights compress
+    as 8-bit weights do: with equal accumulators its weight bytes are 8pc's, not 16's ratio."""
+    hw = load_profile("3nx")
+    hw = dataclasses.replace(hw, accumulator_bits=dict.fromkeys((8, 16), hw.accumulator_bits[8]))
+    assert (
+        hw.weight_compression == "ratio" and hw.weight_compression_ratio[8] != hw.weight_compression_ratio[16]
+    )
+    workload = build_workload(graph)
+    assert (
+        evaluate(workload, hw, "16x8").total.weight_bytes == evaluate(workload, hw, "8pc").total.weight_bytes
+    )
+
+
 @pytest.mark.parametrize("width", sorted(WIDTHS))
 def test_uniform_layer_bits_cost_what_the_uniform_network_costs(graph, width):
     hw, workload = load_profile("3nx"), build_workload(graph)

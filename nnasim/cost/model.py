@@ -174,7 +174,8 @@ def _weight_bytes(workload: Workload, hw: HwProfile, widths: tuple[Width, ...]) 
     if hw.weight_compression == "none":
         return raw
     if hw.weight_compression == "ratio":
-        return [r * hw.at(hw.weight_compression_ratio, w) for r, w in zip(raw, widths, strict=True)]
+        ratio = hw.weight_compression_ratio  # a '16x8' entry, else the weights' own bits (16x8: 8)
+        return [r * ratio.get(w.name, ratio[w.weight_bits]) for r, w in zip(raw, widths, strict=True)]
     saved = []
     for layer, width in zip(workload.layers, widths, strict=True):
         if hw.weight_compression == "encode":
