@@ -53,7 +53,8 @@ def test_conv2d_matches_reference(case):
 @settings(max_examples=25, deadline=None)
 @given(st.data(), bits_st)
 def test_stride_one_implicit_gemm_matches_reference(data, bits):
-    """Dense stride-1 convolutions take the implicit-GEMM path (no im2col): asymmetric pads, dilation."""
+    """Dense stride-1 convolutions take the implicit-GEMM path (no im2col): asymmetric pads, dilation;
+    where the proved bound splits the product into chunks (extreme 16-bit values), im2col does."""
     kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(2, 3)))
     dilations = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
     pads = tuple(data.draw(st.integers(0, 2)) for _ in range(4))
@@ -67,6 +68,20 @@ def test_stride_one_implicit_gemm_matches_reference(data, bits):
         kernel, (1, 1), pads, dilations, 1, output_hw((h, w), kernel, (1, 1), pads, dilations)
     )
     conv = Conv2d(weight, bias, geometry, input_bound=max(hi - x_zp, x_zp - lo))
-    assert conv.implicit is not None
+    assert (conv.implicit is not None) == (len(conv.matmuls[0].chunks) == 1)
     expected = conv2d_ref(x, x_zp, weight, bias, (1, 1), pads, dilations, 1)
     assert np.array_equal(conv(x, x_zp), expected)
+
+
+def test_a_bound_past_float32_splits_the_product_and_stays_exact():
+    """|x - zp| <= 255 and 16-bit weights of 3000 over 45 taps: the proved bound (3.4e7) passes
+    float32's 2^24, so the product runs as float32 chunks (im2col, not the implicit GEMM) and still
+    equals the int64 reference."""
+    x = np.full((1, 5, 5, 5), 255, np.int64)
+    weight = np.full((2, 3, 3, 5), 3000, np.int64)
+    pads = (1, 1, 1, 1)
+    geometry = ConvGeometry((3, 3), (1, 1), pads, (1, 1), 1, output_hw((5, 5), (3, 3), (1, 1), pads, (1, 1)))
+    conv = Conv2d(weight, np.array([0, 1000]), geometry, input_bound=255)
+    assert conv.implicit is None and len(conv.matmuls[0].chunks) > 1
+    expected = conv2d_ref(x, 0, weight, np.array([0, 1000]), (1, 1), pads, (1, 1), 1)
+    assert np.array_equal(conv(x, 0), expected)
