@@ -63,6 +63,9 @@ def ort_session(path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Interleaved runs: onnxruntime's idle workers would otherwise spin after each run and take the
+    # second core from the engine measured next (nnasim's first 2-thread run came out 3x slower).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
