@@ -61,7 +61,8 @@ class BlockConfig:
         return self.blocks_xy * self.blocks_depth
 
 
-def _round_up(value: int, quantum: int) -> int:
+def round_up(value: int, quantum: int) -> int:
+    """``value`` rounded up to a multiple of ``quantum`` (channels to bricks, rows to blocks)."""
     return -(-value // quantum) * quantum
 
 
@@ -92,8 +93,8 @@ def part_kernel_first(geo: Geometry, act_bits: int, part_taps: int, ifm_depth_fu
     if depth <= 8:
         return True
     taps = geo.kernel[0] * geo.kernel[1]
-    depth_use = depth / _round_up(depth, ifm_depth_full)
-    part_use = depth * taps / (_round_up(depth, 8) * _round_up(taps, part_taps))
+    depth_use = depth / round_up(depth, ifm_depth_full)
+    part_use = depth * taps / (round_up(depth, 8) * round_up(taps, part_taps))
     return part_use > depth_use
 
 
@@ -122,7 +123,7 @@ def _choose_block(
     equal_depth = geo.block_type in (DEPTHWISE, POOL, ELEMENTWISE)
     # a part-kernel conv takes 2 x dot_product input channels per block (16 on Ethos-U)
     depth_limit = min(ifm_depth_full, 2 * spec["dot_product"]) if part else ifm_depth_full
-    ifm_depth = _round_up(
+    ifm_depth = round_up(
         min(ic, depth_limit), max(spec["dot_product"] // 2, 1) if act_bits == 16 else spec["dot_product"]
     )
     bank = spec["bank_bytes"]
@@ -131,8 +132,8 @@ def _choose_block(
     acc_gran = _at(key, "acc_bank_granule", width, act_bits)
     acc_bytes = _at(key, "acc_bytes", width, act_bits)
     top = min(oh, mh) if max_height is None else max(min(oh, mh, max_height), 1)
-    heights = np.arange(uh, _round_up(top, uh) + 1, uh)
-    widths = np.arange(uw, _round_up(min(ow, mw), uw) + 1, uw)
+    heights = np.arange(uh, round_up(top, uh) + 1, uh)
+    widths = np.arange(uw, round_up(min(ow, mw), uw) + 1, uw)
     hh, ww = np.meshgrid(heights, widths, indexing="ij")
     ifm_h = _round_up_array((hh - 1) * sh + min(kh, 8), uh)
     ifm_w = _round_up_array((ww - 1) * sw + min(kw, 8), uw)
@@ -140,12 +141,12 @@ def _choose_block(
     for depth in _depth_candidates(oc, md, ud):
         block_ifm_depth = depth if equal_depth else ifm_depth
         ifm_banks = _round_up_array(
-            -(-(ifm_h * ifm_w * _round_up(block_ifm_depth * act_bits // 8, 8)) // bank) * 2, ifm_gran
+            -(-(ifm_h * ifm_w * round_up(block_ifm_depth * act_bits // 8, 8)) // bank) * 2, ifm_gran
         )
         if geo.block_type == ELEMENTWISE:
             fits = ifm_banks * geo.inputs <= banks
         else:
-            acc = -(-(hh * ww * _round_up(depth, 8) * acc_bytes) // bank) * 2
+            acc = -(-(hh * ww * round_up(depth, 8) * acc_bytes) // bank) * 2
             fits = ifm_banks + _round_up_array(acc, acc_gran) <= banks
         if not fits.any():
             continue
@@ -166,7 +167,7 @@ def _choose_block(
             ifm = (int(ifm_h.flat[flat]), int(ifm_w.flat[flat]), block_ifm_depth)
             best = (float(cost.flat[flat]), (h, w, depth, ifm))
     if best[1] is None:  # nothing fits: the smallest block (one micro-block)
-        best = (0.0, (uh, uw, ud, (_round_up((uh - 1) * sh + kh, uh), _round_up((uw - 1) * sw + kw, uw), ud)))
+        best = (0.0, (uh, uw, ud, (round_up((uh - 1) * sh + kh, uh), round_up((uw - 1) * sw + kw, uw), ud)))
     h, w, depth, ifm = best[1]
     return BlockConfig((h, w, depth), ifm, part, math.ceil(oh / h) * math.ceil(ow / w), math.ceil(oc / depth))
 
@@ -178,16 +179,16 @@ def _round_up_array(values: np.ndarray, quantum: int) -> np.ndarray:
 def _depth_candidates(out_channels: int, max_depth: int, ublock_depth: int) -> list[int]:
     """Output-block depths tried: multiples of 16 channels below the layer's depth, then one
     that covers it (Vela's OFMSplitDepth of 16)."""
-    search = _round_up(min(out_channels, max_depth), ublock_depth)
+    search = round_up(min(out_channels, max_depth), ublock_depth)
     depth = max(ublock_depth, min(search, 16))
     if depth < out_channels:
-        depth = _round_up(depth, 16)
+        depth = round_up(depth, 16)
     found = []
     while depth <= search:
         found.append(depth)
         depth += ublock_depth
         if depth < out_channels:
-            depth = _round_up(depth, 16)
+            depth = round_up(depth, 16)
     return found or [search]
 
 
@@ -256,6 +257,6 @@ def block_traffic(geo: Geometry, config: BlockConfig, depth_granule: int) -> tup
     """
     ih, iw, ic = geo.in_shape
     bh, bw, _ = config.ifm_block
-    per_block = min(bh, ih) * min(bw, iw) * _round_up(ic, depth_granule)
+    per_block = min(bh, ih) * min(bw, iw) * round_up(ic, depth_granule)
     count = config.blocks if geo.block_type in (CONV, FULLY_CONNECTED) else config.blocks_xy
     return float(per_block * count), float(config.blocks_xy)

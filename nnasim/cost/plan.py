@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from nnasim.cost.blocks import round_up
 from nnasim.cost.profile import HwProfile
 from nnasim.cost.workload import ALIAS, MAC, LayerWork, Workload
 from nnasim.quant.widths import Width
@@ -171,7 +172,7 @@ def _rolling_bytes(chain: list[LayerWork], rows: int, hw: HwProfile, widths) -> 
     for consumer, out_rows in zip(chain[1:], _stripe_rows(chain, rows)[1:], strict=True):
         h, w, c = consumer.in_shape
         in_rows = min((out_rows - 1) * consumer.stride[0] + consumer.kernel[0], h)
-        total += 2 * in_rows * w * (-(-c // granule) * granule) * widths[consumer.index].act_bytes
+        total += 2 * in_rows * w * round_up(c, granule) * widths[consumer.index].act_bytes
     return total
 
 
@@ -192,7 +193,7 @@ def _whole_bytes(layer: LayerWork, hw: HwProfile, width: Width) -> int:
     channels rounded up to the storage brick."""
     granule = hw.blocks["fm_depth_granule"]
     shapes = (layer.in_shape, layer.out_shape)
-    return sum(h * w * (-(-c // granule) * granule) for h, w, c in shapes) * width.act_bytes
+    return sum(h * w * round_up(c, granule) for h, w, c in shapes) * width.act_bytes
 
 
 def _input_passes(layer: LayerWork, hw: HwProfile, width: Width) -> int:

@@ -38,6 +38,7 @@ class LayerRule:
     engine: str
     block_type: str | None
     reads_constant: bool = False  # lowered with a constant operand as large as its input
+    over_input: bool = False  # an element op whose blocks run over its input (a reduction)
 
     def constant_bytes(self, layer: LayerWork, hw: HwProfile) -> float:
         """Bytes of the constant operand the op is lowered with (``softmax_constant_bytes``
@@ -59,7 +60,7 @@ class LayerRule:
 
     def element_shape(self, layer: LayerWork) -> tuple[int, int, int]:
         """The (h, w, c) an element op's blocks run over: its input for a reduction, else its output."""
-        return layer.in_shape if self is REDUCE_RULE else layer.out_shape
+        return layer.in_shape if self.over_input else layer.out_shape
 
     def schedule(
         self, layer: LayerWork, hw: HwProfile, width: Width, stripe: int | None = None
@@ -95,7 +96,7 @@ class LayerRule:
             if elems == 1:
                 return 0.0  # a scalar operand rides in the command stream
             h, w, c = self.element_shape(layer)
-            return float(h * w * _round_up(c, granule) * width.act_bytes)
+            return float(h * w * blk.round_up(c, granule) * width.act_bytes)
         reads, _ = blk.block_traffic(self.geometry(layer), schedule, granule)
         return reads * width.act_bytes
 
@@ -123,7 +124,7 @@ class LayerRule:
         if not hw.blocks:
             return float(layer.output_elems * width.act_bytes)
         h, w, c = layer.out_shape
-        return float(h * w * _round_up(c, _granule(layer.output, workload, hw)) * width.act_bytes)
+        return float(h * w * blk.round_up(c, _granule(layer.output, workload, hw)) * width.act_bytes)
 
     def compute_cycles(
         self, layer: LayerWork, hw: HwProfile, width: Width, schedule: blk.BlockConfig | None = None
@@ -157,7 +158,7 @@ class LayerRule:
         command = (_block_dma(self.geometry(layer), schedule, hw, width) + rate * block) / 4
         rate = max(rate, command / block)
         granule = hw.blocks["fm_depth_granule"]
-        return float(math.ceil(rate * h * w * _round_up(c, granule)))
+        return float(math.ceil(rate * h * w * blk.round_up(c, granule)))
 
 
 def _element_rate(layer: LayerWork, hw: HwProfile, width: Width) -> float:
@@ -166,10 +167,6 @@ def _element_rate(layer: LayerWork, hw: HwProfile, width: Width) -> float:
     if entry is None:
         return 1.0 / hw.at(hw.eltwise_per_clock, width)
     return float(hw.at(entry, width))
-
-
-def _round_up(value: int, quantum: int) -> int:
-    return -(-value // quantum) * quantum
 
 
 def _granule(storage: str, workload: Workload, hw: HwProfile) -> int:
@@ -227,7 +224,7 @@ POOL_RULE = LayerRule("pooling", ELEMENT_ENGINE, blk.POOL)  # blocked profiles: 
 ELEMENT_RULE = LayerRule("element-wise", ELEMENT_ENGINE, blk.ELEMENTWISE)
 SOFTMAX_RULE = LayerRule("softmax", ELEMENT_ENGINE, blk.ELEMENTWISE, reads_constant=True)
 LUT_RULE = LayerRule("lookup table", ELEMENT_ENGINE, blk.ELEMENTWISE)
-REDUCE_RULE = LayerRule("reduction", ELEMENT_ENGINE, blk.ELEMENTWISE)  # blocks run over its input
+REDUCE_RULE = LayerRule("reduction", ELEMENT_ENGINE, blk.ELEMENTWISE, over_input=True)
 VIEW_RULE = LayerRule("view", NO_ENGINE, None)
 
 # Op name -> rule. Element-wise covers binary (Add, Sub, Mul, Div) and unary ops (standalone
