@@ -130,3 +130,28 @@ def test_a_dead_channel_keeps_its_bias_under_per_channel_weights(bits, scheme):
     got = session.run(feeds[0])["y"][0, 1]
     step = float(np.max(session.quant("y").scale))
     assert np.abs(got - bias[1]).max() <= step
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("scheme", ["pow2", "affine"])
+def test_a_constant_concat_operand_is_stored_in_the_output_format(bits, scheme):
+    """A channel pad written as Concat with zeros (TFLite's PAD of BlazeFace's back model): the zeros
+    take the output's format, so the concat copies them without a requantization multiplier (their
+    own affine format has scale 1 and needed 1 / s_out, beyond TFLite's fixed-point rules)."""
+    from nnasim.engine.session import build_session
+    from nnasim.ir import Graph, Node, Op, Tensor
+
+    rng = np.random.default_rng(1)
+    zeros = np.zeros((1, 2, 3, 3), np.float32)
+    tensors = {
+        "x": Tensor("x", (1, 2, 3, 3)),
+        "z": Tensor("z", zeros.shape, data=zeros),
+        "y": Tensor("y", (1, 4, 3, 3)),
+    }
+    graph = Graph("pad", (Node("cat", Op.CONCAT, ("x", "z"), ("y",), {"axis": 1}),), tensors, ("x",), ("y",))
+    feeds = [{"x": (rng.standard_normal((1, 2, 3, 3)) * 1e-3).astype(np.float32)} for _ in range(3)]
+    session = build_session(graph, bits, scheme=scheme, requant="fixedpoint", calib=feeds)
+    assert session.quant("z") == session.quant("y")
+    fmt = session.quant("y")
+    expected = np.concatenate([dequantize_array(quantize_array(feeds[0]["x"], fmt), fmt), zeros], axis=1)
+    assert np.array_equal(session.run(feeds[0])["y"], expected)

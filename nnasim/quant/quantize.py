@@ -159,6 +159,11 @@ def _quantize_constants(graph, node, formats, width: Width, scheme) -> None:
             formats[name] = weight_params(data, width.weight_bits, scheme, axis, floor)
         elif _is_bias(node, position):
             continue
+        elif node.op == Op.CONCAT:
+            # stored as the output stores it, no requantization (the output's calibrated range
+            # covers the constant's values); an own format (an all-zero pad's scale is 1) would
+            # ask for a multiplier no fixed-point rule has
+            formats[name] = formats[node.outputs[0]]
         else:
             formats[name] = activation_params(float(data.min()), float(data.max()), width.act_bits, scheme)
 
