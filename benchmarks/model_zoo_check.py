@@ -45,6 +45,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FP32_TOLERANCE = 1e-4  # largest |nnasim - runtime| / largest |runtime| ...
 FP32_ABSOLUTE = 1e-6  # ... or below this: onnxruntime's approximate logistic errs ~2 % at sigmoid(-12)
 SQNR16_GOAL_DB = 40.0
+# the CLI's other standard 16-bit formats, tried where the defaults (pow2, per-tensor weights) miss
+ALTERNATIVES = {
+    "--per-channel": {"per_channel": True},
+    "--scheme affine": {"scheme": "affine"},
+    "--scheme affine --per-channel": {"scheme": "affine", "per_channel": True},
+}
 MAX_CALIB_IMAGES = 16  # calibration photos (all of a folder but its last, held out for evaluation)
 TEXT_LINES = ["nnasim 16-bit check", "Invoice 2026-12-02", "TOTAL 42.50 EUR", "Bahnhofstrasse 7"]
 
@@ -450,9 +456,10 @@ def numbers(path: Path, shape, calib: Path, evaluate: Path) -> dict[str, float]:
         for bits in (16, 8):
             outputs = build_session(graph, bits, calib=calib_feeds).run(feed)  # the CLI's defaults
             result[f"sqnr{bits}"] = min(sqnr_db(fp32[name], outputs[name]) for name in graph.outputs)
-        if result["sqnr16"] < SQNR16_GOAL_DB:  # what --per-channel would give, for the reason
-            outputs = build_session(graph, 16, per_channel=True, calib=calib_feeds).run(feed)
-            result["sqnr16_per_channel"] = min(sqnr_db(fp32[name], outputs[name]) for name in graph.outputs)
+        if result["sqnr16"] < SQNR16_GOAL_DB:  # what the other standard formats give, for the reason
+            for label, options in ALTERNATIVES.items():
+                outputs = build_session(graph, 16, calib=calib_feeds, **options).run(feed)
+                result[f"sqnr16 {label}"] = min(sqnr_db(fp32[name], outputs[name]) for name in graph.outputs)
     result["dynamic"] = any(node.op_type in DYNAMIC_TYPES for node in onnx_nodes(path))
     return result
 
@@ -552,10 +559,15 @@ def check(entry: Entry, cache: Path) -> dict[str, str]:
         if values["dynamic"]:
             problems[-1] += " (onnxruntime quantizes this dynamic-quant model's activations at run time)"
     if values["sqnr16"] < SQNR16_GOAL_DB:
+        others = {label: values[f"sqnr16 {label}"] for label in ALTERNATIVES}
         problems.append(
-            f"16-bit SQNR {values['sqnr16']:.1f} dB < {SQNR16_GOAL_DB:.0f} "
-            f"(--per-channel: {values['sqnr16_per_channel']:.1f} dB)"
+            f"16-bit SQNR {values['sqnr16']:.1f} dB < {SQNR16_GOAL_DB:.0f} ("
+            + ", ".join(f"{label}: {db:.1f} dB" for label, db in others.items())
+            + ")"
         )
+        best = max(others, key=others.get)
+        if not problems[:-1] and others[best] >= SQNR16_GOAL_DB:
+            return row | {"result": f"pass with {best}", "reason": problems[-1]}
     return row | {"result": "pass" if not problems else "fail", "reason": "; ".join(problems)}
 
 
@@ -596,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     table = [[shortened(row.get(c, "")) for c in columns] for row in rows]
     print(tabulate(table, headers=columns, tablefmt="github" if args.markdown else "simple"))
     passed = sum(row["result"] == "pass" for row in rows)
-    print(f"\n{passed} of {len(rows)} models pass")
+    other = sum(row["result"].startswith("pass with") for row in rows)
+    print(f"\n{passed} of {len(rows)} models pass at the defaults, {passed + other} with the format named")
     return 0
 
 
