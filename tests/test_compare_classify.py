@@ -171,3 +171,13 @@ def test_terminal_summary_states_the_reports_headline_numbers(tinynet, tmp_path,
     assert f"output SQNR probabilities {sqnr:.1f} dB" in line
     assert f"top1 {int8['top1']:.3f}" in line and f"{int8['top1 changed']} top-1 flips" in line
     assert printed.err.count(f"nnasim: wrote {out}") == 1  # the report folder named once, on stderr
+
+
+def test_images_in_worker_processes_give_the_serial_report(tinynet, tmp_path):
+    """--workers 2 runs the images in two spawned processes from the parent's calibrated ranges:
+    every per-layer error, output figure and saturation count equals the serial run's."""
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert run_compare(tinynet, serial, "--bits", "32,16,8") == 0
+    assert run_compare(tinynet, parallel, "--bits", "32,16,8", "--workers", "2") == 0
+    assert json.loads((serial / "report.json").read_text()) == json.loads((parallel / "report.json").read_text())
+    assert run_compare(tinynet, tmp_path / "bad", "--workers", "0") == 2

@@ -149,6 +149,13 @@ class LayerErrors:
                 self.max_error.get(name, 0.0), float(np.max(np.abs(diff), initial=0.0))
             )
 
+    def merge(self, other: LayerErrors) -> None:
+        """Add ``other``'s samples (errors of another share of the same images)."""
+        for name, signal in other.signal.items():
+            self.signal[name] = self.signal.get(name, 0.0) + signal
+            self.noise[name] = self.noise.get(name, 0.0) + other.noise[name]
+            self.max_error[name] = max(self.max_error.get(name, 0.0), other.max_error[name])
+
     def sqnr(self) -> dict[str, float]:
         return {name: metrics.sqnr_from_sums(self.signal[name], self.noise[name]) for name in self.signal}
 
@@ -162,13 +169,17 @@ class Runs:
 
 
 def run_all(
-    graph: Graph, sessions: dict[str, Session], feeds: list[dict[str, np.ndarray]], desc: str
+    graph: Graph,
+    sessions: dict[str, Session],
+    feeds: list[dict[str, np.ndarray]],
+    desc: str,
+    progress: bool = True,
 ) -> Runs:
     """Run every sample through every session, keeping outputs and per-layer errors."""
     labels = list(sessions)
     outputs: dict[str, list] = {label: [] for label in labels}
     layers = {label: LayerErrors() for label in labels[1:]}
-    for feed in tqdm(feeds, desc=desc, unit="image", disable=None):
+    for feed in tqdm(feeds, desc=desc, unit="image", disable=None if progress else True):
         reference = sessions[labels[0]].run_layers(feed)
         outputs[labels[0]].append({name: reference[name] for name in graph.outputs})
         for label in labels[1:]:
@@ -267,6 +278,7 @@ class CompareRequest:
     preprocess: Preprocess | None = None
     input_shape: Any = None
     force: bool = False
+    workers: int = 1  # processes running images in parallel (see ``analysis.batch``)
 
 
 def compare(request: CompareRequest, factory: SessionFactory = make_session) -> dict[str, Any]:
@@ -283,8 +295,14 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
     images = load_images(request.data, request.limit)
     feeds = input_feeds(graph, images, preprocess)
     calib = input_feeds(graph, load_images(request.calib), preprocess) if request.calib else feeds
-    sessions = build_sessions(graph, list(request.configs), calib, request.calib_method, factory)
-    runs = run_all(graph, sessions, feeds, "compare")
+    if request.workers > 1 and len(feeds) > 1:
+        from nnasim.analysis.batch import SessionSpec, run_in_workers
+
+        spec = SessionSpec.calibrated(graph, request.configs, calib, request.calib_method)
+        sessions, runs = run_in_workers(spec, feeds, request.workers, "compare")
+    else:
+        sessions = build_sessions(graph, list(request.configs), calib, request.calib_method, factory)
+        runs = run_all(graph, sessions, feeds, "compare")
     task_section = _task_section(request, graph, images, runs)
     sections = [
         task_section,

@@ -47,6 +47,22 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes that run the images in parallel, each with one engine thread (for data sets)",
+    )
+
+
+def check_workers(workers: int) -> int:
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: must be at least 1")
+    return workers
+
+
 def use_threads(args: argparse.Namespace) -> None:
     """Apply ``--threads`` (one thread count for Numba kernels and product blocks)."""
     if args.threads is not None and args.threads < 1:

@@ -10,7 +10,9 @@ from nnasim.cli.common import (
     add_image_arguments,
     add_model_argument,
     add_threads_argument,
+    add_workers_argument,
     check_threshold,
+    check_workers,
     image_preprocessing,
     parse_input_shape,
     use_threads,
@@ -61,6 +63,7 @@ def add_parser(subparsers) -> None:
         "--score-threshold", type=float, help="detect: operating threshold (default: the model's)"
     )
     add_image_arguments(parser)
+    add_workers_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         preprocess=image_preprocessing(args, args.model),
         input_shape=parse_input_shape(args.input_shape),
         force=args.force,
+        workers=check_workers(args.workers),
     )
     from nnasim.analysis.summary import compare_headline
 

@@ -177,6 +177,22 @@ def build_session(
     return Session(quantized, layers, rule, bits, notes)
 
 
+def session_ranges(
+    graph: Graph,
+    bits: int | None,
+    scheme: str,
+    calib: Iterable[dict[str, np.ndarray]],
+    calib_method: str = "minmax",
+) -> dict[str, tuple[float, float]] | None:
+    """The activation ranges ``build_session`` would calibrate for these arguments (None where it
+    calibrates nothing: fp32 and models with their own formats), so that processes given them
+    build the same session without the calibration data."""
+    if bits == 32 or has_qdq(graph) or carries_formats(graph):
+        return None
+    scheme = "affine" if has_own_weights(graph) else scheme
+    return calibrate(graph, calib, calib_method, bits or 8, scheme)
+
+
 def _layer(ctx: BuildContext, node) -> LayerFn:
     """``build_layer``, its refusals naming the model's file as well as the node and op."""
     try:

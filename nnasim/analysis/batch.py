@@ -1,0 +1,106 @@
+"""Images in parallel: worker processes that build every configuration's session once, then run chunks.
+
+The parent calibrates once and hands each worker the activation ranges, so every process builds
+the same integer sessions without the calibration data, and the results equal a serial run's.
+Workers are spawned, not forked (a fork after the engine's OpenMP runtime started is unsafe), and
+run the engine on one thread each: the processes are the parallelism.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from nnasim.analysis.compare import LayerErrors, QuantConfig, Runs, Session, run_all
+from nnasim.ir import Graph
+
+CHUNKS_PER_WORKER = 4  # enough chunks that a slow one does not leave the other workers idle
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a process needs to build the sessions (picklable): the graph, configs and their ranges."""
+
+    graph: Graph
+    configs: tuple[QuantConfig, ...]
+    ranges: tuple[dict | None, ...]
+
+    @classmethod
+    def calibrated(cls, graph: Graph, configs, calib: list[dict[str, np.ndarray]], calib_method: str):
+        from nnasim.engine.session import session_ranges
+
+        ranges = tuple(
+            session_ranges(graph, c.bits, c.scheme, calib, calib_method)
+            for c in tqdm(configs, desc="calibrate", disable=None)
+        )
+        return cls(graph, tuple(configs), ranges)
+
+    def sessions(self) -> dict[str, Session]:
+        from nnasim.engine.session import build_session
+
+        return {
+            c.label: build_session(self.graph, c.bits, scheme=c.scheme, per_channel=c.per_channel, ranges=r)
+            for c, r in zip(self.configs, self.ranges, strict=True)
+        }
+
+
+def run_in_workers(
+    spec: SessionSpec, feeds: list[dict[str, np.ndarray]], workers: int, desc: str
+) -> tuple[dict[str, Session], Runs]:
+    """``run_all`` over ``feeds`` split between ``workers`` processes: the parent's own sessions
+    (for their notes) with the workers' saturation counts, and the merged runs in input order."""
+    sessions = spec.sessions()
+    chunks = _chunks(feeds, workers * CHUNKS_PER_WORKER)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec,)) as pool:
+        parts = []
+        with tqdm(total=len(feeds), desc=desc, unit="image", disable=None) as bar:
+            for part in pool.map(_run_chunk, chunks):
+                parts.append(part)
+                bar.update(len(part[0].outputs[next(iter(part[0].outputs))]))
+    for _, saturations in parts:
+        for label, counts in saturations.items():
+            for layer, count in counts.items():
+                sessions[label].saturations[layer] += count
+    return sessions, _merged([runs for runs, _ in parts])
+
+
+def _chunks(feeds: list, count: int) -> list[list]:
+    """``feeds`` in at most ``count`` contiguous chunks of nearly equal size."""
+    bounds = np.linspace(0, len(feeds), min(count, len(feeds)) + 1).round().astype(int)
+    return [feeds[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+_worker: dict = {}
+
+
+def _start(spec: SessionSpec) -> None:
+    from nnasim.engine import set_threads
+
+    set_threads(1)
+    _worker["graph"], _worker["sessions"] = spec.graph, spec.sessions()
+
+
+def _run_chunk(feeds: list[dict[str, np.ndarray]]) -> tuple[Runs, dict[str, dict[str, int]]]:
+    """One chunk's runs and the saturations it added to each session."""
+    sessions = _worker["sessions"]
+    before = {label: dict(s.saturations) for label, s in sessions.items() if hasattr(s, "saturations")}
+    runs = run_all(_worker["graph"], sessions, feeds, desc="", progress=False)
+    added = {
+        label: {layer: sessions[label].saturations[layer] - n for layer, n in counts.items()}
+        for label, counts in before.items()
+    }
+    return runs, added
+
+
+def _merged(parts: list[Runs]) -> Runs:
+    outputs = {label: [o for part in parts for o in part.outputs[label]] for label in parts[0].outputs}
+    layers = {label: LayerErrors() for label in parts[0].layers}
+    for part in parts:
+        for label, errors in part.layers.items():
+            layers[label].merge(errors)
+    return Runs(outputs, layers)
