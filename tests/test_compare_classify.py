@@ -179,5 +179,6 @@ def test_images_in_worker_processes_give_the_serial_report(tinynet, tmp_path):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     assert run_compare(tinynet, serial, "--bits", "32,16,8") == 0
     assert run_compare(tinynet, parallel, "--bits", "32,16,8", "--workers", "2") == 0
-    assert json.loads((serial / "report.json").read_text()) == json.loads((parallel / "report.json").read_text())
+    report = json.loads((serial / "report.json").read_text())
+    assert report == json.loads((parallel / "report.json").read_text())
     assert run_compare(tinynet, tmp_path / "bad", "--workers", "0") == 2
