@@ -134,6 +134,9 @@ def test_small_real_cascade_writes_the_grid_report(tmp_path, shared_dir):
     assert "Weakest link" in text
     for name in ("cascade_decisions.png", "det-int8_heatmap_int8.png", "det-fp32_roc.png"):
         assert_nontrivial_png(out / name)
+    parallel = tmp_path / "parallel"  # images, then faces, in two worker processes: the same report
+    assert main([*args, "--bits-verifier", "32,8", "-o", str(parallel), "--workers", "2"]) == 0
+    assert json.loads((parallel / "report.json").read_text()) == report
 
 
 def test_a_detector_that_finds_no_face_gives_an_empty_section_not_a_crash():

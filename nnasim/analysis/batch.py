@@ -48,25 +48,45 @@ class SessionSpec:
         }
 
 
-def run_in_workers(
-    spec: SessionSpec, feeds: list[dict[str, np.ndarray]], workers: int, desc: str
-) -> tuple[dict[str, Session], Runs]:
-    """``run_all`` over ``feeds`` split between ``workers`` processes: the parent's own sessions
-    (for their notes) with the workers' saturation counts, and the merged runs in input order."""
-    sessions = spec.sessions()
-    chunks = _chunks(feeds, workers * CHUNKS_PER_WORKER)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec,)) as pool:
+class Workers:
+    """A pool of ``count`` spawned processes holding ``spec``'s sessions (a context manager)."""
+
+    def __init__(self, spec: SessionSpec, count: int):
+        self.spec, self.count = spec, count
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start, initargs=(spec,))
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def runs(self, feeds: list[dict[str, np.ndarray]], sessions: dict[str, Session], desc: str) -> Runs:
+        """``run_all`` over ``feeds``, merged in input order; the saturations the workers counted
+        are added to ``sessions`` (the parent's, built from the same spec)."""
+        parts = self._map(_run_chunk, feeds, desc)
+        for _, saturations in parts:
+            for label, counts in saturations.items():
+                for layer, count in counts.items():
+                    sessions[label].saturations[layer] += count
+        return _merged([runs for runs, _ in parts])
+
+    def outputs(
+        self, feeds: list[dict[str, np.ndarray]], desc: str
+    ) -> dict[str, list[dict[str, np.ndarray]]]:
+        """Every session's outputs for every feed, in input order, by configuration label."""
+        parts = self._map(_outputs_of_chunk, feeds, desc)
+        return {label: [o for part in parts for o in part[label]] for label in parts[0]} if parts else {}
+
+    def _map(self, fn, feeds: list, desc: str) -> list:
+        chunks = _chunks(feeds, self.count * CHUNKS_PER_WORKER)
         parts = []
         with tqdm(total=len(feeds), desc=desc, unit="image", disable=None) as bar:
-            for part in pool.map(_run_chunk, chunks):
+            for chunk, part in zip(chunks, self.pool.map(fn, chunks), strict=True):
                 parts.append(part)
-                bar.update(len(part[0].outputs[next(iter(part[0].outputs))]))
-    for _, saturations in parts:
-        for label, counts in saturations.items():
-            for layer, count in counts.items():
-                sessions[label].saturations[layer] += count
-    return sessions, _merged([runs for runs, _ in parts])
+                bar.update(len(chunk))
+        return parts
 
 
 def _chunks(feeds: list, count: int) -> list[list]:
@@ -83,6 +103,10 @@ def _start(spec: SessionSpec) -> None:
 
     set_threads(1)
     _worker["graph"], _worker["sessions"] = spec.graph, spec.sessions()
+
+
+def _outputs_of_chunk(feeds: list[dict[str, np.ndarray]]) -> dict[str, list[dict[str, np.ndarray]]]:
+    return {label: [s.run(feed) for feed in feeds] for label, s in _worker["sessions"].items()}
 
 
 def _run_chunk(feeds: list[dict[str, np.ndarray]]) -> tuple[Runs, dict[str, dict[str, int]]]:

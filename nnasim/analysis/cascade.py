@@ -62,6 +62,7 @@ class CascadeRequest:
     score_threshold: float | None = None
     margin: float = 0.2
     force: bool = False
+    workers: int = 1  # processes running images (then faces) in parallel (``analysis.batch``)
     detector_preprocess: Preprocess | None = None  # default: the model's own (io.data.preprocessing_for)
     verifier_preprocess: Preprocess | None = None
 
@@ -169,14 +170,17 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
     if not reference_crops:
         raise DataError(f"the fp32 detector found no face in {request.data}; nothing to verify")
     ver_calib = _verifier_calibration(request, ver_graph, ver_pre, reference_crops)
-    ver_sessions = build_sessions(
-        ver_graph, list(request.verifier_configs), ver_calib, request.calib_method, factory
-    )
-    embeddings = {
-        (d, v): embed_all(session, ver_graph, faces[d].crops, ver_pre, f"verify det={d} ver={v}")
-        for d in faces
-        for v, session in ver_sessions.items()
-    }
+    if request.workers > 1:
+        ver_sessions, embeddings = _embed_in_workers(request, ver_graph, ver_pre, ver_calib, faces)
+    else:
+        ver_sessions = build_sessions(
+            ver_graph, list(request.verifier_configs), ver_calib, request.calib_method, factory
+        )
+        embeddings = {
+            (d, v): embed_all(session, ver_graph, faces[d].crops, ver_pre, f"verify det={d} ver={v}")
+            for d in faces
+            for v, session in ver_sessions.items()
+        }
     grid = grid_analysis(faces, embeddings, list(faces), list(ver_sessions))
     sections = [grid_section(grid, list(faces), list(ver_sessions))]
     threshold = (grid["threshold"], "of the all-fp32 cascade")
@@ -212,22 +216,51 @@ def detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factor
     threshold = decoder.default_threshold if request.score_threshold is None else request.score_threshold
     feeds = input_feeds(det_graph, images, det_pre)
     calib = input_feeds(det_graph, load_images(request.calib), det_pre) if request.calib else feeds
-    sessions = build_sessions(det_graph, list(request.detector_configs), calib, request.calib_method, factory)
     _, _, height, width = det_graph.shape(det_graph.inputs[0])
     _, _, ver_h, ver_w = ver_graph.shape(ver_graph.inputs[0])
+    if request.workers > 1:
+        from nnasim.analysis.batch import SessionSpec, Workers
+
+        spec = SessionSpec.calibrated(det_graph, request.detector_configs, calib, request.calib_method)
+        with Workers(spec, request.workers) as workers:
+            outputs = workers.outputs(feeds, "detect")
+    else:
+        sessions = build_sessions(
+            det_graph, list(request.detector_configs), calib, request.calib_method, factory
+        )
+        outputs = {
+            label: [
+                session.run(feed) for feed in tqdm(feeds, desc=f"detect {label}", unit="image", disable=None)
+            ]
+            for label, session in sessions.items()
+        }
     faces = {}
-    for label, session in sessions.items():
+    for label, results in outputs.items():
         detections = [
-            decoder.decode(session.run(feed), (width, height), sample.size, threshold)
-            for feed, sample in tqdm(
-                list(zip(feeds, images.samples, strict=True)),
-                desc=f"detect {label}",
-                unit="image",
-                disable=None,
-            )
+            decoder.decode(result, (width, height), sample.size, threshold)
+            for result, sample in zip(results, images.samples, strict=True)
         ]
         faces[label] = crop_faces(images, detections, persons, request.margin, (ver_w, ver_h))
     return faces
+
+
+def _embed_in_workers(request, ver_graph, ver_pre, ver_calib, faces):
+    """The verifier sessions (the parent's, for their notes) and every (detector, verifier)
+    configuration's embeddings, computed by ``request.workers`` processes."""
+    from nnasim.analysis.batch import SessionSpec, Workers
+
+    spec = SessionSpec.calibrated(ver_graph, request.verifier_configs, ver_calib, request.calib_method)
+    name, shape, out = ver_graph.inputs[0], ver_graph.shape(ver_graph.inputs[0]), ver_graph.outputs[0]
+    embeddings = {}
+    with Workers(spec, request.workers) as workers:
+        for d, found in faces.items():
+            outputs = workers.outputs(
+                [{name: ver_pre(crop, shape)} for crop in found.crops], f"verify det={d}"
+            )
+            for v in (c.label for c in request.verifier_configs):
+                rows = [o[out].reshape(-1) for o in outputs.get(v, [])]
+                embeddings[(d, v)] = np.stack(rows) if rows else np.zeros((0, 1), np.float32)
+    return spec.sessions(), embeddings
 
 
 def _verifier_calibration(request, ver_graph, ver_pre, crops) -> list[dict[str, np.ndarray]]:

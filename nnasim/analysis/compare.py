@@ -296,10 +296,12 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
     feeds = input_feeds(graph, images, preprocess)
     calib = input_feeds(graph, load_images(request.calib), preprocess) if request.calib else feeds
     if request.workers > 1 and len(feeds) > 1:
-        from nnasim.analysis.batch import SessionSpec, run_in_workers
+        from nnasim.analysis.batch import SessionSpec, Workers
 
         spec = SessionSpec.calibrated(graph, request.configs, calib, request.calib_method)
-        sessions, runs = run_in_workers(spec, feeds, request.workers, "compare")
+        sessions = spec.sessions()
+        with Workers(spec, request.workers) as workers:
+            runs = workers.runs(feeds, sessions, "compare")
     else:
         sessions = build_sessions(graph, list(request.configs), calib, request.calib_method, factory)
         runs = run_all(graph, sessions, feeds, "compare")

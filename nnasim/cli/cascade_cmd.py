@@ -7,7 +7,14 @@ from pathlib import Path
 
 from nnasim.analysis.cascade import CascadeRequest, cascade
 from nnasim.analysis.compare import parse_configs
-from nnasim.cli.common import add_image_arguments, check_threshold, image_preprocessing, use_threads
+from nnasim.cli.common import (
+    add_image_arguments,
+    add_workers_argument,
+    check_threshold,
+    check_workers,
+    image_preprocessing,
+    use_threads,
+)
 from nnasim.cli.compare_cmd import add_quant_arguments, check_limit
 from nnasim.errors import UsageError
 
@@ -37,6 +44,7 @@ def add_parser(subparsers) -> None:
     )
     add_image_arguments(parser, "detector", "the detector")
     add_image_arguments(parser, "verifier", "the verifier")
+    add_workers_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         margin=args.margin,
         force=args.force,
+        workers=check_workers(args.workers),
         detector_preprocess=image_preprocessing(args, args.detector, "detector"),
         verifier_preprocess=image_preprocessing(args, args.verifier, "verifier"),
     )
