@@ -113,8 +113,9 @@ def _choose_block(
     spec = dict(key)
     uh, uw, ud = _shape(key, "ofm_ublock")
     mh, mw, md = _shape(key, "ofm_block_max")
-    oh, ow, oc = geo.out_shape
-    ih, iw, ic = geo.in_shape
+    full_oh = geo.out_shape[0]
+    oh, ow, oc = stripe_geometry(geo, max_height).out_shape
+    ih, iw, ic = stripe_geometry(geo, max_height).in_shape
     kh, kw = geo.kernel
     sh, sw = geo.stride
     ifm_depth_full = _at(key, "ifm_block_depth", width, act_bits)
@@ -131,7 +132,7 @@ def _choose_block(
     ifm_gran = _at(key, "ifm_bank_granule", width, act_bits)
     acc_gran = _at(key, "acc_bank_granule", width, act_bits)
     acc_bytes = _at(key, "acc_bytes", width, act_bits)
-    top = min(oh, mh) if max_height is None else max(min(oh, mh, max_height), 1)
+    top = min(oh, mh)
     heights = np.arange(uh, round_up(top, uh) + 1, uh)
     widths = np.arange(uw, round_up(min(ow, mw), uw) + 1, uw)
     hh, ww = np.meshgrid(heights, widths, indexing="ij")
@@ -169,7 +170,21 @@ def _choose_block(
     if best[1] is None:  # nothing fits: the smallest block (one micro-block)
         best = (0.0, (uh, uw, ud, (round_up((uh - 1) * sh + kh, uh), round_up((uw - 1) * sw + kw, uw), ud)))
     h, w, depth, ifm = best[1]
-    return BlockConfig((h, w, depth), ifm, part, math.ceil(oh / h) * math.ceil(ow / w), math.ceil(oc / depth))
+    return BlockConfig((h, w, depth), ifm, part, math.ceil(full_oh / h) * math.ceil(ow / w), math.ceil(oc / depth))
+
+
+def stripe_geometry(geo: Geometry, rows: int | None) -> Geometry:
+    """The part of a layer one stripe of ``rows`` output rows covers (a cascade's layer): its
+    output rows and the input rows they need (kernel halo, clipped to the input). Vela asks for
+    a striped layer's block with these shapes, so its cost terms and its whole-input bias see
+    the stripe, not the layer."""
+    if rows is None or rows >= geo.out_shape[0]:
+        return geo
+    rows = max(rows, 1)
+    oh, ow, oc = geo.out_shape
+    ih, iw, ic = geo.in_shape
+    in_rows = min((rows - 1) * geo.stride[0] + geo.kernel[0], ih)
+    return Geometry(geo.block_type, (rows, ow, oc), (in_rows, iw, ic), geo.kernel, geo.stride, geo.inputs)
 
 
 def _round_up_array(values: np.ndarray, quantum: int) -> np.ndarray:
