@@ -101,6 +101,32 @@ def test_chosen_block_fits_the_buffer():
     assert reads >= 80 * 80 * 64  # never less than the input once
 
 
+def test_a_striped_layer_chooses_its_block_for_the_stripe():
+    """MobileFaceNet's first conv (3x3 stride 2, 3 -> 64 channels, 112x112 -> 56x56) in a
+    cascade stripe of 8 output rows needs 17 input rows: the block is costed on 8x56x64 out,
+    17x112x3 in (Vela asks for the stripe's block). Part-kernel (3 channels): input blocks
+    8 channels deep.
+    8x12x32: input 18x26x8 = 3744 B -> 2 x 4 = 8 banks; accumulators 8x12x32x4 = 12288 B ->
+    2 x 12 = 24 -> 32 (granule 16); 40 <= 44 fits. 1 x 5 spatial blocks, 2 channel blocks:
+    weights 9 x 3 x 5 x 64 = 8640, input 18 x 26 x 3 x (8/8 x 56/12) x 2 = 13104, per output
+    element (8640 + 13104) / 28672 = 0.758; the stripe's whole input (17 x 112 x 3 = 5712) is
+    below two input blocks (2 x 3744 = 7488): halved, 0.379.
+    8x8x64: input 18x18x8 (2592 B -> 8 banks), accumulators 32 banks; weights 9 x 3 x 7 x 64
+    = 12096, input 18 x 18 x 3 x 7 = 6804: 0.659, not halved (5712 > 5184). So 8x12x32.
+    On the whole layer (112 x 112 x 3 input, never below two blocks) 8x8x64 costs 0.659 and
+    8x12x32 0.758: 8x8x64."""
+    geo = blk.Geometry(blk.CONV, (56, 56, 64), (112, 112, 3), (3, 3), (2, 2))
+    assert blk.stripe_geometry(geo, 8) == blk.Geometry(blk.CONV, (8, 56, 64), (17, 112, 3), (3, 3), (2, 2))
+    assert blk.stripe_geometry(geo, 56) == geo
+    hw = u55()
+    striped = blk.choose_block(geo, hw.blocks, "8pc", 8, max_height=8)
+    assert (striped.ofm_block, striped.ifm_block, striped.part_kernel) == ((8, 12, 32), (18, 26, 8), True)
+    # the block's counts are the whole layer's: 7 x 5 spatial blocks, 2 channel blocks
+    assert (striped.blocks_xy, striped.blocks_depth) == (35, 2)
+    whole = blk.choose_block(geo, hw.blocks, "8pc", 8)
+    assert (whole.ofm_block, whole.ifm_block) == ((8, 8, 64), (18, 18, 8))
+
+
 def test_weight_streaming_fully_connected():
     """FC 1024 -> 256: no spatial reuse, so its 256 KiB of weights stream from flash once
     (262144 + 256 x 4 bias bytes = 263168 cycles at 1 byte/cycle) and bound the layer.

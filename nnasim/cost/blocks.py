@@ -8,7 +8,8 @@ profile's ``blocks`` section and the width:
 
 - ``choose_block``: the output block that fits the buffer and moves the fewest bytes per
   output element (input block with halo, re-read once per output-channel block, plus the
-  weights, re-read once per spatial block);
+  weights, re-read once per spatial block), judged on the layer's stripe when it runs in a
+  cascade (``stripe_geometry``), as Vela's scheduler asks for it;
 - ``block_cycles``: MAC-array (or pooling) cycles per block and the output stage's cycles
   per block, overlapped block by block (``total = max(a, b) x blocks + min(a, b)``);
 - ``block_traffic``: the elements each operand moves for the whole layer under that block.
@@ -101,8 +102,8 @@ def part_kernel_first(geo: Geometry, act_bits: int, part_taps: int, ifm_depth_fu
 def choose_block(
     geo: Geometry, blocks: dict[str, Any], width: str, act_bits: int, max_height: int | None = None
 ) -> BlockConfig:
-    """The cheapest output block that fits the buffer (see module docstring), no taller than
-    ``max_height`` rows (a cascade's stripe) when given; cached."""
+    """The cheapest output block that fits the buffer (see module docstring); in a cascade's
+    stripe of ``max_height`` rows, the cheapest for that stripe (``stripe_geometry``); cached."""
     return _choose_block(geo, _spec_key(blocks), width, act_bits, max_height)
 
 
@@ -113,9 +114,9 @@ def _choose_block(
     spec = dict(key)
     uh, uw, ud = _shape(key, "ofm_ublock")
     mh, mw, md = _shape(key, "ofm_block_max")
-    full_oh = geo.out_shape[0]
-    oh, ow, oc = stripe_geometry(geo, max_height).out_shape
-    ih, iw, ic = stripe_geometry(geo, max_height).in_shape
+    stripe = stripe_geometry(geo, max_height)
+    oh, ow, oc = stripe.out_shape
+    ih, iw, ic = stripe.in_shape
     kh, kw = geo.kernel
     sh, sw = geo.stride
     ifm_depth_full = _at(key, "ifm_block_depth", width, act_bits)
@@ -170,7 +171,8 @@ def _choose_block(
     if best[1] is None:  # nothing fits: the smallest block (one micro-block)
         best = (0.0, (uh, uw, ud, (round_up((uh - 1) * sh + kh, uh), round_up((uw - 1) * sw + kw, uw), ud)))
     h, w, depth, ifm = best[1]
-    return BlockConfig((h, w, depth), ifm, part, math.ceil(full_oh / h) * math.ceil(ow / w), math.ceil(oc / depth))
+    blocks_xy = math.ceil(geo.out_shape[0] / h) * math.ceil(ow / w)  # over the whole layer
+    return BlockConfig((h, w, depth), ifm, part, blocks_xy, math.ceil(oc / depth))
 
 
 def stripe_geometry(geo: Geometry, rows: int | None) -> Geometry:
@@ -181,7 +183,7 @@ def stripe_geometry(geo: Geometry, rows: int | None) -> Geometry:
     if rows is None or rows >= geo.out_shape[0]:
         return geo
     rows = max(rows, 1)
-    oh, ow, oc = geo.out_shape
+    _, ow, oc = geo.out_shape
     ih, iw, ic = geo.in_shape
     in_rows = min((rows - 1) * geo.stride[0] + geo.kernel[0], ih)
     return Geometry(geo.block_type, (rows, ow, oc), (in_rows, iw, ic), geo.kernel, geo.stride, geo.inputs)
