@@ -259,6 +259,47 @@ def test_softmax_reads_its_lowered_constant_from_the_weights_memory():
     assert ("flash", "fm read") not in plain
 
 
+def test_a_shallow_element_op_runs_deepened():
+    """Vela reshapes an element op shallower than 8 channels with more than 16 elements to a
+    depth of at least 16 from its element count's smallest prime factors, the rest to height
+    and width: 159x159x2 = 2 x 3 x 3 x 53 x 53 -> depth 2 x 3 x 3 = 18, 53x53; 79x79x2 ->
+    depth 2 x 79 = 158, 79x1 (Vela 5.2 prints both shapes for LFFD-640's Softmax ops)."""
+    spec = u55().blocks
+    assert blk.deepened_shape((159, 159, 2), spec) == (53, 53, 18)
+    assert blk.deepened_shape((79, 79, 2), spec) == (79, 1, 158)
+    assert blk.deepened_shape((4, 4, 2), spec) == (2, 1, 16)  # 2^5: 16 channels, 2 rows
+    assert blk.deepened_shape((2, 4, 2), spec) == (2, 4, 2)  # 16 elements: too few
+    assert blk.deepened_shape((8, 8, 64), spec) == (8, 8, 64)  # deep enough
+
+
+def test_an_equal_cost_block_gives_way_to_a_small_one():
+    """A 32-bit element op on 79x1x158 on the U55-128 (20 banks, IFM32 granule 8, micro-block
+    1x2x8): two input blocks of 8 banks each fit, so a block holds at most 4096 B = 1024
+    elements. 32x2x16, 16x2x32, 8x2x64 and 4x2x128 all hold 1024 (cost 12482 / 1024); the
+    search keeps the first unless a later equal one is at most 4x4 in height and width (Vela's
+    tie rule): 4x2x128, the block Vela 5.2 prints for it."""
+    hw = load_profile("ethos-u55-128")
+    geo = blk.Geometry(blk.ELEMENTWISE, (79, 1, 158), (79, 1, 158), inputs=2)
+    assert blk.choose_block(geo, hw.blocks, "32", 32).ofm_block == (4, 2, 128)
+
+
+def test_softmax_constant_moves_in_its_lowered_blocks_runs():
+    """U55-128, Softmax over 2 channels of 159x159: its 202,248-byte int32 constant is read
+    channel-last by an op on the deepened 53x53x18 in 2x32x16 blocks (16 channels x 64 B/pixel
+    = 4096 B per input block: the most that fits twice), so in runs of 16 x 4 = 64 B, each a
+    whole 128-byte flash burst: 404,496 bytes on the bus, as Vela 5.2 counts that op. At
+    79x79 (79x1x158, 4x2x128 blocks) the runs are 512 B: 49,928 bytes, once. On the U55-256
+    (44 banks, IFM32 granule 16) 39x39 (13x13x18) runs in 6x14x24 blocks: 96-byte runs, each
+    a 128-byte burst: 12,168 x 128 / 96 = 16,224 bytes (Vela's figure too)."""
+    cases = (("ethos-u55-128", 159, 404_496), ("ethos-u55-128", 79, 49_928), ("ethos-u55-256", 39, 16_224))
+    for profile, size, moved in cases:
+        tensors = {"x": Tensor("x", (1, 2, size, size)), "y": Tensor("y", (1, 2, size, size))}
+        node = Node("sm", Op.SOFTMAX, ("x",), ("y",), {"axis": 1})
+        workload = build_workload(Graph("sm", (node,), tensors, ("x",), ("y",)))
+        traffic = evaluate(workload, load_profile(profile), 8).layers[0].traffic
+        assert traffic[("flash", "fm read")] == pytest.approx(moved)
+
+
 def test_a_cascades_later_weights_stream_unless_they_fit_half_the_cache_left():
     """A Relu pass, then two 3x3 convs 32 -> 32 on 64x64 in a 40 KiB cache: the convs
     cascade with 3-row stripes (20480 B of rolling buffers, 20480 B left). The first conv's
