@@ -9,7 +9,9 @@ profile's ``blocks`` section and the width:
 - ``choose_block``: the output block that fits the buffer and moves the fewest bytes per
   output element (input block with halo, re-read once per output-channel block, plus the
   weights, re-read once per spatial block), judged on the layer's stripe when it runs in a
-  cascade (``stripe_geometry``), as Vela's scheduler asks for it;
+  cascade (``stripe_geometry``), as Vela's scheduler asks for it; of equal costs the first
+  found, unless a later one is at most 4x4 and covers no less of the input (Vela's tie rule);
+- ``deepened_shape``: the shape a shallow element op runs on (Vela's reshape to 16+ channels);
 - ``block_cycles``: MAC-array (or pooling) cycles per block and the output stage's cycles
   per block, overlapped block by block (``total = max(a, b) x blocks + min(a, b)``);
 - ``block_traffic``: the elements each operand moves for the whole layer under that block.
