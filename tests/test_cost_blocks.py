@@ -101,6 +101,32 @@ def test_chosen_block_fits_the_buffer():
     assert reads >= 80 * 80 * 64  # never less than the input once
 
 
+def test_a_striped_layer_chooses_its_block_for_the_stripe():
+    """MobileFaceNet's first conv (3x3 stride 2, 3 -> 64 channels, 112x112 -> 56x56) in a
+    cascade stripe of 8 output rows needs 17 input rows: the block is costed on 8x56x64 out,
+    17x112x3 in (Vela asks for the stripe's block). Part-kernel (3 channels): input blocks
+    8 channels deep.
+    8x12x32: input 18x26x8 = 3744 B -> 2 x 4 = 8 banks; accumulators 8x12x32x4 = 12288 B ->
+    2 x 12 = 24 -> 32 (granule 16); 40 <= 44 fits. 1 x 5 spatial blocks, 2 channel blocks:
+    weights 9 x 3 x 5 x 64 = 8640, input 18 x 26 x 3 x (8/8 x 56/12) x 2 = 13104, per output
+    element (8640 + 13104) / 28672 = 0.758; the stripe's whole input (17 x 112 x 3 = 5712) is
+    below two input blocks (2 x 3744 = 7488): halved, 0.379.
+    8x8x64: input 18x18x8 (2592 B -> 8 banks), accumulators 32 banks; weights 9 x 3 x 7 x 64
+    = 12096, input 18 x 18 x 3 x 7 = 6804: 0.659, not halved (5712 > 5184). So 8x12x32.
+    On the whole layer (112 x 112 x 3 input, never below two blocks) 8x8x64 costs 0.659 and
+    8x12x32 0.758: 8x8x64."""
+    geo = blk.Geometry(blk.CONV, (56, 56, 64), (112, 112, 3), (3, 3), (2, 2))
+    assert blk.stripe_geometry(geo, 8) == blk.Geometry(blk.CONV, (8, 56, 64), (17, 112, 3), (3, 3), (2, 2))
+    assert blk.stripe_geometry(geo, 56) == geo
+    hw = u55()
+    striped = blk.choose_block(geo, hw.blocks, "8pc", 8, max_height=8)
+    assert (striped.ofm_block, striped.ifm_block, striped.part_kernel) == ((8, 12, 32), (18, 26, 8), True)
+    # the block's counts are the whole layer's: 7 x 5 spatial blocks, 2 channel blocks
+    assert (striped.blocks_xy, striped.blocks_depth) == (35, 2)
+    whole = blk.choose_block(geo, hw.blocks, "8pc", 8)
+    assert (whole.ofm_block, whole.ifm_block) == ((8, 8, 64), (18, 18, 8))
+
+
 def test_weight_streaming_fully_connected():
     """FC 1024 -> 256: no spatial reuse, so its 256 KiB of weights stream from flash once
     (262144 + 256 x 4 bias bytes = 263168 cycles at 1 byte/cycle) and bound the layer.
@@ -231,6 +257,47 @@ def test_softmax_reads_its_lowered_constant_from_the_weights_memory():
     assert with_constant - without == 200 * 4
     plain = evaluate(workload, u55().replace(softmax_constant_bytes=0), 8).layers[0].traffic
     assert ("flash", "fm read") not in plain
+
+
+def test_a_shallow_element_op_runs_deepened():
+    """Vela reshapes an element op shallower than 8 channels with more than 16 elements to a
+    depth of at least 16 from its element count's smallest prime factors, the rest to height
+    and width: 159x159x2 = 2 x 3 x 3 x 53 x 53 -> depth 2 x 3 x 3 = 18, 53x53; 79x79x2 ->
+    depth 2 x 79 = 158, 79x1 (Vela 5.2 prints both shapes for LFFD-640's Softmax ops)."""
+    spec = u55().blocks
+    assert blk.deepened_shape((159, 159, 2), spec) == (53, 53, 18)
+    assert blk.deepened_shape((79, 79, 2), spec) == (79, 1, 158)
+    assert blk.deepened_shape((4, 4, 2), spec) == (2, 1, 16)  # 2^5: 16 channels, 2 rows
+    assert blk.deepened_shape((2, 4, 2), spec) == (2, 4, 2)  # 16 elements: too few
+    assert blk.deepened_shape((8, 8, 64), spec) == (8, 8, 64)  # deep enough
+
+
+def test_an_equal_cost_block_gives_way_to_a_small_one():
+    """A 32-bit element op on 79x1x158 on the U55-128 (20 banks, IFM32 granule 8, micro-block
+    1x2x8): two input blocks of 8 banks each fit, so a block holds at most 4096 B = 1024
+    elements. 32x2x16, 16x2x32, 8x2x64 and 4x2x128 all hold 1024 (cost 12482 / 1024); the
+    search keeps the first unless a later equal one is at most 4x4 in height and width (Vela's
+    tie rule): 4x2x128, the block Vela 5.2 prints for it."""
+    hw = load_profile("ethos-u55-128")
+    geo = blk.Geometry(blk.ELEMENTWISE, (79, 1, 158), (79, 1, 158), inputs=2)
+    assert blk.choose_block(geo, hw.blocks, "32", 32).ofm_block == (4, 2, 128)
+
+
+def test_softmax_constant_moves_in_its_lowered_blocks_runs():
+    """U55-128, Softmax over 2 channels of 159x159: its 202,248-byte int32 constant is read
+    channel-last by an op on the deepened 53x53x18 in 2x32x16 blocks (16 channels x 64 B/pixel
+    = 4096 B per input block: the most that fits twice), so in runs of 16 x 4 = 64 B, each a
+    whole 128-byte flash burst: 404,496 bytes on the bus, as Vela 5.2 counts that op. At
+    79x79 (79x1x158, 4x2x128 blocks) the runs are 512 B: 49,928 bytes, once. On the U55-256
+    (44 banks, IFM32 granule 16) 39x39 (13x13x18) runs in 6x14x24 blocks: 96-byte runs, each
+    a 128-byte burst: 12,168 x 128 / 96 = 16,224 bytes (Vela's figure too)."""
+    cases = (("ethos-u55-128", 159, 404_496), ("ethos-u55-128", 79, 49_928), ("ethos-u55-256", 39, 16_224))
+    for profile, size, moved in cases:
+        tensors = {"x": Tensor("x", (1, 2, size, size)), "y": Tensor("y", (1, 2, size, size))}
+        node = Node("sm", Op.SOFTMAX, ("x",), ("y",), {"axis": 1})
+        workload = build_workload(Graph("sm", (node,), tensors, ("x",), ("y",)))
+        traffic = evaluate(workload, load_profile(profile), 8).layers[0].traffic
+        assert traffic[("flash", "fm read")] == pytest.approx(moved)
 
 
 def test_a_cascades_later_weights_stream_unless_they_fit_half_the_cache_left():

@@ -8,7 +8,10 @@ profile's ``blocks`` section and the width:
 
 - ``choose_block``: the output block that fits the buffer and moves the fewest bytes per
   output element (input block with halo, re-read once per output-channel block, plus the
-  weights, re-read once per spatial block);
+  weights, re-read once per spatial block), judged on the layer's stripe when it runs in a
+  cascade (``stripe_geometry``), as Vela's scheduler asks for it; of equal costs the first
+  found, unless a later one is at most 4x4 and covers no less of the input (Vela's tie rule);
+- ``deepened_shape``: the shape a shallow element op runs on (Vela's reshape to 16+ channels);
 - ``block_cycles``: MAC-array (or pooling) cycles per block and the output stage's cycles
   per block, overlapped block by block (``total = max(a, b) x blocks + min(a, b)``);
 - ``block_traffic``: the elements each operand moves for the whole layer under that block.
@@ -101,8 +104,8 @@ def part_kernel_first(geo: Geometry, act_bits: int, part_taps: int, ifm_depth_fu
 def choose_block(
     geo: Geometry, blocks: dict[str, Any], width: str, act_bits: int, max_height: int | None = None
 ) -> BlockConfig:
-    """The cheapest output block that fits the buffer (see module docstring), no taller than
-    ``max_height`` rows (a cascade's stripe) when given; cached."""
+    """The cheapest output block that fits the buffer (see module docstring); in a cascade's
+    stripe of ``max_height`` rows, the cheapest for that stripe (``stripe_geometry``); cached."""
     return _choose_block(geo, _spec_key(blocks), width, act_bits, max_height)
 
 
@@ -113,31 +116,33 @@ def _choose_block(
     spec = dict(key)
     uh, uw, ud = _shape(key, "ofm_ublock")
     mh, mw, md = _shape(key, "ofm_block_max")
-    oh, ow, oc = geo.out_shape
-    ih, iw, ic = geo.in_shape
+    stripe = stripe_geometry(geo, max_height)
+    oh, ow, oc = stripe.out_shape
+    ih, iw, ic = stripe.in_shape
     kh, kw = geo.kernel
     sh, sw = geo.stride
-    ifm_depth_full = _at(key, "ifm_block_depth", width, act_bits)
-    part_taps = _at(key, "part_kernel_taps", width, act_bits)
-    part = part_kernel_first(geo, act_bits, part_taps, ifm_depth_full)
     equal_depth = geo.block_type in (DEPTHWISE, POOL, ELEMENTWISE)
-    # a part-kernel conv takes 2 x dot_product input channels per block (16 on Ethos-U)
-    depth_limit = min(ifm_depth_full, 2 * spec["dot_product"]) if part else ifm_depth_full
-    ifm_depth = round_up(
-        min(ic, depth_limit), max(spec["dot_product"] // 2, 1) if act_bits == 16 else spec["dot_product"]
-    )
+    part, ifm_depth = False, 0
+    if geo.block_type != ELEMENTWISE:
+        ifm_depth_full = _at(key, "ifm_block_depth", width, act_bits)
+        part = part_kernel_first(geo, act_bits, _at(key, "part_kernel_taps", width, act_bits), ifm_depth_full)
+        # a part-kernel conv takes 2 x dot_product input channels per block (16 on Ethos-U)
+        depth_limit = min(ifm_depth_full, 2 * spec["dot_product"]) if part else ifm_depth_full
+        dot = spec["dot_product"]
+        ifm_depth = round_up(min(ic, depth_limit), max(dot // 2, 1) if act_bits == 16 else dot)
+        acc_gran = _at(key, "acc_bank_granule", width, act_bits)
+        acc_bytes = _at(key, "acc_bytes", width, act_bits)
     bank = spec["bank_bytes"]
     banks = spec["buffer_banks"]
-    ifm_gran = _at(key, "ifm_bank_granule", width, act_bits)
-    acc_gran = _at(key, "acc_bank_granule", width, act_bits)
-    acc_bytes = _at(key, "acc_bytes", width, act_bits)
-    top = min(oh, mh) if max_height is None else max(min(oh, mh, max_height), 1)
+    # 32-bit operands (an element op on int32 constants) have a granule of their own
+    ifm_gran = spec["ifm32_bank_granule"] if act_bits == 32 else _at(key, "ifm_bank_granule", width, act_bits)
+    top = min(oh, mh)
     heights = np.arange(uh, round_up(top, uh) + 1, uh)
     widths = np.arange(uw, round_up(min(ow, mw), uw) + 1, uw)
     hh, ww = np.meshgrid(heights, widths, indexing="ij")
     ifm_h = _round_up_array((hh - 1) * sh + min(kh, 8), uh)
     ifm_w = _round_up_array((ww - 1) * sw + min(kw, 8), uw)
-    best = (math.inf, None)
+    best, coverage = (math.inf, None), math.inf
     for depth in _depth_candidates(oc, md, ud):
         block_ifm_depth = depth if equal_depth else ifm_depth
         ifm_banks = _round_up_array(
@@ -161,15 +166,70 @@ def _choose_block(
             cost = (ifm_fetch + weight_fetch) / (oh * ow * oc)
             cost = np.where(ih * iw * ic < ifm_h * ifm_w * block_ifm_depth * 2, cost / 2, cost)
         cost = np.where(fits, cost, np.inf)
-        flat = int(np.argmin(cost))
-        if cost.flat[flat] < best[0]:
+        lowest = float(cost.min())
+        if not math.isfinite(lowest) or lowest > best[0]:
+            continue
+        if lowest < best[0]:
+            coverage = math.inf
+        for flat in np.flatnonzero(cost.ravel() == lowest):
             h, w = int(hh.flat[flat]), int(ww.flat[flat])
             ifm = (int(ifm_h.flat[flat]), int(ifm_w.flat[flat]), block_ifm_depth)
-            best = (float(cost.flat[flat]), (h, w, depth, ifm))
+            if best[1] is not None and lowest == best[0]:
+                # an equal cost replaces the choice only for a small block covering no less
+                cover = ih * iw / (min(ih, ifm[0]) * min(iw, ifm[1]))
+                if h > 4 or w > 4 or cover > coverage:
+                    continue
+                coverage = cover
+            best = (lowest, (h, w, depth, ifm))
     if best[1] is None:  # nothing fits: the smallest block (one micro-block)
         best = (0.0, (uh, uw, ud, (round_up((uh - 1) * sh + kh, uh), round_up((uw - 1) * sw + kw, uw), ud)))
     h, w, depth, ifm = best[1]
-    return BlockConfig((h, w, depth), ifm, part, math.ceil(oh / h) * math.ceil(ow / w), math.ceil(oc / depth))
+    blocks_xy = math.ceil(geo.out_shape[0] / h) * math.ceil(ow / w)  # over the whole layer
+    return BlockConfig((h, w, depth), ifm, part, blocks_xy, math.ceil(oc / depth))
+
+
+def stripe_geometry(geo: Geometry, rows: int | None) -> Geometry:
+    """The part of a layer one stripe of ``rows`` output rows covers (a cascade's layer): its
+    output rows and the input rows they need (kernel halo, clipped to the input). Vela asks for
+    a striped layer's block with these shapes, so its cost terms and its whole-input bias see
+    the stripe, not the layer."""
+    if rows is None or rows >= geo.out_shape[0]:
+        return geo
+    rows = max(rows, 1)
+    _, ow, oc = geo.out_shape
+    ih, iw, ic = geo.in_shape
+    in_rows = min((rows - 1) * geo.stride[0] + geo.kernel[0], ih)
+    return Geometry(geo.block_type, (rows, ow, oc), (in_rows, iw, ic), geo.kernel, geo.stride, geo.inputs)
+
+
+def deepened_shape(shape: tuple[int, int, int], blocks: dict[str, Any]) -> tuple[int, int, int]:
+    """The (h, w, c) a shallow element op runs on: Vela reshapes one whose depth is below
+    ``element_deepen_below`` (and that has more than ``element_deepen_min_elements``
+    elements) so its depth is the product of its element count's smallest prime factors
+    reaching ``element_deepen_to``, the rest split between height and width (height the
+    larger): 159x159x2 -> 53x53x18 (``ReshapeToIncreaseDepth``, scheduler_packing.cpp)."""
+    count = math.prod(shape)
+    if shape[2] >= blocks["element_deepen_below"] or count <= blocks["element_deepen_min_elements"]:
+        return shape
+    primes, rest, factor = [], count, 2
+    while rest > 1 and factor * factor <= rest:
+        while rest % factor == 0:
+            primes.append(factor)
+            rest //= factor
+        factor += 1 if factor == 2 else 2
+    if rest > 1:
+        primes.append(rest)
+    depth, index = 1, 0
+    while index < len(primes) and depth < blocks["element_deepen_to"]:
+        depth *= primes[index]
+        index += 1
+    height = width = 1
+    for prime in primes[index:]:
+        if width < height:
+            width *= prime
+        else:
+            height *= prime
+    return (max(height, width), min(height, width), depth)
 
 
 def _round_up_array(values: np.ndarray, quantum: int) -> np.ndarray:

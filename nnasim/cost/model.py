@@ -253,7 +253,7 @@ def _group_costs(
             _move(traffic, timed, memory, FM_READ, nbytes, run, memories)
         constant = rule.constant_bytes(layer, hw)
         if constant:
-            _move(traffic, timed, hw.weight_memory, FM_READ, constant, None, memories)
+            _move(traffic, timed, hw.weight_memory, FM_READ, constant, rule.constant_run(layer, hw), memories)
         if layer.kind != ALIAS:
             memory = _output_home(layer, plan, gid, workload, hw)
             if memory is not None:

@@ -259,6 +259,10 @@ _BLOCK_SCALARS: dict[str, tuple[Any, str]] = {
     "weight_decode_cycles": (_non_negative_int, "a non-negative integer (cycles)"),
     "depthwise_taps_per_step": (_positive_int, "a positive integer (kernel taps)"),
     "fm_depth_granule": (_positive_int, "a positive integer (channels)"),
+    "ifm32_bank_granule": (_positive_int, "a positive integer (banks)"),
+    "element_deepen_below": (_positive_int, "a positive integer (channels)"),
+    "element_deepen_to": (_positive_int, "a positive integer (channels)"),
+    "element_deepen_min_elements": (_non_negative_int, "a non-negative integer (elements)"),
 }
 _BLOCK_PER_WIDTH: dict[str, tuple[Any, str]] = {
     "ifm_block_depth": (_positive_int, "a positive integer (channels)"),

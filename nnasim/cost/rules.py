@@ -45,6 +45,18 @@ class LayerRule:
         per input element), read from the weights' memory."""
         return float(sum(layer.input_elems) * hw.softmax_constant_bytes) if self.reads_constant else 0.0
 
+    def constant_run(self, layer: LayerWork, hw: HwProfile) -> int | None:
+        """Contiguous bytes per DMA run of the constant operand (blocked profiles): the op Vela
+        lowers reads it channel-last, on the deepened shape (``blocks.deepened_shape``), in
+        element blocks of its own operands' width, so in runs of one pixel's block depth
+        (as ``read_run`` counts a channel-last input)."""
+        if not hw.blocks or not self.reads_constant:
+            return None
+        bits = 8 * hw.softmax_constant_bytes
+        shape = blk.deepened_shape(self.element_shape(layer), hw.blocks)
+        geo = blk.Geometry(blk.ELEMENTWISE, shape, shape, inputs=2)
+        return blk.choose_block(geo, hw.blocks, str(bits), bits).ofm_block[2] * hw.softmax_constant_bytes
+
     def geometry(self, layer: LayerWork) -> blk.Geometry:
         kernel, in_shape = layer.kernel, layer.in_shape
         if self.block_type == blk.POOL and layer.op == "GlobalAveragePool":
