@@ -36,7 +36,7 @@ def add_ref(a, b, sa, sb, so, za, zb, zo, bits, rule, qmin, qmax, lo=None, hi=No
             fixed = f32(zo) - (ra * f32(za) + rb * f32(zb))
             y = int(np.rint((fixed + f32(a[index]) * ra) + f32(b[index]) * rb)) - zo
         elif rule in ("fixedpoint", "single-rounding") or (rule == "xnnpack" and bits > 8):
-            multiply = mbqm32 if rule == "fixedpoint" else mbqm_single
+            multiply = mbqm_single if rule == "single-rounding" else mbqm32
             shift = 15 if bits > 8 else 20
             twice = 2.0 * max(sa, sb)
             ya = multiply(da << shift, *quantize_multiplier(sa / twice))
