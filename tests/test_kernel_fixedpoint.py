@@ -26,6 +26,13 @@ def test_srdhm_matches_gemmlowp(a, b):
 
 
 @SETTINGS
+@given(INT32_EDGY, INT32_EDGY)
+@example(ref.INT32_MIN, ref.INT32_MIN)
+def test_rounding_doubling_high_mul_matches_vqrdmulh(a, b):
+    assert fp.rounding_doubling_high_mul(a, b) == ref.vqrdmulh(a, b)
+
+
+@SETTINGS
 @given(st.integers(-(2**62), 2**62 - 1), st.integers(0, 61))
 def test_rounding_divide_by_pot_is_round_half_away(x, exponent):
     expected = ref.round_half_away_div_pow2(x, exponent)

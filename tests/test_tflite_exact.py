@@ -408,6 +408,42 @@ def test_single_op_model_matches_interpreter(case, rule, tmp_path):
         assert differ == [], f"{case}: {differ}"
 
 
+INT16_ADD_SHAPES = {  # (a, b): TFLite's optimized int16 add takes whole 16-element blocks, not broadcasts
+    "blocks_and_tail": ((1, 23, 29, 37), (1, 23, 29, 37)),
+    "under_one_block": ((1, 1, 3, 5), (1, 1, 3, 5)),
+    "rank3": ((3, 7, 11), (3, 7, 11)),
+    "broadcast_b": ((1, 8, 8, 32), (1, 1, 1, 32)),
+    "broadcast_a": ((1, 1, 1, 32), (1, 8, 8, 32)),
+    "broadcast_both": ((1, 8, 1, 32), (1, 1, 8, 1)),
+}
+INT16_ADD_SCALES = [
+    (0.0002, 0.00035, 0.0005),
+    (0.00035, 0.0002, 0.0005),
+    (0.00012233, 0.00017055, 0.00017055),
+]
+
+
+def _int16_add(shapes, scales, act=0):
+    out_shape = tuple(np.broadcast_shapes(*shapes))
+    tensors = [T(shape, "INT16", scale, 0) for shape, scale in zip((*shapes, out_shape), scales, strict=True)]
+    return tensors, [Op("ADD", [0, 1], [2], "AddOptions", {"FusedActivationFunction": act})]
+
+
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("scales", INT16_ADD_SCALES)
+@pytest.mark.parametrize("shapes", sorted(INT16_ADD_SHAPES))
+def test_int16_add_matches_default_interpreter(shapes, scales, act, tmp_path):
+    path = write_case("add16", _int16_add(INT16_ADD_SHAPES[shapes], scales, act), tmp_path)
+    for seed in range(3):
+        assert compare_all_tensors(path, "xnnpack", reference=False, seed=seed) == ([], 1)
+
+
+def test_int16_add_case_tells_the_default_interpreter_from_the_reference_kernels(tmp_path):
+    """The blocked case is not matched by the reference kernels' integers (so the test above can fail)."""
+    path = write_case("add16", _int16_add(INT16_ADD_SHAPES["blocks_and_tail"], INT16_ADD_SCALES[0]), tmp_path)
+    assert compare_all_tensors(path, "fixedpoint", reference=False)[0] != []
+
+
 @pytest.mark.parametrize(
     "name, rule",
     [
@@ -417,6 +453,8 @@ def test_single_op_model_matches_interpreter(case, rule, tmp_path):
         ("lffd_320x240_int16x8", "fixedpoint"),
         ("mobilefacenet_int8", "xnnpack"),
         ("lffd_320x240_int8", "xnnpack"),
+        ("mobilefacenet_int16x8", "xnnpack"),
+        ("lffd_320x240_int16x8", "xnnpack"),
     ],
 )
 def test_shared_full_integer_network_every_tensor(name, rule):

@@ -62,11 +62,14 @@ class BuildContext:
 
     ``acc_bits`` None gives each node the accumulator of its widest input (``default_acc_bits``),
     as a mixed-precision graph needs: int32 behind 8-bit inputs, int64 behind 16-bit ones.
+    ``add_rule``, when set, is ADD's rule instead of ``rule`` (TFLite's default interpreter on
+    16-bit files: its own kernels, ``fixedpoint``, but an optimized int16 ADD of its own).
     """
 
     graph: Graph
     rule: str
     acc_bits: int | None
+    add_rule: str | None = None
 
     def acc_bits_of(self, node: Node) -> int:
         if self.acc_bits is not None:
@@ -380,7 +383,7 @@ def build_add(ctx: BuildContext, node: Node) -> LayerFn:
         ctx.scale(out),
         (ctx.zp(a), ctx.zp(b), ctx.zp(out)),
         max(ctx.fmt(a).bits, ctx.fmt(b).bits),  # the left shift must leave room for the widest input
-        ctx.rule,
+        ctx.add_rule if ctx.add_rule and node.op == Op.ADD else ctx.rule,
         *sum_range,
         lo,
         hi,

@@ -153,9 +153,13 @@ def build_session(
             ranges = calibrate(graph, calib, calib_method, bits, scheme)
         quantized = quantize_graph(integer_constants(graph), bits, ranges, scheme, per_channel, layer_bits)
     _check_rule(rule, scheme)
+    add_rule = None
     if rule == "xnnpack" and bits > 8:
-        rule = "fixedpoint"
-        notes.append("XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule")
+        rule, add_rule = "fixedpoint", "xnnpack"
+        notes.append(
+            "XNNPACK has no 16-bit kernels: TFLite runs them with its own, the fixedpoint rule, "
+            "except ADD, whose optimized int16 kernel rounds its 16-element blocks differently"
+        )
     if layer_bits:
         bits = max(t.quant.bits for t in quantized.tensors.values() if t.quant is not None and not t.is_const)
         accumulators = (
@@ -172,7 +176,7 @@ def build_session(
         notes.append(f"integer lookup tables (no float at run time) for: {', '.join(lut_ops)}")
     if any(node.op == Op.LAYER_NORM for node in quantized.nodes):
         notes.append("LayerNormalization in fixed point (integer square root, no float at run time)")
-    ctx = BuildContext(quantized, rule, acc_bits)
+    ctx = BuildContext(quantized, rule, acc_bits, add_rule)
     layers = [_layer(ctx, node) for node in quantized.nodes]
     return Session(quantized, layers, rule, bits, notes)
 

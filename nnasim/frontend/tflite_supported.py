@@ -18,7 +18,7 @@ NOTES = {
     ),
     "DEPTHWISE_CONV_2D": ("depth multiplier; per-channel axis 3", EXACT_BOTH + ", int64 bias"),
     "FULLY_CONNECTED": ("a 4-D input flattened in NHWC order; keep_num_dims", EXACT_BOTH),
-    "ADD": ("constants broadcast NHWC-wise; fused activation", EXACT_BOTH),
+    "ADD": ("constants broadcast NHWC-wise; fused activation", "int8 and int16x8 exact (ref, xnnpack)"),
     "SUB": ("as ADD", "int8 exact (ref, xnnpack)"),
     "MUL": ("as ADD", EXACT_BOTH),
     "DIV": ("", "fp32; integer by a constant only (as ONNX Div)"),

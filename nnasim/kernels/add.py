@@ -1,6 +1,6 @@
 """Integer elementwise add/subtract of two differently scaled tensors, with a fused ReLU/Clip clamp.
 
-Rules (``AddParams.rule``):
+Rules (``make_add_params``'s ``rule``):
 - ``float32``: onnxruntime's QLinearAdd on x86: with ``ra = sa / so`` and ``rb = sb / so`` in float32
   and ``fixed = zo - (ra * za + rb * zb)``, the output is ``rint((fixed + a * ra) + b * rb)``, all
   in float32, ties to even (the zero points enter through ``fixed``, as MLAS does).
@@ -8,10 +8,17 @@ Rules (``AddParams.rule``):
   rescaled to twice the larger input scale with MultiplyByQuantizedMultiplier, summed, then
   rescaled to the output.
 - ``single-rounding``: the same with TFLITE_SINGLE_ROUNDING's one-rounding multiply.
-- ``xnnpack``: XNNPACK's qs8 add: ``ra = float32(sa / so)``, ``rb = float32(sb / so)``; with
-  ``shift = 20 - exponent(max(|ra|, |rb|))`` the multipliers are ``lrintf(r * 2**shift)`` and the
-  output ``(bias + a * ma + b * mb) >> shift`` (an arithmetic shift; ``bias`` holds the rounding
-  half and the input zero points), plus the output zero point.
+- ``xnnpack``: TFLite's default interpreter. 8-bit: XNNPACK's qs8 add: ``ra = float32(sa / so)``,
+  ``rb = float32(sb / so)``; with ``shift = 20 - exponent(max(|ra|, |rb|))`` the multipliers are
+  ``lrintf(r * 2**shift)`` and the output ``(bias + a * ma + b * mb) >> shift`` (an arithmetic
+  shift; ``bias`` holds the rounding half and the input zero points), plus the output zero point.
+  16-bit: TFLite's optimized int16 add (``AddElementwiseInt16``, its NEON path, which x86 builds
+  without AVX2 run through NEON_2_SSE), ``fixedpoint``'s multipliers and shifts: on each whole
+  block of 16 elements (when neither operand is broadcast) every input is shifted left by
+  ``15 + shift`` (right, flooring, if negative) and multiplied with ``rounding_doubling_high_mul``
+  (ties up, one rounding where ``fixedpoint`` rounds twice), the sum likewise by the output
+  multiplier, then RoundingDivideByPOT (ties away) by the output shift; the ``size % 16``
+  elements past the last whole block and every broadcast take ``fixedpoint``.
 - ``pow2``: both inputs aligned to the finer power-of-two exponent by exact left shifts, summed,
   then one rounding right shift (ties away from zero) to the output exponent.
 Subtraction is addition with ``b`` negated (``sign_b = -1``).
@@ -29,16 +36,19 @@ from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     rounding_divide_by_pot,
+    rounding_doubling_high_mul,
     saturate,
 )
 from nnasim.kernels.jit import kernel
 
 _CODES = {"float32": 0, "fixedpoint": 1, "pow2": 2, "single-rounding": 3, "xnnpack": 4}
+_INT16_BLOCKS = 5  # the xnnpack rule's 16-bit add
+INT16_BLOCK = 16  # elements per vector step of TFLite's optimized int16 add
 
 
 @dataclass(frozen=True)
 class AddParams:
-    rule: str
+    code: int  # the rule's kernel path (``_CODES``, or ``_INT16_BLOCKS``)
     ints: np.ndarray  # int64 parameters of the integer rules (layout in ``make_add_params``)
     floats: np.ndarray  # float32 (ra, rb, fixed) for the float32 rule
     zero_points: tuple[int, int, int]  # za, zb, zo
@@ -52,7 +62,8 @@ def make_add_params(
 ):
     """Precompute one add layer's rescaling under ``rule`` from its three (per-tensor) scales."""
     ints = np.zeros(7, np.int64)
-    if rule in ("fixedpoint", "single-rounding"):
+    int16_blocks = rule == "xnnpack" and bits > 8
+    if rule in ("fixedpoint", "single-rounding") or int16_blocks:
         left_shift = 15 if bits > 8 else 20
         twice_max = 2.0 * max(scale_a, scale_b)
         ints[0] = left_shift
@@ -70,7 +81,7 @@ def make_add_params(
     za, zb, zo = (np.float32(z) for z in zero_points)
     floats = (ra, rb, zo - (ra * za + rb * zb))
     return AddParams(
-        rule=rule,
+        code=_INT16_BLOCKS if int16_blocks else _CODES[rule],
         ints=ints,
         floats=np.array(floats, np.float32),
         zero_points=tuple(int(z) for z in zero_points),
@@ -101,14 +112,18 @@ def _pow2_exponent(scale: float) -> int:
 
 def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, int]:
     """``a (+/-) b`` rescaled to the output format (inputs broadcast); returns (int32 out, saturations)."""
+    sizes = (a.size, b.size)
     a, b = np.broadcast_arrays(a, b)
     shape = a.shape
     out = np.empty(a.size, np.int32)
+    # TFLite's optimized int16 add runs only without broadcasting, on whole 16-element blocks
+    blocks = sizes == (a.size, a.size) and params.code == _INT16_BLOCKS
     saturations = _add_flat(
         np.ascontiguousarray(a).ravel(),
         np.ascontiguousarray(b).ravel(),
         out,
-        _CODES[params.rule],
+        params.code,
+        a.size - a.size % INT16_BLOCK if blocks else 0,
         params.ints,
         params.floats,
         *params.zero_points,
@@ -120,7 +135,9 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
 
 
 @kernel
-def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
+def _add_flat(
+    a, b, out, code, blocked, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b
+):
     saturations = 0
     for i in range(a.shape[0]):
         if code == 0:
@@ -137,7 +154,9 @@ def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, cou
             continue
         da = np.int64(a[i]) - za
         db = (np.int64(b[i]) - zb) * sign_b
-        if code == 1:
+        if i < blocked:
+            y = _int16_block_add(da, db, ints)
+        elif code == 1 or code == _INT16_BLOCKS:
             sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
@@ -152,3 +171,17 @@ def _add_flat(a, b, out, code, ints, floats, za, zb, zo, lo, hi, qmin, qmax, cou
             saturations += 1
         out[i] = saturate(y, lo, hi)
     return saturations
+
+
+@kernel(inline="always")
+def _int16_block_add(da, db, ints):
+    """One element of TFLite's optimized int16 add's vector step (the ``xnnpack`` rule's 16-bit add)."""
+    sa = rounding_doubling_high_mul(_shift_left(da, ints[0] + ints[2]), ints[1])
+    sb = rounding_doubling_high_mul(_shift_left(db, ints[0] + ints[4]), ints[3])
+    return rounding_divide_by_pot(rounding_doubling_high_mul(sa + sb, ints[5]), -ints[6])
+
+
+@kernel(inline="always")
+def _shift_left(x, shift):
+    """NEON vshl: a left shift, or a flooring right shift for a negative ``shift``."""
+    return x << shift if shift >= 0 else x >> -shift

@@ -51,6 +51,15 @@ def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
 
 
 @kernel(inline="always")
+def rounding_doubling_high_mul(a: int, b: int) -> int:
+    """NEON vqrdmulh on int32 operands: round(a*b / 2**31), ties toward +infinity (one overflow
+    case saturated). TFLite's x86 builds run it through NEON_2_SSE, with the same integers."""
+    if a == INT32_MIN and b == INT32_MIN:
+        return INT32_MAX
+    return (np.int64(a) * np.int64(b) + (1 << 30)) >> 31
+
+
+@kernel(inline="always")
 def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier for int32 ``x`` (the 8-bit path; shift > 0 is a left shift)."""
     left = shift if shift > 0 else 0

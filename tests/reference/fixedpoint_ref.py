@@ -26,6 +26,11 @@ def srdhm(a: int, b: int) -> int:
     return c_div(ab + nudge, 2**31)
 
 
+def vqrdmulh(a: int, b: int) -> int:
+    """NEON vqrdmulh (int32): the high half of 2*a*b rounded, (2*a*b + 2**31) >> 32, saturated."""
+    return min((2 * a * b + 2**31) >> 32, INT32_MAX)
+
+
 def rdbpot(x: int, exponent: int) -> int:
     """gemmlowp RoundingDivideByPOT: mask / remainder / threshold, as written there."""
     mask = (1 << exponent) - 1
