@@ -103,19 +103,25 @@ class BuildContext:
         return np.asarray(self.scale(a), dtype) * np.asarray(b, dtype)
 
     def stage(
-        self, node: Node, real: np.ndarray, channels: int = 1, acc_bits: int | None = None
+        self,
+        node: Node,
+        real: np.ndarray,
+        channels: int = 1,
+        acc_bits: int | None = None,
+        rule: str | None = None,
     ) -> OutputStage:
         """Output stage of ``node``: requantize by ``real`` and apply its fused activation.
 
         ``acc_bits`` narrows the accumulator where its values provably fit (a rescaled ``x - zp``):
         TFLite's int16 kernels then use the 32-bit MultiplyByQuantizedMultiplier, as it does.
+        ``rule``, when given, is the stage's rule instead of the context's (a kernel of its own).
         """
         out = node.outputs[0]
         fmt = self.fmt(out)
         lo, hi, negative = self._activation(node.act, out, np.asarray(real), channels)
         widest = self.acc_bits_of(node)
         acc_bits = widest if acc_bits is None else min(acc_bits, widest)
-        args = (self.rule, self.zp(out), fmt.qmin, fmt.qmax, acc_bits, lo, hi, negative)
+        args = (rule or self.rule, self.zp(out), fmt.qmin, fmt.qmax, acc_bits, lo, hi, negative)
         try:
             return make_output_stage(np.asarray(real).reshape(-1), *args)
         except ValueError as error:
@@ -228,7 +234,9 @@ def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
     channels = weight.shape[1]
     acc_scale = ctx.product(x, _weight_scales(ctx, w, channels))
     fc = FullyConnected(weight, integer_bias(ctx, node, acc_scale, channels), ctx.input_bound(x))
-    stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
+    real = ctx.multiplier(acc_scale, node.outputs[0])
+    # TFLite's reference FULLY_CONNECTED requantizes in double, not with its Q31 multipliers
+    stage = ctx.stage(node, real, channels, rule="float64" if ctx.rule == "fixedpoint" else None)
     zp = ctx.zp(x)
 
     def run(args):
@@ -422,7 +430,10 @@ def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
     operands = _Operands(ctx, node, formats, datas)
     bound_b = max(fmt_b.qmax - zp_b, zp_b - fmt_b.qmin) if node.op == Op.DIV else ctx.input_bound(b)
     acc_bits = _fitting_bits(ctx.input_bound(a) * bound_b)
-    stage = ctx.stage(node, ctx.multiplier(ctx.product(a, scale_b), out), acc_bits=acc_bits)
+    real = ctx.multiplier(ctx.product(a, scale_b), out)
+    if node.op == Op.MUL and ctx.rule in TFLITE_RULES:  # TFLite's Prepare: s_a * s_b / s_out in float32
+        real = np.float32(np.float32(ctx.scale(a)) * np.float32(scale_b)) / np.float32(ctx.scale(out))
+    stage = ctx.stage(node, real, acc_bits=acc_bits)
     zp_a = ctx.zp(a)
     return lambda args: requantize(mul(*operands(args), zp_a, zp_b), stage)
 

@@ -89,6 +89,22 @@ def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> 
 
 
 @kernel(inline="always")
+def round_to_int32(product: float) -> float:
+    """C's ``static_cast<int32_t>(std::round(product))`` on x86, as a float: ties away from zero;
+    a result outside int32 (or NaN) is INT32_MIN, what the conversion instruction returns."""
+    whole = np.trunc(product)
+    whole += np.copysign(1.0, product) * (abs(product - whole) >= 0.5)
+    return whole if -(2.0**31) <= whole < 2.0**31 else float(INT32_MIN)
+
+
+@kernel(inline="always")
+def requant_float64(acc: int, multiplier: float) -> int:
+    """TFLite's reference FULLY_CONNECTED output stage: ``round(double(acc) * multiplier)`` with the
+    double multiplier ``s_in * s_w / s_out`` (not a Q31 one), converted as ``round_to_int32`` does."""
+    return np.int64(round_to_int32(np.float64(acc) * multiplier))
+
+
+@kernel(inline="always")
 def requant_float32(acc: int, multiplier: np.float32) -> int:
     """onnxruntime's rule: float32(acc) * float32 multiplier, rounded half to even.
 

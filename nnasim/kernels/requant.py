@@ -15,6 +15,10 @@ Five named rules turn an accumulator into an output integer:
 - ``pow2``: ``RoundingDivideByPOT(acc * m, shift)``; for power-of-two scales ``m`` is 1 (a pure
   rounding right shift), a fractional slope (LeakyReLU/PReLU) is a Q15 integer ``m``.
 
+One more output stage is not a user's rule but what a TFLite kernel does under ``fixedpoint``:
+``float64``, ``round(double(acc) * double(M))`` with ties away from zero, TFLite's reference
+FULLY_CONNECTED (int8 and int16x8; it keeps no Q31 multiplier).
+
 ReLU/Clip are a clamp of the output integer; LeakyReLU/PReLU use a second, per-channel
 multiplier for negative accumulators (the sign of the accumulator is the sign of the real value).
 """
@@ -32,16 +36,19 @@ from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_single,
     quantize_multiplier,
     requant_float32,
+    requant_float64,
+    round_to_int32,
     rounding_divide_by_pot,
     saturate,
 )
 from nnasim.kernels.jit import kernel
 
 RULES = ("float32", "fixedpoint", "single-rounding", "xnnpack", "pow2")
+STAGE_RULES = (*RULES, "float64")  # the user's rules and the stage of TFLite's reference FC
 TFLITE_RULES = ("fixedpoint", "single-rounding", "xnnpack")  # the rules that reproduce TFLite
 Q31_RULES = ("fixedpoint", "single-rounding")  # Q31 multiplier and shift
 FLOAT32_RULES = ("float32", "xnnpack")  # the output stage in float32
-_RULE_CODE = {"float32": 0, "xnnpack": 0, "fixedpoint": 1, "pow2": 3, "single-rounding": 4}
+_RULE_CODE = {"float32": 0, "xnnpack": 0, "fixedpoint": 1, "pow2": 3, "single-rounding": 4, "float64": 5}
 _FIXEDPOINT64 = 2
 POW2_SLOPE_BITS = 15
 MAX_INT16X8_SHIFT = 7  # TFLite's int16x8 MultiplyByQuantizedMultiplier takes shifts up to 7
@@ -52,7 +59,7 @@ MAX_SHIFT = 62  # larger right shifts of in-range accumulators give 0
 class Multipliers:
     """Per-channel integer form of real multipliers under one rule (arrays of equal length)."""
 
-    as_float32: np.ndarray  # float32: the float32 rule's multiplier (signed)
+    as_float: np.ndarray  # the float rules' multiplier (signed): float32, float64 for ``float64``
     as_int: np.ndarray  # int64: Q31 (fixedpoint) or small integer (pow2) magnitude
     shift: np.ndarray  # int64: TFLite convention for fixedpoint (>0 left), right shift for pow2
     sign: np.ndarray  # int64: +1 or -1, applied to the accumulator before the integer rules
@@ -69,7 +76,7 @@ def make_multipliers(real: np.ndarray, rule: str) -> Multipliers:
         elif rule == "pow2":
             as_int[i], shift[i] = _pow2_multiplier(float(value))
     return Multipliers(
-        as_float32=real.astype(np.float32),
+        as_float=real.astype(np.float64 if rule == "float64" else np.float32),
         as_int=as_int,
         shift=shift,
         sign=np.where(real < 0, -1, 1).astype(np.int64),
@@ -117,7 +124,7 @@ class OutputStage:
             np.ascontiguousarray(
                 np.stack([np.broadcast_to(getattr(m, field), (channels,)) for m in (self.pos, neg)])
             )
-            for field in ("as_float32", "as_int", "shift", "sign")
+            for field in ("as_float", "as_int", "shift", "sign")
         )
 
     @property
@@ -139,7 +146,7 @@ def make_output_stage(
     real_negative: np.ndarray | None = None,
 ) -> OutputStage:
     """Build a layer's output stage from its real multipliers ``real`` (per tensor or per channel)."""
-    if rule not in RULES:
+    if rule not in STAGE_RULES:
         raise ValueError(f"unknown requantization rule {rule!r}; choose from {', '.join(RULES)}")
     stage = OutputStage(
         rule=rule,
@@ -169,7 +176,7 @@ def _refuse_underflow(real: np.ndarray, form: Multipliers, rule: str) -> None:
     """A multiplier the rule cannot represent becomes 0 and every output the zero point: refuse that
     (when no channel survives) instead of returning silent zeros."""
     nonzero = real != 0
-    encoded = form.as_float32 if rule in FLOAT32_RULES else form.as_int
+    encoded = form.as_float if rule in (*FLOAT32_RULES, "float64") else form.as_int
     if nonzero.any() and not np.any(encoded[nonzero]):
         smallest = float(np.min(np.abs(real[nonzero])))
         raise ValueError(
@@ -267,6 +274,8 @@ def _float_form(stage: OutputStage, params) -> tuple:
         return None, None
     if stage.rule in FLOAT32_RULES:
         return _requantize_float32_rule, params[0][0]
+    if stage.rule == "float64":
+        return _requantize_float64_rule, params[0][0]
     if stage.rule == "pow2" and np.all(params[1][0] == 1):
         return _requantize_pow2_shift, np.exp2(-params[2][0].astype(np.float64))
     return None, None
@@ -293,6 +302,24 @@ def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_li
                     v, clamped = _clamp_and_count(v, acc_limit)
                     saturations += clamped
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+                saturations += (y > above) + (y < below)
+    return saturations
+
+
+@kernel(nogil=True)
+def _requantize_float64_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
+    """The ``float64`` stage on (i, j, C) views (TFLite's reference FC: ``requant_float64``); the
+    arguments as in ``_requantize_float32_rule``."""
+    saturations = 0
+    for i in range(acc.shape[0]):
+        for j in range(out.shape[1]):
+            for c in range(acc.shape[2]):
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
+                y = round_to_int32(v * m[c]) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
                 saturations += (y > above) + (y < below)
     return saturations
@@ -328,6 +355,8 @@ def _apply_rule(code, a, mf, mi, sh, sg):
         return multiply_by_quantized_multiplier_64(a * sg, mi, sh)
     if code == 4:
         return multiply_by_quantized_multiplier_single(a * sg, mi, sh)
+    if code == 5:
+        return requant_float64(a, mf)
     return rounding_divide_by_pot(a * sg * mi, sh)
 
 
