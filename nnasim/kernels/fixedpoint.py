@@ -81,11 +81,12 @@ def multiply_by_quantized_multiplier_single(x: int, multiplier: int, shift: int)
 def multiply_by_quantized_multiplier_64(x: int, multiplier: int, shift: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier for int64 ``x`` (the int16x8 path).
 
-    The multiplier is reduced to 16 bits and the product rounded half up, as TFLite does.
+    The multiplier is reduced to 16 bits and the product rounded half up, as TFLite does; a
+    result beyond int32 wraps, as TFLite's conversion of it to ``int32_t`` does (before the clamp).
     """
     reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
     total_shift = 15 - shift
-    return (x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift
+    return np.int64(np.int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift))
 
 
 @kernel(inline="always")

@@ -54,10 +54,10 @@ def mbqm_single(x: int, multiplier: int, shift: int) -> int:
 
 
 def mbqm64(x: int, multiplier: int, shift: int) -> int:
-    """TFLite MultiplyByQuantizedMultiplier(int64 x, ...), the int16x8 path."""
+    """TFLite MultiplyByQuantizedMultiplier(int64 x, ...), the int16x8 path (its int32 result wraps)."""
     reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
     total_shift = 15 - shift
-    return (x * reduced + (1 << (total_shift - 1))) >> total_shift
+    return wrap_int32((x * reduced + (1 << (total_shift - 1))) >> total_shift)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
