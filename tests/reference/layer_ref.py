@@ -125,7 +125,8 @@ def _gemm(graph, node, x, rule):
     )
     bias = _bias(graph, node, acc_scale, channels, _acc_bits(graph, node))
     acc = (np.asarray(x, np.int64) - _zp(xf)) @ weight + bias
-    return _output_stage(graph, node, acc, acc_scale, rule)
+    # TFLite's reference FULLY_CONNECTED requantizes in double
+    return _output_stage(graph, node, acc, acc_scale, "float64" if rule == "fixedpoint" else rule)
 
 
 def _add(graph, node, a, b, rule):

@@ -1,12 +1,16 @@
-"""Reference output stage: requantize int64 accumulators with one of the three rules, then clamp."""
+"""Reference output stage: requantize int64 accumulators with one of the rules (or ``float64``,
+TFLite's reference FULLY_CONNECTED), then clamp."""
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from tests.reference.fixedpoint_ref import (
+    INT32_MAX,
+    INT32_MIN,
     mbqm32,
     mbqm64,
     mbqm_single,
@@ -19,6 +23,10 @@ def scale_one(acc: int, real: float, rule: str, acc_bits: int) -> int:
     """One accumulator times one real multiplier under ``rule`` (Python ints; float32 via numpy)."""
     if rule in ("float32", "xnnpack"):  # XNNPACK's fp32 requantization is onnxruntime's arithmetic
         return int(np.rint(np.float32(acc) * np.float32(real)))
+    if rule == "float64":  # TFLite's reference FC: static_cast<int32_t>(round(double(acc) * real)) on x86
+        exact = Fraction(float(acc) * real)
+        rounded = math.floor(abs(exact) + Fraction(1, 2)) * (1 if exact >= 0 else -1)
+        return rounded if INT32_MIN <= rounded <= INT32_MAX else INT32_MIN
     sign = -1 if real < 0 else 1
     acc, real = acc * sign, abs(real)
     if rule in ("fixedpoint", "single-rounding"):
