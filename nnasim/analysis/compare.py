@@ -7,6 +7,7 @@ task analysis (classify, detect, embed) shows what the aggregate metrics hide.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,11 +131,15 @@ def input_feeds(graph: Graph, images: ImageSet, preprocess: Preprocess) -> list[
 
 
 class LayerErrors:
-    """Signal and noise energy and max |error| of every tensor, accumulated over samples."""
+    """Signal and noise energy and max |error| of every tensor, accumulated over samples.
+
+    Energies are kept per sample and summed exactly (``math.fsum``), so the figures do not depend
+    on the order the samples were added in (serial, or merged from worker processes).
+    """
 
     def __init__(self) -> None:
-        self.signal: dict[str, float] = {}
-        self.noise: dict[str, float] = {}
+        self.signal: dict[str, list[float]] = {}
+        self.noise: dict[str, list[float]] = {}
         self.max_error: dict[str, float] = {}
 
     def add(self, reference: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> None:
@@ -143,8 +148,8 @@ class LayerErrors:
             if value is None or np.shape(value) != np.shape(ref):
                 continue
             ref64, diff = ref.astype(np.float64), value.astype(np.float64) - ref
-            self.signal[name] = self.signal.get(name, 0.0) + float(np.sum(ref64**2))
-            self.noise[name] = self.noise.get(name, 0.0) + float(np.sum(diff**2))
+            self.signal.setdefault(name, []).append(float(np.sum(ref64**2)))
+            self.noise.setdefault(name, []).append(float(np.sum(diff**2)))
             self.max_error[name] = max(
                 self.max_error.get(name, 0.0), float(np.max(np.abs(diff), initial=0.0))
             )
@@ -152,12 +157,15 @@ class LayerErrors:
     def merge(self, other: LayerErrors) -> None:
         """Add ``other``'s samples (errors of another share of the same images)."""
         for name, signal in other.signal.items():
-            self.signal[name] = self.signal.get(name, 0.0) + signal
-            self.noise[name] = self.noise.get(name, 0.0) + other.noise[name]
+            self.signal.setdefault(name, []).extend(signal)
+            self.noise.setdefault(name, []).extend(other.noise[name])
             self.max_error[name] = max(self.max_error.get(name, 0.0), other.max_error[name])
 
     def sqnr(self) -> dict[str, float]:
-        return {name: metrics.sqnr_from_sums(self.signal[name], self.noise[name]) for name in self.signal}
+        return {
+            name: metrics.sqnr_from_sums(math.fsum(self.signal[name]), math.fsum(self.noise[name]))
+            for name in self.signal
+        }
 
 
 @dataclass
