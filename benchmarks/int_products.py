@@ -26,8 +26,9 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
 
-from nnasim.kernels.intgemm import int_products, pack_weights  # noqa: E402
+from nnasim.kernels.intgemm import MR, NR, int_products, pack_weights  # noqa: E402
 
 # (label, input H, W, Cin, Cout, kernel, stride); MACs per network from its lowered graph
 SHAPES = [
@@ -49,7 +50,11 @@ def im2col(image: np.ndarray, k: int, stride: int) -> np.ndarray:
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
     h, w, c = image.shape
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    windows = [padded[ky : ky + stride * oh : stride, kx : kx + stride * ow : stride] for ky in range(k) for kx in range(k)]
+    windows = [
+        padded[ky : ky + stride * oh : stride, kx : kx + stride * ow : stride]
+        for ky in range(k)
+        for kx in range(k)
+    ]
     return np.concatenate(windows, axis=2).reshape(oh * ow, k * k * c)
 
 
@@ -66,7 +71,6 @@ def tap_form(image: np.ndarray, k: int, dtype) -> tuple[np.ndarray, list[int], i
 
 def ort_matmul_integer(k: int, weight: np.ndarray):
     """An onnxruntime session computing (A uint8, zero point 128) x weight int8 -> int32."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -75,7 +79,10 @@ def ort_matmul_integer(k: int, weight: np.ndarray):
         "mmi",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, [None, k])],
         [helper.make_tensor_value_info("c", TensorProto.INT32, [None, weight.shape[1]])],
-        [numpy_helper.from_array(weight.astype(np.int8), "w"), numpy_helper.from_array(np.array(128, np.uint8), "zp")],
+        [
+            numpy_helper.from_array(weight.astype(np.int8), "w"),
+            numpy_helper.from_array(np.array(128, np.uint8), "zp"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     options = ort.SessionOptions()
@@ -99,7 +106,10 @@ def engines(shape, rng, with_ort: bool) -> tuple[dict, float]:
     out = np.empty((m, cout), np.int32)
     runs = {
         "sgemm": (lambda: cols32 @ weight32, lambda r: np.array_equal(r.astype(np.int64), exact)),
-        "int": (lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out), lambda r: np.array_equal(out, exact)),
+        "int": (
+            lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out),
+            lambda r: np.array_equal(out, exact),
+        ),
     }
     if stride == 1 and k > 1:
         runs.update(tap_engines(image, weight, k, exact))
@@ -136,7 +146,10 @@ def tap_engines(image, weight, k, exact) -> dict:
 
     return {
         "sgemm taps": (float_taps, lambda r: np.array_equal(crop(r), exact)),
-        "int taps": (lambda: int_products(rows16, offsets, packed, out), lambda r: np.array_equal(crop(out), exact)),
+        "int taps": (
+            lambda: int_products(rows16, offsets, packed, out),
+            lambda r: np.array_equal(crop(out), exact),
+        ),
     }
 
 
@@ -156,19 +169,29 @@ def median_seconds(runs: dict, repeat: int) -> tuple[dict[str, float], list[str]
 
 
 def asm_evidence() -> str:
-    asm = "".join(int_products.inspect_asm(sig) for sig in int_products.signatures)
-    return ", ".join(f"{op} x{asm.count(op)}" for op in ("vpmaddwd", "vpdpwssd", "vpmulld", "vfmadd"))
+    """Instruction counts in a fresh compile of ``int_products`` (cached code has no asm)."""
+    fresh = njit(nogil=True)(int_products.py_func)
+    fresh(
+        *(np.zeros((MR, 2), np.int16), np.zeros(1, np.int64), pack_weights(np.zeros((1, 2, NR)))),
+        np.empty((MR, NR), np.int32),
+    )
+    asm = fresh.inspect_asm(fresh.signatures[0])
+    return ", ".join(f"{op} x{asm.count(op)}" for op in ("vpmaddwd", "vpdpwssd", "vpmulld", "vpmovsxwd"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-onnxruntime", action="store_true")
     args = parser.parse_args()
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threadpool_limits(1)
-    blas = ", ".join(f"{p['internal_api']} {p.get('version')} {p.get('architecture')}" for p in threadpool_info())
+    blas = ", ".join(
+        f"{p['internal_api']} {p.get('version')} {p.get('architecture')}" for p in threadpool_info()
+    )
     print(f"one thread; BLAS: {blas}; load average {os.getloadavg()[0]:.2f}")
     rng = np.random.default_rng(0)
     for shape in SHAPES:

@@ -63,7 +63,9 @@ def pack_weights(taps: np.ndarray) -> np.ndarray:
 def _pair_madd(builder, a, w):
     """``a0*w0 + a1*w1`` per int32 lane of two int16-pair vectors (LLVM selects ``pmaddwd``)."""
     product = builder.mul(builder.sext(a, _WIDE), builder.sext(w, _WIDE))
-    return builder.add(builder.shuffle_vector(product, product, _EVEN), builder.shuffle_vector(product, product, _ODD))
+    return builder.add(
+        builder.shuffle_vector(product, product, _EVEN), builder.shuffle_vector(product, product, _ODD)
+    )
 
 
 def _data(context, builder, array_type, value):
@@ -82,7 +84,9 @@ def _tile(typingctx, a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumu
     def codegen(context, builder, sig, args):
         a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumulate = args
         a_ptr = builder.gep(_data(context, builder, sig.args[0], a), [a_start])
-        w_ptr = builder.bitcast(builder.gep(_data(context, builder, sig.args[3], w), [w_start]), _PAIRS.as_pointer())
+        w_ptr = builder.bitcast(
+            builder.gep(_data(context, builder, sig.args[3], w), [w_start]), _PAIRS.as_pointer()
+        )
         c_ptr = builder.gep(_data(context, builder, sig.args[6], c), [c_start])
         rows = [
             builder.bitcast(builder.gep(a_ptr, [builder.mul(lda, lda.type(r))]), _I32.as_pointer())
@@ -91,13 +95,19 @@ def _tile(typingctx, a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumu
         accs = [[cgutils.alloca_once_value(builder, _LANES(None)) for _ in range(NR // 8)] for _ in range(MR)]
         with cgutils.for_range(builder, pairs) as loop:
             step = builder.mul(loop.index, loop.index.type(NR // 8))
-            panel = [builder.load(builder.gep(w_ptr, [builder.add(step, step.type(h))]), align=2) for h in range(NR // 8)]
+            panel = [
+                builder.load(builder.gep(w_ptr, [builder.add(step, step.type(h))]), align=2)
+                for h in range(NR // 8)
+            ]
             for r in range(MR):
                 pair = builder.load(builder.gep(rows[r], [loop.index]), align=2)
                 lanes = builder.insert_element(_LANES(None), pair, _I32(0))
                 a_pairs = builder.bitcast(builder.shuffle_vector(lanes, lanes, _SPLAT), _PAIRS)
                 for h, w_pairs in enumerate(panel):
-                    builder.store(builder.add(builder.load(accs[r][h]), _pair_madd(builder, a_pairs, w_pairs)), accs[r][h])
+                    builder.store(
+                        builder.add(builder.load(accs[r][h]), _pair_madd(builder, a_pairs, w_pairs)),
+                        accs[r][h],
+                    )
         add = builder.icmp_unsigned("!=", accumulate, accumulate.type(0))
         for r in range(MR):
             row = builder.gep(c_ptr, [builder.mul(ldc, ldc.type(r))])
@@ -135,7 +145,18 @@ def int_products(a, offsets, packed, c):
                         add = 1 if t > 0 or k0 > 0 else 0
                         first = offsets[t] + i
                         if height == MR and width == NR:
-                            _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c, i * n + panel * NR, n, add)
+                            _tile(
+                                a,
+                                first * lda + 2 * k0,
+                                lda,
+                                packed,
+                                w_start,
+                                kc,
+                                c,
+                                i * n + panel * NR,
+                                n,
+                                add,
+                            )
                         else:
                             a_tile[:height] = a[first : first + height]
                             if add:
