@@ -126,40 +126,36 @@ def int_products(a, offsets, packed, c):
     """``c[r] = sum_t a[offsets[t] + r] @ W_t`` for every row r of ``c`` (rows, N) int32.
 
     ``a`` (R, Kp) int16 and ``packed`` (T, panels, Kp/2, NR, 2) from ``pack_weights``; rows past
-    ``a``'s end are never read (partial tiles go through zeroed scratch tiles).
+    ``a``'s end are never read (partial tiles go through scratch tiles). Blocked as BLIS does:
+    KC reduction pairs at a time, MC rows at a time, one panel of NR channels at a time.
     """
-    rows, n = c.shape
-    taps, panels, pairs = packed.shape[0], packed.shape[1], packed.shape[2]
-    lda = a.shape[1]
-    a_tile = np.zeros((MR, lda), np.int16)
+    rows, pairs = c.shape[0], packed.shape[2]
+    a_tile = np.zeros((MR, a.shape[1]), np.int16)
     c_tile = np.zeros((MR, NR), np.int32)
     for k0 in range(0, pairs, KC):
-        kc = min(KC, pairs - k0)
         for i0 in range(0, rows, MC):
-            for panel in range(panels):
-                width = min(NR, n - panel * NR)
+            for panel in range(packed.shape[1]):
                 for i in range(i0, min(i0 + MC, rows), MR):
-                    height = min(MR, rows - i)
-                    for t in range(taps):
-                        w_start = ((t * panels + panel) * pairs + k0) * NR * 2
-                        add = 1 if t > 0 or k0 > 0 else 0
-                        first = offsets[t] + i
-                        if height == MR and width == NR:
-                            _tile(
-                                a,
-                                first * lda + 2 * k0,
-                                lda,
-                                packed,
-                                w_start,
-                                kc,
-                                c,
-                                i * n + panel * NR,
-                                n,
-                                add,
-                            )
-                        else:
-                            a_tile[:height] = a[first : first + height]
-                            if add:
-                                c_tile[:height, :width] = c[i : i + height, panel * NR : panel * NR + width]
-                            _tile(a_tile, 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
-                            c[i : i + height, panel * NR : panel * NR + width] = c_tile[:height, :width]
+                    height = min(MR, i0 + MC - i, rows - i)
+                    for t in range(packed.shape[0]):
+                        _tap_tile(a, offsets[t] + i, packed, t, panel, k0, c, i, height, a_tile, c_tile)
+
+
+@kernel(inline="always")
+def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile):
+    """One tile of rows [i, i + height) and one panel, over reduction pairs [k0, k0 + KC) of one
+    tap, reading ``a`` from row ``first``; added to C unless it is the first tap and pass."""
+    n, lda, pairs = c.shape[1], a.shape[1], packed.shape[2]
+    kc = min(KC, pairs - k0)
+    w_start = ((tap * packed.shape[1] + panel) * pairs + k0) * NR * 2
+    add = 1 if tap > 0 or k0 > 0 else 0
+    width = min(NR, n - panel * NR)
+    if height == MR and width == NR:
+        _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c, i * n + panel * NR, n, add)
+        return
+    columns = slice(panel * NR, panel * NR + width)
+    a_tile[:height] = a[first : first + height]
+    if add:
+        c_tile[:height, :width] = c[i : i + height, columns]
+    _tile(a_tile, 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
+    c[i : i + height, columns] = c_tile[:height, :width]
