@@ -3,10 +3,11 @@
     python benchmarks/int_products.py [--repeat N] [--no-onnxruntime]
 
 For the 3x3 convolutions that dominate LFFD 640 and ArcFace (and the first, 27-wide one) it
-times, in interleaved rounds (medians), one thread:
+times, in interleaved rounds (medians of the thread's CPU time), one thread:
 
 - ``sgemm``: numpy float32 matmul (OpenBLAS) of the im2col matrix, and ``sgemm taps``: the
-  engine's stride-1 form, one product per window tap on shifted rows of the padded input;
+  engine's stride-1 form, one product per window tap on shifted rows of the padded input, in
+  the engine's blocks of output rows;
 - ``int``: ``nnasim.kernels.intgemm.int_products`` in the same two forms;
 - ``ort``: onnxruntime's ``MatMulInteger`` (uint8 x int8 -> int32) of the im2col matrix.
 
@@ -28,6 +29,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
+from nnasim.kernels.gemm import block_rows  # noqa: E402
 from nnasim.kernels.intgemm import MR, NR, int_products, pack_weights  # noqa: E402
 
 # (label, input H, W, Cin, Cout, kernel, stride); MACs per network from its lowered graph
@@ -121,7 +123,8 @@ def engines(shape, rng, with_ort: bool) -> tuple[dict, float]:
 
 
 def tap_engines(image, weight, k, exact) -> dict:
-    """The implicit GEMM in float32 (as ``Conv2d`` runs it) and with ``int_products``."""
+    """The implicit GEMM in float32 and with ``int_products``, both in ``Conv2d``'s blocks of
+    output rows (about 256 KiB of accumulators, ``gemm.block_rows``)."""
     h, w, cin = image.shape
     cout = weight.shape[1]
     rows32, shifts, wp = tap_form(image, k, np.float32)
@@ -129,42 +132,50 @@ def tap_engines(image, weight, k, exact) -> dict:
     taps32 = weight.reshape(k * k, cin, cout).astype(np.float32)
     rows16, _, _ = tap_form(image, k, np.int16)
     packed = pack_weights(weight.reshape(k * k, cin, cout))
-    out = np.empty((h * wp, cout), np.int32)
     offsets = np.array(shifts, np.int64)
+    step = max(1, block_rows(h * wp, cout) // wp)
+    out = np.empty((h * wp, cout), np.int32)
 
     def float_taps():
-        acc = np.empty((h * wp, cout), np.float32)
-        product = np.empty_like(acc)
-        for t, shift in enumerate(shifts):
-            np.matmul(rows32[shift : shift + h * wp], taps32[t], out=acc if t == 0 else product)
-            if t:
-                acc += product
-        return acc
+        for start in range(0, h, step):
+            rows = (min(start + step, h) - start) * wp
+            acc = np.empty((rows, cout), np.float32)
+            product = np.empty_like(acc)
+            for t, shift in enumerate(shifts):
+                first = start * wp + shift
+                np.matmul(rows32[first : first + rows], taps32[t], out=acc if t == 0 else product)
+                if t:
+                    acc += product
+            out[start * wp : start * wp + rows] = acc
+        return out
 
-    def crop(r):
-        return r.reshape(h, wp, cout)[:, :w].reshape(-1, cout).astype(np.int64)
+    def int_taps():
+        for start in range(0, h, step):
+            rows = (min(start + step, h) - start) * wp
+            acc = np.empty((rows, cout), np.int32)
+            int_products(rows16, offsets + start * wp, packed, acc)
+            out[start * wp : start * wp + rows] = acc
+        return out
 
-    return {
-        "sgemm taps": (float_taps, lambda r: np.array_equal(crop(r), exact)),
-        "int taps": (
-            lambda: int_products(rows16, offsets, packed, out),
-            lambda r: np.array_equal(crop(out), exact),
-        ),
-    }
+    def exact_taps(result):
+        return np.array_equal(result.reshape(h, wp, cout)[:, :w].reshape(-1, cout), exact)
+
+    return {"sgemm taps": (float_taps, exact_taps), "int taps": (int_taps, exact_taps)}
 
 
 def median_seconds(runs: dict, repeat: int) -> tuple[dict[str, float], list[str]]:
-    """Interleaved rounds (a loaded machine slows every engine alike), after one checked warm-up;
-    and the engines whose result differs from the int64 product (nnasim's must not)."""
+    """Medians of interleaved rounds, after one checked warm-up, in CPU time of this thread (every
+    engine runs in it at one thread; the time another job holds the core does not count); and
+    the engines whose result differs from the int64 product (nnasim's must not)."""
     inexact = [name for name, (run, check) in runs.items() if not check(run())]
     if any(not name.startswith("ort") for name in inexact):
         raise AssertionError(f"not exact: {inexact}")
     times = {name: [] for name in runs}
     for _ in range(repeat):
         for name, (run, _) in runs.items():
-            start = time.perf_counter()
+            start = time.thread_time()
             run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.thread_time() - start)
     return {name: float(np.median(t)) for name, t in times.items()}, inexact
 
 

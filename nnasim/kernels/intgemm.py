@@ -154,8 +154,11 @@ def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile):
         _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c, i * n + panel * NR, n, add)
         return
     columns = slice(panel * NR, panel * NR + width)
-    a_tile[:height] = a[first : first + height]
     if add:
         c_tile[:height, :width] = c[i : i + height, columns]
-    _tile(a_tile, 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
+    if height == MR:  # a partial panel only: C goes through the scratch tile, A is read in place
+        _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
+    else:
+        a_tile[:height] = a[first : first + height]
+        _tile(a_tile, 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
     c[i : i + height, columns] = c_tile[:height, :width]
