@@ -179,15 +179,29 @@ def median_seconds(runs: dict, repeat: int) -> tuple[dict[str, float], list[str]
     return {name: float(np.median(t)) for name, t in times.items()}, inexact
 
 
-def asm_evidence() -> str:
-    """Instruction counts in a fresh compile of ``int_products`` (cached code has no asm)."""
+def asm_evidence() -> list[str]:
+    """Instruction counts in a fresh compile of ``int_products`` (cached code has no asm), for
+    this CPU and, from the same LLVM IR, for other x86 CPUs (compiled, not run)."""
+    from llvmlite import binding
+
     fresh = njit(nogil=True)(int_products.py_func)
     fresh(
-        *(np.zeros((MR, 2), np.int16), np.zeros(1, np.int64), pack_weights(np.zeros((1, 2, NR)))),
+        np.zeros((MR, 2), np.int16),
+        np.zeros(1, np.int64),
+        pack_weights(np.zeros((1, 2, NR))),
         np.empty((MR, NR), np.int32),
     )
-    asm = fresh.inspect_asm(fresh.signatures[0])
-    return ", ".join(f"{op} x{asm.count(op)}" for op in ("vpmaddwd", "vpdpwssd", "vpmulld", "vpmovsxwd"))
+    signature = fresh.signatures[0]
+    target = binding.Target.from_triple(binding.get_process_triple())
+    listings = {f"this CPU ({binding.get_host_cpu_name()})": fresh.inspect_asm(signature)}
+    for cpu in ("x86-64", "haswell", "icelake-server", "znver4"):
+        module = binding.parse_assembly(fresh.inspect_llvm(signature))
+        listings[cpu] = target.create_target_machine(cpu=cpu, opt=3).emit_assembly(module)
+    ops = ("vpmaddwd", "vpdpwssd", "\tpmaddwd", "vpmulld")
+    return [
+        f"{cpu}: " + ", ".join(f"{op.strip()} x{asm.count(op)}" for op in ops)
+        for cpu, asm in listings.items()
+    ]
 
 
 def main() -> None:
@@ -213,7 +227,9 @@ def main() -> None:
         rates = "  ".join(f"{name} {gmac / t:5.1f}" for name, t in seconds.items())
         note = f"  (not exact: {', '.join(inexact)})" if inexact else ""
         print(f"{shape[0]:<46} GMAC/s: {rates}   int/sgemm {best_float / best_int:.2f}x{note}")
-    print(f"int_products asm: {asm_evidence()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f}; int_products compiled for")
+    for line in asm_evidence():
+        print(f"  {line}")
 
 
 if __name__ == "__main__":
