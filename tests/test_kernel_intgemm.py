@@ -32,13 +32,13 @@ def _extreme_ints(rng, shape, bound: int) -> np.ndarray:
 )
 def test_int_products_match_int64(taps, rows, k, n, bound, seed):
     rng = np.random.default_rng(seed)
-    w_bound = min(2**15 - 1, (2**31 - 1) // (bound * k))  # the largest weights int32 allows
+    w_bound = min(2**15 - 1, (2**31 - 1) // (bound * k * taps))  # the largest weights int32 allows
     weight = _extreme_ints(rng, (taps, k, n), w_bound)
     slack = int(rng.integers(0, 9))
     a = np.zeros((rows + slack, k + k % 2), np.int16)
     a[:, :k] = _extreme_ints(rng, (rows + slack, k), bound)
     offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
-    assert all(int32_exact(weight[t], bound) for t in range(taps))
+    assert int32_exact(weight.reshape(-1, n), bound)  # over every tap: the sum runs over them all
     c = np.empty((rows, n), np.int32)
     int_products(a, offsets, pack_weights(weight), c)
     expected = sum(a[o : o + rows, :k].astype(np.int64) @ weight[t] for t, o in enumerate(offsets))
