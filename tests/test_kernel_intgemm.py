@@ -92,6 +92,15 @@ def test_conv2d_takes_integer_products_at_8_bits(kernel, strides, pads, channels
     assert np.array_equal(conv(x, x_zp), expected)
 
 
+def test_int_products_refuse_rows_past_the_input():
+    """The tile reads rows by raw offsets: a tap reaching past ``a`` is an error, not a wild read."""
+    a, c = np.zeros((MR, 2), np.int16), np.empty((MR, 1), np.int32)
+    with pytest.raises(ValueError, match="past the input"):
+        int_products(a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c)
+    with pytest.raises(ValueError, match="narrower"):
+        int_products(a, np.zeros(1, np.int64), pack_weights(np.ones((1, 4, 1))), c)
+
+
 def test_a_bound_past_int32_keeps_the_float_products():
     weight = np.full((1, 3, 3, 300), 32767)
     geometry = ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, (4, 4))

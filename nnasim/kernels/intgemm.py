@@ -79,6 +79,8 @@ def _tile(typingctx, a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumu
     The MR x NR int32 accumulators live in registers across the reduction; ``accumulate`` adds
     them to C instead of storing.
     """
+    if any(not isinstance(x, types.Array) or x.layout != "C" for x in (a, w, c)):
+        return None  # the tile addresses rows by raw offsets: C-contiguous arrays only
     sig = types.void(a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumulate)
 
     def codegen(context, builder, sig, args):
@@ -130,6 +132,10 @@ def int_products(a, offsets, packed, c):
     KC reduction pairs at a time, MC rows at a time, one panel of NR channels at a time.
     """
     rows, pairs = c.shape[0], packed.shape[2]
+    if offsets.size != packed.shape[0] or offsets.min() < 0 or offsets.max() + rows > a.shape[0]:
+        raise ValueError("int_products: a tap's rows run past the input")
+    if a.shape[1] < 2 * pairs or c.shape[1] > packed.shape[1] * NR:
+        raise ValueError("int_products: the input or output is narrower than the packed weights")
     a_tile = np.zeros((MR, a.shape[1]), np.int16)
     c_tile = np.zeros((MR, NR), np.int32)
     for k0 in range(0, pairs, KC):
