@@ -67,7 +67,7 @@ def test_stride_one_implicit_gemm_matches_reference(data, bits):
     geometry = ConvGeometry(
         kernel, (1, 1), pads, dilations, 1, output_hw((h, w), kernel, (1, 1), pads, dilations)
     )
-    conv = Conv2d(weight, bias, geometry, input_bound=max(hi - x_zp, x_zp - lo))
+    conv = Conv2d(weight, bias, geometry, input_bound=max(hi - x_zp, x_zp - lo), integer_products=False)
     assert (conv.implicit is not None) == (len(conv.matmuls[0].chunks) == 1)
     expected = conv2d_ref(x, x_zp, weight, bias, (1, 1), pads, dilations, 1)
     assert np.array_equal(conv(x, x_zp), expected)
@@ -81,7 +81,7 @@ def test_a_bound_past_float32_splits_the_product_and_stays_exact():
     weight = np.full((2, 3, 3, 5), 3000, np.int64)
     pads = (1, 1, 1, 1)
     geometry = ConvGeometry((3, 3), (1, 1), pads, (1, 1), 1, output_hw((5, 5), (3, 3), (1, 1), pads, (1, 1)))
-    conv = Conv2d(weight, np.array([0, 1000]), geometry, input_bound=255)
+    conv = Conv2d(weight, np.array([0, 1000]), geometry, input_bound=255, integer_products=False)
     assert conv.implicit is None and len(conv.matmuls[0].chunks) > 1
     expected = conv2d_ref(x, 0, weight, np.array([0, 1000]), (1, 1), pads, (1, 1), 1)
     assert np.array_equal(conv(x, 0), expected)

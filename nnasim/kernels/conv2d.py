@@ -1,8 +1,10 @@
 """Integer 2-D convolution, NHWC: groups, depthwise, dilation, stride, padding (top, left, bottom, right).
 
-Accumulates ``sum (x - x_zp) * w + bias`` exactly (int64 values). Dense and grouped convolutions
-are im2col (Numba) plus an exact BLAS product (see ``gemm``); depthwise convolutions are a direct
-Numba loop, parallel over output rows. Padding contributes zero (``x_zp`` in the input's format).
+Accumulates ``sum (x - x_zp) * w + bias`` exactly (int64 values). Dense convolutions are integer
+products on int16 pairs where int32 accumulation is proved exact (``intgemm``, 8-bit layers),
+else an exact float BLAS product (see ``gemm``); both take im2col (Numba) columns, or for stride 1
+the window taps on shifted rows of the padded input. Depthwise convolutions are a direct Numba
+loop, parallel over output rows. Padding contributes zero (``x_zp`` in the input's format).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows
+from nnasim.kernels.intgemm import int32_exact, int_products, pack_weights
 from nnasim.kernels.jit import kernel
 from nnasim.kernels.parallel import for_blocks
 from nnasim.kernels.requant import Requantizer
@@ -40,9 +43,17 @@ class Conv2d:
     """A convolution layer's integer core with its weights prepared once.
 
     ``weight`` is int (O, KH, KW, I/groups); ``input_bound`` is the largest |x - x_zp| possible.
+    ``integer_products=False`` keeps the float products where the integer ones would be exact.
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, geometry: ConvGeometry, input_bound: int):
+    def __init__(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        geometry: ConvGeometry,
+        input_bound: int,
+        integer_products: bool = True,
+    ):
         self.geometry = geometry
         self.weight = np.ascontiguousarray(weight, dtype=np.int64)
         self.bias = np.asarray(bias, dtype=np.int64)
@@ -50,8 +61,14 @@ class Conv2d:
         worst = input_bound * int(np.abs(self.weight).reshape(out_ch, -1).sum(axis=1).max(initial=0))
         self.acc_bound = worst + int(np.abs(self.bias).max(initial=0))  # |acc + bias|, proved
         self.depthwise = geometry.groups > 1 and cin_g == 1 and out_ch == geometry.groups
-        self.implicit = None
-        if self.depthwise:
+        self.implicit = self.packed = None
+        if (
+            integer_products
+            and geometry.groups == 1
+            and int32_exact(self.weight.reshape(out_ch, -1).T, input_bound)
+        ):
+            self.packed = self._packed_taps(kh, kw, cin_g, out_ch)
+        elif self.depthwise:
             # taps (KH, KW, C) in the narrowest exact accumulator type (see ``exact_dtype``)
             self.taps = np.ascontiguousarray(self.weight[..., 0].transpose(1, 2, 0), dtype=exact_dtype(worst))
         else:
@@ -64,11 +81,22 @@ class Conv2d:
             ]
             self.implicit = self._implicit_taps(kh, kw, cin_g, out_ch)
 
+    def _packed_taps(self, kh: int, kw: int, cin: int, out_ch: int) -> np.ndarray:
+        """Weights packed for ``int_products``: one tap per window position where stride-1 taps
+        apply (``_taps_apply``), else one (KH*KW*C, O) product of im2col columns."""
+        taps = self.weight.transpose(1, 2, 3, 0)  # (KH, KW, C, O)
+        if self._taps_apply():
+            return pack_weights(taps.reshape(kh * kw, cin, out_ch))
+        return pack_weights(taps.reshape(1, kh * kw * cin, out_ch))
+
+    def _taps_apply(self) -> bool:
+        """Whether a stride-1 convolution with a real window runs as window taps on shifted rows."""
+        return self.geometry.strides == (1, 1) and self.geometry.kernel != (1, 1)
+
     def _implicit_taps(self, kh: int, kw: int, cin: int, out_ch: int) -> np.ndarray | None:
         """Per-tap weights (KH, KW, C, O) when the implicit GEMM applies: one group, stride 1, a
         real window, and one exact chunk (each tap's partial sums are then within the proved bound)."""
-        g = self.geometry
-        if g.groups != 1 or g.strides != (1, 1) or g.kernel == (1, 1) or len(self.matmuls[0].chunks) > 1:
+        if self.geometry.groups != 1 or not self._taps_apply() or len(self.matmuls[0].chunks) > 1:
             return None
         return self.matmuls[0].weights[0].reshape(kh, kw, cin, out_ch)
 
@@ -76,6 +104,8 @@ class Conv2d:
         """The layer's int32 outputs (N, OH, OW, O) and saturations: each block of the product is
         requantized (``requantizer``, built with this layer's bias) while it is in cache."""
         g = self.geometry
+        if self.packed is not None:
+            return self._int_run(x, x_zp, requantizer)
         if self.implicit is not None:
             return self._implicit_run(x, x_zp, requantizer)
         if self.depthwise or len(self.matmuls) > 1 or len(self.matmuls[0].chunks) > 1:
@@ -97,6 +127,46 @@ class Conv2d:
         saturations = for_blocks(block, cols.shape[0], block_rows(cols.shape[0], weight.shape[1]))
         return out.reshape(x.shape[0], *g.out_hw, -1), saturations
 
+    def _int_run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
+        """``int_products`` in blocks of output rows, each requantized while in cache."""
+        n, (oh, ow), out_ch = x.shape[0], self.geometry.out_hw, self.weight.shape[0]
+        out = np.empty((n, oh, ow, out_ch), np.int32)
+        saturations = 0
+        for b in range(n):
+            source, shifts, width = self._int_source(x[b], x_zp)
+
+            def block(start: int, stop: int, source=source, shifts=shifts, width=width, b=b) -> int:
+                acc = np.empty(((stop - start) * width, out_ch), np.int32)
+                int_products(source, shifts + start * width, self.packed, acc)
+                return requantizer.into(acc.reshape(stop - start, width, out_ch), out[b, start:stop])
+
+            saturations += for_blocks(block, oh, max(1, block_rows(oh * width, out_ch) // width))
+        return out, saturations
+
+    def _int_accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        """int32 accumulators (N, OH, OW, O) from ``int_products``, bias not included."""
+        n, (oh, ow), out_ch = x.shape[0], self.geometry.out_hw, self.weight.shape[0]
+        acc = np.empty((n, oh, ow, out_ch), np.int32)
+        for b in range(n):
+            source, shifts, width = self._int_source(x[b], x_zp)
+            rows = np.empty((oh * width, out_ch), np.int32)
+            int_products(source, shifts, self.packed, rows)
+            acc[b] = rows.reshape(oh, width, out_ch)[:, :ow]
+        return acc
+
+    def _int_source(self, image: np.ndarray, x_zp: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(int16 rows of ``image - x_zp``, each tap's row shift, rows per output row) for
+        ``int_products``: the padded image with its taps' shifts when taps apply (output rows
+        then hold ``Wp - OW`` discarded columns), else im2col columns, an even number of them."""
+        g = self.geometry
+        if self._taps_apply():
+            wp = image.shape[1] + g.pads[1] + g.pads[3]
+            (dh, dw), (kh, kw) = g.dilations, g.kernel
+            shifts = np.array([ky * dh * wp + kx * dw for ky in range(kh) for kx in range(kw)], np.int64)
+            return self._padded(image, x_zp, np.int16, self.packed.shape[2] * 2), shifts, wp
+        width = self.packed.shape[2] * 2
+        return self._columns(image[None], x_zp, np.int16, width), np.zeros(1, np.int64), g.out_hw[1]
+
     def _implicit_run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
         """``_implicit_gemm`` in blocks of output rows, each requantized while in cache."""
         g = self.geometry
@@ -108,7 +178,7 @@ class Conv2d:
         out = np.empty((n, oh, ow, out_ch), np.int32)
         saturations = 0
         for b in range(n):
-            padded = self._padded(x[b], x_zp)
+            padded = self._padded(x[b], x_zp, taps.dtype, c)
 
             def block(start: int, stop: int, padded=padded, b=b) -> int:
                 rows = (stop - start) * wp
@@ -126,17 +196,20 @@ class Conv2d:
             saturations += for_blocks(block, oh, max(1, block_rows(oh * wp, out_ch) // wp))
         return out, saturations
 
-    def _padded(self, image: np.ndarray, x_zp: int) -> np.ndarray:
-        """``image - x_zp`` zero-padded and flattened to (rows, C), with the rows the last output
-        row's discarded columns read past the padded image (see ``_implicit_gemm``)."""
+    def _padded(self, image: np.ndarray, x_zp: int, dtype, channels: int) -> np.ndarray:
+        """``image - x_zp`` zero-padded (to ``channels`` channels too) and flattened to (rows,
+        channels) in ``dtype``, with the rows the last output row's discarded columns read past
+        the padded image (see ``_implicit_gemm``)."""
         g = self.geometry
         h, w, c = image.shape
         top, left, bottom, right = g.pads
         hp, wp = h + top + bottom, w + left + right
-        dtype = self.implicit.dtype
-        padded = np.zeros((hp * wp + (self.implicit.shape[1] - 1) * g.dilations[1], c), dtype)
+        padded = np.zeros((hp * wp + (g.kernel[1] - 1) * g.dilations[1], channels), dtype)
         np.subtract(
-            image, dtype.type(x_zp), out=padded[: hp * wp].reshape(hp, wp, c)[top : top + h, left : left + w]
+            image,
+            np.int64(x_zp),
+            out=padded[: hp * wp].reshape(hp, wp, channels)[top : top + h, left : left + w, :c],
+            casting="unsafe",
         )
         return padded
 
@@ -149,6 +222,8 @@ class Conv2d:
         """Accumulators without the bias, (N, OH, OW, O): int64, or floats holding exact integers
         (the BLAS result; the output stage converts them and adds the bias in one pass)."""
         g = self.geometry
+        if self.packed is not None:
+            return self._int_accumulate(x, x_zp)
         if self.depthwise:
             return depthwise_conv2d(
                 x, np.int64(x_zp), self.taps, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw
@@ -175,7 +250,7 @@ class Conv2d:
         kh, kw, _, out_ch = taps.shape
         result = np.empty((x.shape[0], oh, ow, out_ch), taps.dtype)
         for b in range(x.shape[0]):
-            padded = self._padded(x[b], x_zp)
+            padded = self._padded(x[b], x_zp, taps.dtype, x.shape[3])
             acc = np.zeros((oh * wp, out_ch), taps.dtype)
             product = np.empty_like(acc)
             for ky in range(kh):
@@ -186,29 +261,46 @@ class Conv2d:
             result[b] = acc.reshape(oh, wp, out_ch)[:, :ow]
         return result
 
-    def _columns(self, x: np.ndarray, x_zp: int, dtype) -> np.ndarray:
-        """The im2col matrix of ``x - x_zp``; a pointwise (1x1, unpadded) conv needs no gather."""
+    def _columns(self, x: np.ndarray, x_zp: int, dtype, width: int | None = None) -> np.ndarray:
+        """The im2col matrix of ``x - x_zp`` in ``dtype``, zero columns appended up to ``width``;
+        a pointwise (1x1, unpadded) conv needs no gather."""
         g = self.geometry
+        k = g.kernel[0] * g.kernel[1] * x.shape[3]
+        width = k if width is None else width
         if g.kernel == (1, 1) and not any(g.pads):
-            strided = x[:, :: g.strides[0], :: g.strides[1]]
-            return np.subtract(strided.reshape(-1, x.shape[3]), dtype(x_zp), dtype=dtype)
+            strided = x[:, :: g.strides[0], :: g.strides[1]].reshape(-1, x.shape[3])
+            if width == k and np.dtype(dtype).kind == "f":
+                return np.subtract(strided, dtype(x_zp), dtype=dtype)
+            cols = np.zeros((strided.shape[0], width), dtype)  # integer: subtracted in int64, exact
+            np.subtract(strided, np.int64(x_zp), out=cols[:, :k], casting="unsafe")
+            return cols
         return im2col(
-            x, np.int64(x_zp), *g.kernel, *g.strides, *g.pads[:2], *g.dilations, *g.out_hw, np.zeros(1, dtype)
+            x,
+            np.int64(x_zp),
+            *g.kernel,
+            *g.strides,
+            *g.pads[:2],
+            *g.dilations,
+            *g.out_hw,
+            width,
+            np.zeros(1, dtype),
         )
 
 
 @kernel(parallel=True)
-def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, dtype_probe):
-    """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``; zero where the window leaves the input.
+def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, dtype_probe):
+    """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``; zero where the window leaves the input
+    and in the columns from ``kh * kw * c`` up to ``width``.
 
     Every element is written once (no zero-filled allocation): the copy is memory-bound.
     """
     n, h, w, c = x.shape
-    cols = np.empty((n * oh * ow, kh * kw * c), dtype_probe.dtype)
+    cols = np.empty((n * oh * ow, width), dtype_probe.dtype)
     for row in prange(n * oh):
         b, oy = row // oh, row % oh
         for ox in range(ow):
             r = row * ow + ox
+            cols[r, kh * kw * c :] = 0
             for ky in range(kh):
                 iy = oy * sh - pad_top + ky * dh
                 for kx in range(kw):

@@ -1,17 +1,29 @@
-"""Integer fully connected layer / matrix multiply: ``(x - x_zp) @ W + bias`` with exact int64 sums."""
+"""Integer fully connected layer / matrix multiply: ``(x - x_zp) @ W + bias`` with exact int64 sums.
+
+Integer products on int16 pairs where int32 accumulation is proved exact (``intgemm``), else an
+exact float BLAS product (``gemm``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from nnasim.kernels.gemm import ExactMatmul
+from nnasim.kernels.intgemm import int32_exact, int_products, pack_weights
 
 
 class FullyConnected:
-    """``weight`` is int (K, N); ``input_bound`` is the largest |x - x_zp| possible."""
+    """``weight`` is int (K, N); ``input_bound`` is the largest |x - x_zp| possible.
+    ``integer_products=False`` keeps the float product where the integer one would be exact."""
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, input_bound: int):
-        self.matmul = ExactMatmul(np.asarray(weight, np.int64), input_bound)
+    def __init__(
+        self, weight: np.ndarray, bias: np.ndarray | None, input_bound: int, integer_products: bool = True
+    ):
+        weight = np.asarray(weight, np.int64)
+        integer = integer_products and int32_exact(weight, input_bound)
+        self.packed = pack_weights(weight[None]) if integer else None
+        self.matmul = None if self.packed is not None else ExactMatmul(weight, input_bound)
+        self.channels = weight.shape[1]
         self.bias = None if bias is None else np.asarray(bias, np.int64)
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
@@ -20,6 +32,14 @@ class FullyConnected:
         return acc if self.bias is None else acc + self.bias
 
     def accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
-        """Accumulators without the bias: int64 or floats holding exact integers (see ``gemm``)."""
-        cols = np.subtract(x.reshape(-1, x.shape[-1]), self.matmul.dtype(x_zp), dtype=self.matmul.dtype)
-        return self.matmul(cols).reshape(*x.shape[:-1], -1)
+        """Accumulators without the bias: int32 (integer products), or int64 or floats holding
+        exact integers (see ``gemm``)."""
+        rows = x.reshape(-1, x.shape[-1])
+        if self.packed is None:
+            cols = np.subtract(rows, self.matmul.dtype(x_zp), dtype=self.matmul.dtype)
+            return self.matmul(cols).reshape(*x.shape[:-1], -1)
+        cols = np.zeros((rows.shape[0], self.packed.shape[2] * 2), np.int16)
+        np.subtract(rows, np.int64(x_zp), out=cols[:, : rows.shape[1]], casting="unsafe")
+        acc = np.empty((rows.shape[0], self.channels), np.int32)
+        int_products(cols, np.zeros(1, np.int64), self.packed, acc)
+        return acc.reshape(*x.shape[:-1], -1)

@@ -1,0 +1,121 @@
+"""Integer products on int16 pairs (``intgemm``) vs numpy int64, and the bound that selects them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llvmlite import binding
+from numba import njit
+
+from nnasim.kernels.conv2d import Conv2d, ConvGeometry, output_hw
+from nnasim.kernels.intgemm import KC, MC, MR, NR, int32_exact, int_products, pack_weights
+from tests.reference.conv2d_ref import conv2d_ref
+
+
+def _extreme_ints(rng, shape, bound: int) -> np.ndarray:
+    """Values in [-bound, bound], a third of them at +-bound."""
+    values = rng.integers(-bound, bound + 1, shape)
+    extremes = rng.random(shape) < 1 / 3
+    return np.where(extremes, np.where(rng.random(shape) < 0.5, -bound, bound), values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    taps=st.integers(1, 3),
+    rows=st.integers(1, MC + 2 * MR + 1),  # partial tiles and more than one row block
+    k=st.integers(1, 2 * KC + 3),  # odd K and more than one reduction pass
+    n=st.integers(1, 2 * NR + 1),  # partial panels
+    bound=st.sampled_from([1, 127, 255, 2**15 - 1]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_int_products_match_int64(taps, rows, k, n, bound, seed):
+    rng = np.random.default_rng(seed)
+    w_bound = min(2**15 - 1, (2**31 - 1) // (bound * k * taps))  # the largest weights int32 allows
+    weight = _extreme_ints(rng, (taps, k, n), w_bound)
+    slack = int(rng.integers(0, 9))
+    a = np.zeros((rows + slack, k + k % 2), np.int16)
+    a[:, :k] = _extreme_ints(rng, (rows + slack, k), bound)
+    offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
+    assert int32_exact(weight.reshape(-1, n), bound)  # over every tap: the sum runs over them all
+    c = np.empty((rows, n), np.int32)
+    int_products(a, offsets, pack_weights(weight), c)
+    expected = sum(a[o : o + rows, :k].astype(np.int64) @ weight[t] for t, o in enumerate(offsets))
+    assert np.array_equal(c, expected)
+
+
+def test_int32_bound_edges():
+    """Exact while the worst sum is below 2**31; operands must fit int16 without -2**15."""
+    assert int32_exact(np.full((2**17 - 1, 1), 1), 2**14)  # 2**31 - 2**14
+    assert not int32_exact(np.full((2**17, 1), 1), 2**14)  # 2**31
+    assert not int32_exact(np.full((2**17, 1), -1), 2**14)
+    assert int32_exact(np.array([[32767], [32767]]), 32767)
+    assert not int32_exact(np.array([[1]]), 32768)
+    assert not int32_exact(np.array([[-32768]]), 1)
+
+
+def test_int_products_at_the_int32_limit():
+    """Sums within 2**18 of 2**31, both signs, come out exact."""
+    a = np.full((MR + 1, 4), 32767, np.int16)
+    a[1::2] = -32767
+    weight = np.full((1, 4, 3), 16383)
+    assert int32_exact(weight[0], 32767)
+    c = np.empty((MR + 1, 3), np.int32)
+    int_products(a, np.zeros(1, np.int64), pack_weights(weight), c)
+    expected = a.astype(np.int64) @ weight[0]
+    assert np.abs(expected).max() > 2**31 - 2**18
+    assert np.array_equal(c, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    kernel=st.sampled_from([(1, 1), (3, 3), (1, 3), (2, 2)]),
+    strides=st.sampled_from([(1, 1), (2, 2), (1, 2)]),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    channels=st.tuples(st.integers(1, 9), st.integers(1, 20)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv2d_takes_integer_products_at_8_bits(kernel, strides, pads, channels, seed):
+    """8-bit layers run on ``int_products`` (window taps or im2col) and equal the int64 reference."""
+    rng = np.random.default_rng(seed)
+    cin, cout = channels
+    x = rng.integers(-128, 128, (2, 9, 8, cin))
+    weight = _extreme_ints(rng, (cout, *kernel, cin), 127)
+    x_zp = int(rng.integers(-128, 128))
+    geometry = ConvGeometry(
+        kernel, strides, pads, (1, 1), 1, output_hw((9, 8), kernel, strides, pads, (1, 1))
+    )
+    conv = Conv2d(weight, np.arange(cout), geometry, input_bound=max(127 - x_zp, x_zp + 128))
+    assert conv.packed is not None
+    expected = conv2d_ref(x, x_zp, weight, np.arange(cout), strides, pads, (1, 1), 1)
+    assert np.array_equal(conv(x, x_zp), expected)
+
+
+def test_int_products_refuse_rows_past_the_input():
+    """The tile reads rows by raw offsets: a tap reaching past ``a`` is an error, not a wild read."""
+    a, c = np.zeros((MR, 2), np.int16), np.empty((MR, 1), np.int32)
+    with pytest.raises(ValueError, match="past the input"):
+        int_products(a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c)
+    with pytest.raises(ValueError, match="narrower"):
+        int_products(a, np.zeros(1, np.int64), pack_weights(np.ones((1, 4, 1))), c)
+
+
+def test_a_bound_past_int32_keeps_the_float_products():
+    weight = np.full((1, 3, 3, 300), 32767)
+    geometry = ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, (4, 4))
+    assert Conv2d(weight, np.zeros(1), geometry, input_bound=255).packed is None
+
+
+@pytest.mark.skipif(not binding.get_host_cpu_features().get("avx2"), reason="needs AVX2")
+def test_the_tile_compiles_to_pmaddwd_on_avx2():
+    """LLVM selects ``vpmaddwd`` for the tile's portable IR (a fresh compile: cached code has no asm)."""
+    fresh = njit(nogil=True)(int_products.py_func)
+    args = (
+        np.zeros((MR, 2), np.int16),
+        np.zeros(1, np.int64),
+        pack_weights(np.zeros((1, 2, NR))),
+        np.empty((MR, NR), np.int32),
+    )
+    fresh(*args)
+    assert "vpmaddwd" in fresh.inspect_asm(fresh.signatures[0])
