@@ -100,6 +100,22 @@ def test_roc_curve_by_hand():
     np.testing.assert_allclose(far, [0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_roc_curve_counts_the_pairs_at_or_above_each_threshold(seed):
+    """Against the definition, one threshold at a time: ties, repeated scores, one class empty."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    scores = np.round(rng.standard_normal(n), int(rng.integers(0, 3)))
+    same = rng.random(n) < (0.0 if seed == 0 else 1.0 if seed == 1 else rng.random())
+    far, tar, thresholds = m.roc_curve(scores, same)
+    assert thresholds[0] == np.inf and np.all(np.diff(thresholds) < 0)
+    for f, t, threshold in zip(far, tar, thresholds, strict=True):
+        accepted = scores >= threshold
+        expected_tar = accepted[same].sum() / same.sum() if same.any() else np.nan
+        expected_far = accepted[~same].sum() / (~same).sum() if (~same).any() else np.nan
+        assert np.array_equal([t, f], [expected_tar, expected_far], equal_nan=True)
+
+
 def test_tar_at_far_picks_the_best_allowed_point():
     assert m.tar_at_far(SCORES, SAME, 1e-2) == (0.5, 0.9)  # only FAR 0 allowed
     assert m.tar_at_far(SCORES, SAME, 0.34) == (1.0, 0.7)  # FAR 1/3 allowed

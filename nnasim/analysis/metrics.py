@@ -179,12 +179,16 @@ def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndar
     (0, 0) at threshold +inf. A class with no pairs gives a rate of NaN.
     """
     scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
-    thresholds = np.concatenate([[np.inf], np.unique(scores)[::-1]])
-    accepted = scores[None, :] >= thresholds[:, None]
-    with np.errstate(invalid="ignore"):
-        tar = accepted[:, same].sum(axis=1) / same.sum()
-        far = accepted[:, ~same].sum(axis=1) / (~same).sum()
-    return far, tar, thresholds
+    distinct = np.unique(scores)[::-1]
+    order = np.argsort(-scores, kind="stable")
+    # pairs accepted at each distinct threshold: those scoring at least it, in descending order
+    accepted = np.searchsorted(-scores[order], -distinct, side="right")
+    true_accepts = np.concatenate([[0], np.cumsum(same[order])])[np.concatenate([[0], accepted])]
+    false_accepts = np.concatenate([[0], np.arange(1, len(scores) + 1)])[np.concatenate([[0], accepted])]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tar = true_accepts / same.sum()
+        far = (false_accepts - true_accepts) / (~same).sum()
+    return far, tar, np.concatenate([[np.inf], distinct])
 
 
 def tar_at_far(scores: np.ndarray, same: np.ndarray, far_target: float) -> tuple[float, float]:
