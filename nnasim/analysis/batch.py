@@ -10,42 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
-from nnasim.analysis.compare import LayerErrors, QuantConfig, Runs, Session, run_all
-from nnasim.ir import Graph
+from nnasim.analysis.compare import LayerErrors, Runs, Session, SessionSpec, run_all
 
 CHUNKS_PER_WORKER = 4  # enough chunks that a slow one does not leave the other workers idle
-
-
-@dataclass(frozen=True)
-class SessionSpec:
-    """What a process needs to build the sessions (picklable): the graph, configs and their ranges."""
-
-    graph: Graph
-    configs: tuple[QuantConfig, ...]
-    ranges: tuple[dict | None, ...]
-
-    @classmethod
-    def calibrated(cls, graph: Graph, configs, calib: list[dict[str, np.ndarray]], calib_method: str):
-        from nnasim.engine.session import session_ranges
-
-        ranges = tuple(
-            session_ranges(graph, c.bits, c.scheme, calib, calib_method)
-            for c in tqdm(configs, desc="calibrate", disable=None)
-        )
-        return cls(graph, tuple(configs), ranges)
-
-    def sessions(self) -> dict[str, Session]:
-        from nnasim.engine.session import build_session
-
-        return {
-            c.label: build_session(self.graph, c.bits, scheme=c.scheme, per_channel=c.per_channel, ranges=r)
-            for c, r in zip(self.configs, self.ranges, strict=True)
-        }
 
 
 class Workers:

@@ -28,10 +28,9 @@ from tqdm import tqdm
 from nnasim.analysis import metrics
 from nnasim.analysis.compare import (
     QuantConfig,
-    SessionFactory,
+    SessionSpec,
     build_sessions,
     input_feeds,
-    make_session,
 )
 from nnasim.analysis.detect import Detections, decoder_for
 from nnasim.analysis.verify import Faces, analyse_embeddings, verification_stats
@@ -154,7 +153,7 @@ def embed_all(session, graph: Graph, crops: list[np.ndarray], preprocess, desc: 
     return np.stack(rows) if rows else np.zeros((0, 1), np.float32)
 
 
-def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> dict[str, Any]:
+def cascade(request: CascadeRequest) -> dict[str, Any]:
     """Run the detector x verifier grid and write the report folder; returns report.json's content."""
     from nnasim.quant.qdq import load_any
 
@@ -165,7 +164,7 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
     images = load_images(request.data, request.limit)
     table = read_name_table(request.identities, "person") if request.identities else None
     persons = persons_of([s.name for s in images.samples], table)
-    faces = detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factory)
+    faces = detect_faces(request, det_graph, det_pre, images, persons, ver_graph)
     reference_crops = faces[request.detector_configs[0].label].crops
     if not reference_crops:
         raise DataError(f"the fp32 detector found no face in {request.data}; nothing to verify")
@@ -174,7 +173,7 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
         ver_sessions, embeddings = _embed_in_workers(request, ver_graph, ver_pre, ver_calib, faces)
     else:
         ver_sessions = build_sessions(
-            ver_graph, list(request.verifier_configs), ver_calib, request.calib_method, factory
+            ver_graph, list(request.verifier_configs), ver_calib, request.calib_method
         )
         embeddings = {
             (d, v): embed_all(session, ver_graph, faces[d].crops, ver_pre, f"verify det={d} ver={v}")
@@ -210,7 +209,7 @@ def cascade(request: CascadeRequest, factory: SessionFactory = make_session) -> 
     return {**header, **{s.key: s.data for s in sections}}
 
 
-def detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factory) -> dict[str, FaceCrops]:
+def detect_faces(request, det_graph, det_pre, images, persons, ver_graph) -> dict[str, FaceCrops]:
     """Run each detector configuration on every photo and crop the faces it finds."""
     decoder = decoder_for(det_graph)
     threshold = decoder.default_threshold if request.score_threshold is None else request.score_threshold
@@ -219,15 +218,13 @@ def detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factor
     _, _, height, width = det_graph.shape(det_graph.inputs[0])
     _, _, ver_h, ver_w = ver_graph.shape(ver_graph.inputs[0])
     if request.workers > 1:
-        from nnasim.analysis.batch import SessionSpec, Workers
+        from nnasim.analysis.batch import Workers
 
         spec = SessionSpec.calibrated(det_graph, request.detector_configs, calib, request.calib_method)
         with Workers(spec, request.workers) as workers:
             outputs = workers.outputs(feeds, "detect")
     else:
-        sessions = build_sessions(
-            det_graph, list(request.detector_configs), calib, request.calib_method, factory
-        )
+        sessions = build_sessions(det_graph, list(request.detector_configs), calib, request.calib_method)
         outputs = {
             label: [
                 session.run(feed) for feed in tqdm(feeds, desc=f"detect {label}", unit="image", disable=None)
@@ -247,7 +244,7 @@ def detect_faces(request, det_graph, det_pre, images, persons, ver_graph, factor
 def _embed_in_workers(request, ver_graph, ver_pre, ver_calib, faces):
     """The verifier sessions (the parent's, for their notes) and every (detector, verifier)
     configuration's embeddings, computed by ``request.workers`` processes."""
-    from nnasim.analysis.batch import SessionSpec, Workers
+    from nnasim.analysis.batch import Workers
 
     spec = SessionSpec.calibrated(ver_graph, request.verifier_configs, ver_calib, request.calib_method)
     name, shape, out = ver_graph.inputs[0], ver_graph.shape(ver_graph.inputs[0]), ver_graph.outputs[0]

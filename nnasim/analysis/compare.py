@@ -8,7 +8,6 @@ task analysis (classify, detect, embed) shows what the aggregate metrics hide.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,9 +83,6 @@ def parse_configs(
     return [QuantConfig(b, scheme, pc) for b, pc in ordered]
 
 
-SessionFactory = Callable[[Graph, QuantConfig, list[dict[str, np.ndarray]], str], Session]
-
-
 def make_session(
     graph: Graph, config: QuantConfig, calib: list[dict[str, np.ndarray]], calib_method: str
 ) -> Session:
@@ -103,16 +99,42 @@ def make_session(
     )
 
 
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a process needs to build the sessions (picklable): the graph, configs and their ranges."""
+
+    graph: Graph
+    configs: tuple[QuantConfig, ...]
+    ranges: tuple[dict | None, ...]
+
+    @classmethod
+    def calibrated(cls, graph: Graph, configs, calib: list[dict[str, np.ndarray]], calib_method: str):
+        """Ranges calibrated once per distinct calibration (min-max ranges serve every width and scheme)."""
+        from nnasim.engine.session import session_ranges
+
+        def key(c: QuantConfig) -> tuple:
+            return (c.bits == 32,) if calib_method == "minmax" else (c.bits == 32, c.bits, c.scheme)
+
+        found: dict[tuple, dict | None] = {}
+        for c in tqdm(configs, desc="calibrate", disable=None):
+            if key(c) not in found:
+                found[key(c)] = session_ranges(graph, c.bits, c.scheme, calib, calib_method)
+        keys = [key(c) for c in configs]
+        return cls(graph, tuple(configs), tuple(found[k] for k in keys))
+
+    def sessions(self) -> dict[str, Session]:
+        from nnasim.engine.session import build_session
+
+        return {
+            c.label: build_session(self.graph, c.bits, scheme=c.scheme, per_channel=c.per_channel, ranges=r)
+            for c, r in zip(self.configs, self.ranges, strict=True)
+        }
+
+
 def build_sessions(
-    graph: Graph,
-    configs: list[QuantConfig],
-    calib: list[dict[str, np.ndarray]],
-    calib_method: str,
-    factory: SessionFactory,
+    graph: Graph, configs: list[QuantConfig], calib: list[dict[str, np.ndarray]], calib_method: str
 ) -> dict[str, Session]:
-    return {
-        c.label: factory(graph, c, calib, calib_method) for c in tqdm(configs, desc="calibrate", disable=None)
-    }
+    return SessionSpec.calibrated(graph, configs, calib, calib_method).sessions()
 
 
 def input_feeds(graph: Graph, images: ImageSet, preprocess: Preprocess) -> list[dict[str, np.ndarray]]:
@@ -289,7 +311,7 @@ class CompareRequest:
     workers: int = 1  # processes running images in parallel (see ``analysis.batch``)
 
 
-def compare(request: CompareRequest, factory: SessionFactory = make_session) -> dict[str, Any]:
+def compare(request: CompareRequest) -> dict[str, Any]:
     """Run the comparison and write the report folder; returns what report.json holds."""
     from nnasim.quant.qdq import load_any
 
@@ -304,14 +326,14 @@ def compare(request: CompareRequest, factory: SessionFactory = make_session) -> 
     feeds = input_feeds(graph, images, preprocess)
     calib = input_feeds(graph, load_images(request.calib), preprocess) if request.calib else feeds
     if request.workers > 1 and len(feeds) > 1:
-        from nnasim.analysis.batch import SessionSpec, Workers
+        from nnasim.analysis.batch import Workers
 
         spec = SessionSpec.calibrated(graph, request.configs, calib, request.calib_method)
         sessions = spec.sessions()
         with Workers(spec, request.workers) as workers:
             runs = workers.runs(feeds, sessions, "compare")
     else:
-        sessions = build_sessions(graph, list(request.configs), calib, request.calib_method, factory)
+        sessions = build_sessions(graph, list(request.configs), calib, request.calib_method)
         runs = run_all(graph, sessions, feeds, "compare")
     task_section = _task_section(request, graph, images, runs)
     sections = [
