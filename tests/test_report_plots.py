@@ -33,6 +33,15 @@ def test_similarity_heatmap_draws_cell_values(tmp_path):
     assert_nontrivial_png(path)
 
 
+def test_a_large_heatmap_labels_each_person_once_at_the_middle_of_their_faces():
+    persons = [name for name, count in (("Ann", 3), ("Bob", 1), ("Cy", 2)) for _ in range(count)] * 11
+    names = [f"{p}_{k:04d}.jpg" for k, p in enumerate(persons)]
+    positions, ticks = plots._heatmap_ticks(names, persons)
+    assert ticks[:3] == ["Ann", "Bob", "Cy"] and positions[:3] == [1.0, 3.0, 4.5] and len(ticks) == 33
+    few_positions, few_ticks = plots._heatmap_ticks(names[:6], persons[:6])
+    assert few_positions == list(range(6)) and few_ticks == names[:6]
+
+
 def test_roc_axis_starts_just_below_the_lowest_tar_at_the_left_edge():
     far = np.array([0.0, 0.0, 0.0, 1e-3, 1.0])
     close = {

@@ -96,11 +96,11 @@ def similarity_heatmap(
     axes = figure.add_subplot()
     image = axes.imshow(matrix, vmin=-0.2, vmax=1.0, cmap="viridis")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="cosine similarity")
-    ticks = [_short(name, 28) for name in names]
-    font = 7 if n <= 40 else 5
-    axes.set_xticks(range(n))
+    positions, ticks = _heatmap_ticks(names, persons)
+    font = 7 if len(ticks) <= 40 else 5
+    axes.set_xticks(positions)
     axes.set_xticklabels(ticks, rotation=90, fontsize=font)
-    axes.set_yticks(range(n))
+    axes.set_yticks(positions)
     axes.set_yticklabels(ticks, fontsize=font)
     for boundary in [i for i in range(1, n) if persons[i] != persons[i - 1]]:
         axes.axhline(boundary - 0.5, color="white", lw=1.2)
@@ -121,6 +121,19 @@ def similarity_heatmap(
                 )
     axes.set_title(title)
     _save(figure, path)
+
+
+FACE_TICKS_UP_TO = 60  # beyond this many faces, one tick per person (face names would overlap)
+
+
+def _heatmap_ticks(names: list[str], persons: list[str]) -> tuple[list[float], list[str]]:
+    """A tick per face (its name), or for many faces one per person at the middle of its block."""
+    if len(names) <= FACE_TICKS_UP_TO:
+        return list(range(len(names))), [_short(name, 28) for name in names]
+    starts = [i for i in range(len(persons)) if i == 0 or persons[i] != persons[i - 1]]
+    ends = [*starts[1:], len(persons)]
+    middles = [(a + b - 1) / 2 for a, b in zip(starts, ends, strict=True)]
+    return middles, [_short(persons[a], 28) for a in starts]
 
 
 def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], floor: float) -> None:
