@@ -70,15 +70,21 @@ def mul_case(rng, dtype: str):
     return tensors, [Op("MUL", [0, 1], [2], "MulOptions", {"FusedActivationFunction": act})]
 
 
-def fc_case(rng, dtype: str, per_channel: bool):
-    bits = 16 if dtype == "INT16" else 8
-    rows, k, n = int(rng.integers(8, 64)), int(rng.integers(16, 300)), int(rng.integers(8, 64))
-    s_w, w = _weights(rng, (n, k), n, per_channel)
+def _product_formats(rng, bits: int, k: int, s_w):
+    """(typical |acc|, input scale, output scale, input and output zero points, bias type) of a
+    product layer summing ``k`` terms with weight scales ``s_w``: outputs land mid-range."""
     typical_acc = np.sqrt(k) * 2 ** (bits - 1) * 127 / 3
     s_in, target = _scales(rng, bits, typical_acc, bits)
     s_out = float(np.float32(s_in * float(np.mean(s_w)) / target))
     zp_in, zp_out = (0, 0) if bits == 16 else (int(rng.integers(-20, 20)), int(rng.integers(-20, 20)))
-    bias_type = "INT64" if bits == 16 else "INT32"
+    return typical_acc, s_in, s_out, zp_in, zp_out, "INT64" if bits == 16 else "INT32"
+
+
+def fc_case(rng, dtype: str, per_channel: bool):
+    bits = 16 if dtype == "INT16" else 8
+    rows, k, n = int(rng.integers(8, 64)), int(rng.integers(16, 300)), int(rng.integers(8, 64))
+    s_w, w = _weights(rng, (n, k), n, per_channel)
+    typical_acc, s_in, s_out, zp_in, zp_out, bias_type = _product_formats(rng, bits, k, s_w)
     tensors = [
         T((rows, k), dtype, s_in, zp_in),
         T((n, k), "INT8", s_w if per_channel else s_w[0], 0, data=w),
@@ -95,11 +101,7 @@ def conv_case(rng, dtype: str, depthwise: bool):
     w_shape = (1, 3, 3, c) if depthwise else (out_c, 3, 3, c)
     s_w, weights = _weights(rng, w_shape, out_c, True)
     k = 9 if depthwise else 9 * c
-    typical_acc = np.sqrt(k) * 2 ** (bits - 1) * 127 / 3
-    s_in, target = _scales(rng, bits, typical_acc, bits)
-    s_out = float(np.float32(s_in * float(np.mean(s_w)) / target))
-    zp_in, zp_out = (0, 0) if bits == 16 else (int(rng.integers(-20, 20)), int(rng.integers(-20, 20)))
-    bias_type = "INT64" if bits == 16 else "INT32"
+    typical_acc, s_in, s_out, zp_in, zp_out, bias_type = _product_formats(rng, bits, k, s_w)
     tensors = [
         T((1, h, w, c), dtype, s_in, zp_in),
         T(w_shape, "INT8", s_w, 0, axis=3 if depthwise else 0, data=weights),
