@@ -118,9 +118,23 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
     out = np.empty(a.size, np.int32)
     # TFLite's optimized int16 add runs only without broadcasting, on whole 16-element blocks
     blocks = sizes == (a.size, a.size) and params.code == _INT16_BLOCKS
+    a, b = np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel()
+    if params.code in (_CODES["float32"], _CODES["pow2"]):  # the common rules, in loops that vectorise
+        saturations = _FAST[params.code](
+            a,
+            b,
+            out,
+            params.ints,
+            params.floats,
+            *params.zero_points,
+            *params.clamp,
+            *params.counted,
+            params.sign_b,
+        )
+        return out.reshape(shape), int(saturations)
     saturations = _add_flat(
-        np.ascontiguousarray(a).ravel(),
-        np.ascontiguousarray(b).ravel(),
+        a,
+        b,
         out,
         params.code,
         a.size - a.size % INT16_BLOCK if blocks else 0,
@@ -171,6 +185,33 @@ def _add_flat(
             saturations += 1
         out[i] = saturate(y, lo, hi)
     return saturations
+
+
+@kernel
+def _add_float32(a, b, out, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
+    """The ``float32`` rule of ``_add_flat`` alone (no per-element dispatch, so the loop vectorises)."""
+    saturations = 0
+    for i in range(a.shape[0]):
+        y = np.rint((floats[2] + np.float32(a[i]) * floats[0]) + np.float32(b[i]) * floats[1])
+        out[i] = np.int32(min(max(y, np.float32(lo)), np.float32(hi)))
+        saturations += ((y < qmin) & count_low) + ((y > qmax) & count_high)
+    return saturations
+
+
+@kernel
+def _add_pow2(a, b, out, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
+    """The ``pow2`` rule of ``_add_flat`` alone (no per-element dispatch, so the loop vectorises)."""
+    saturations = 0
+    for i in range(a.shape[0]):
+        da = np.int64(a[i]) - za
+        db = (np.int64(b[i]) - zb) * sign_b
+        y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2]) + zo
+        out[i] = min(max(y, lo), hi)
+        saturations += ((y < qmin) & count_low) + ((y > qmax) & count_high)
+    return saturations
+
+
+_FAST = {_CODES["float32"]: _add_float32, _CODES["pow2"]: _add_pow2}
 
 
 @kernel(inline="always")
