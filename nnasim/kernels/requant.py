@@ -264,14 +264,15 @@ FLOAT_EXACT_LIMIT = 2.0**FLOAT_EXACT_ACC_BITS / 2
 def _float_form(stage: OutputStage, params) -> tuple:
     """(float64 loop, per-channel multipliers) of the floating-point form of ``stage``, or Nones.
 
-    The float32 rule and the pow2 rule's pure shifts (multiplier 1) without a negative branch
-    are exactly the same computation in floating point (accumulators below 2**53 are exact in
-    float64, power-of-two scaling is exact, rounding half away from zero is floor(|v| + 0.5)
-    with the sign): one float64 pass that vectorises. Wider accumulators qualify when their
-    bound is proved (``acc_bound``) or, failing a proof, seen in the values to stay below 2**52.
+    The float32 rule (with or without a negative branch) and the pow2 rule's pure shifts
+    (multiplier 1) without one are exactly the same computation in floating point (accumulators
+    below 2**53 are exact in float64, power-of-two scaling is exact, rounding half away from
+    zero is floor(|v| + 0.5) with the sign): one float64 pass that vectorises. Wider
+    accumulators qualify when their bound is proved (``acc_bound``) or, failing a proof, seen
+    in the values to stay below 2**52.
     """
-    if stage.neg is not None:
-        return None, None
+    if stage.neg is not None:  # PReLU / LeakyReLU: a multiplier per sign
+        return (_requantize_float32_by_sign, params[0][:2]) if stage.rule in FLOAT32_RULES else (None, None)
     if stage.rule in FLOAT32_RULES:
         return _requantize_float32_rule, params[0][0]
     if stage.rule == "float64":
@@ -302,6 +303,25 @@ def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_li
                     v, clamped = _clamp_and_count(v, acc_limit)
                     saturations += clamped
                 y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+                saturations += (y > above) + (y < below)
+    return saturations
+
+
+@kernel(nogil=True)
+def _requantize_float32_by_sign(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
+    """``_requantize_float32_rule`` with a negative branch: ``m`` is (2, C), row 1 for negative
+    accumulators (PReLU, LeakyReLU), as ``_requantize_int`` picks them."""
+    saturations = 0
+    for i in range(acc.shape[0]):
+        for j in range(out.shape[1]):
+            for c in range(acc.shape[2]):
+                v = np.float64(acc[i, j, c]) + bias[c]
+                if clamp_acc:
+                    v, clamped = _clamp_and_count(v, acc_limit)
+                    saturations += clamped
+                scale = m[1, c] if v < 0 else m[0, c]
+                y = np.float64(np.rint(np.float32(v) * scale)) + zp
                 out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
                 saturations += (y > above) + (y < below)
     return saturations
