@@ -139,7 +139,6 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
         params.code,
         a.size - a.size % INT16_BLOCK if blocks else 0,
         params.ints,
-        params.floats,
         *params.zero_points,
         *params.clamp,
         *params.counted,
@@ -149,17 +148,11 @@ def add(a: np.ndarray, b: np.ndarray, params: AddParams) -> tuple[np.ndarray, in
 
 
 @kernel
-def _add_flat(
-    a, b, out, code, blocked, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b
-):
+def _add_flat(a, b, out, code, blocked, ints, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
+    """TFLite's rules (fixedpoint, single-rounding, xnnpack and its int16 blocks); the float32 and
+    pow2 rules have loops of their own (``_FAST``)."""
     saturations = 0
     for i in range(a.shape[0]):
-        if code == 0:
-            y = np.int64(np.rint((floats[2] + np.float32(a[i]) * floats[0]) + np.float32(b[i]) * floats[1]))
-            out[i] = saturate(y, lo, hi)
-            if (y < qmin and count_low) or (y > qmax and count_high):
-                saturations += 1
-            continue
         if code == 4:
             y = ((ints[3] + np.int64(a[i]) * ints[0] + np.int64(b[i]) * ints[1]) >> ints[2]) + zo
             if (y < qmin and count_low) or (y > qmax and count_high):
@@ -174,13 +167,11 @@ def _add_flat(
             sa = multiply_by_quantized_multiplier(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier(sa + sb, ints[5], ints[6])
-        elif code == 3:
+        else:  # single-rounding
             sa = multiply_by_quantized_multiplier_single(da << ints[0], ints[1], ints[2])
             sb = multiply_by_quantized_multiplier_single(db << ints[0], ints[3], ints[4])
             y = multiply_by_quantized_multiplier_single(sa + sb, ints[5], ints[6])
-        else:
-            y = rounding_divide_by_pot((da << ints[0]) + (db << ints[1]), ints[2])
-        y += zo  # the float32 rule adds its zero point inside ``fixed``
+        y += zo
         if (y < qmin and count_low) or (y > qmax and count_high):
             saturations += 1
         out[i] = saturate(y, lo, hi)
@@ -189,7 +180,7 @@ def _add_flat(
 
 @kernel
 def _add_float32(a, b, out, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
-    """The ``float32`` rule of ``_add_flat`` alone (no per-element dispatch, so the loop vectorises)."""
+    """The ``float32`` rule in a loop of its own (a per-element rule dispatch would not vectorise)."""
     saturations = 0
     for i in range(a.shape[0]):
         y = np.rint((floats[2] + np.float32(a[i]) * floats[0]) + np.float32(b[i]) * floats[1])
@@ -200,7 +191,7 @@ def _add_float32(a, b, out, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_
 
 @kernel
 def _add_pow2(a, b, out, ints, floats, za, zb, zo, lo, hi, qmin, qmax, count_low, count_high, sign_b):
-    """The ``pow2`` rule of ``_add_flat`` alone (no per-element dispatch, so the loop vectorises)."""
+    """The ``pow2`` rule in a loop of its own (a per-element rule dispatch would not vectorise)."""
     saturations = 0
     for i in range(a.shape[0]):
         da = np.int64(a[i]) - za
