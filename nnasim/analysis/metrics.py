@@ -182,12 +182,11 @@ def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndar
     distinct = np.unique(scores)[::-1]
     order = np.argsort(-scores, kind="stable")
     # pairs accepted at each distinct threshold: those scoring at least it, in descending order
-    accepted = np.searchsorted(-scores[order], -distinct, side="right")
-    true_accepts = np.concatenate([[0], np.cumsum(same[order])])[np.concatenate([[0], accepted])]
-    false_accepts = np.concatenate([[0], np.arange(1, len(scores) + 1)])[np.concatenate([[0], accepted])]
+    accepted = np.concatenate([[0], np.searchsorted(-scores[order], -distinct, side="right")])
+    true_accepts = np.concatenate([[0], np.cumsum(same[order])])[accepted]
     with np.errstate(invalid="ignore", divide="ignore"):
         tar = true_accepts / same.sum()
-        far = (false_accepts - true_accepts) / (~same).sum()
+        far = (accepted - true_accepts) / (~same).sum()
     return far, tar, np.concatenate([[np.inf], distinct])
 
 
