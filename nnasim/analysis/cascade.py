@@ -225,12 +225,7 @@ def detect_faces(request, det_graph, det_pre, images, persons, ver_graph) -> dic
             outputs = workers.outputs(feeds, "detect")
     else:
         sessions = build_sessions(det_graph, list(request.detector_configs), calib, request.calib_method)
-        outputs = {
-            label: [
-                session.run(feed) for feed in tqdm(feeds, desc=f"detect {label}", unit="image", disable=None)
-            ]
-            for label, session in sessions.items()
-        }
+        outputs = {label: _outputs_of(s, feeds, f"detect {label}") for label, s in sessions.items()}
     faces = {}
     for label, results in outputs.items():
         detections = [
@@ -239,6 +234,12 @@ def detect_faces(request, det_graph, det_pre, images, persons, ver_graph) -> dic
         ]
         faces[label] = crop_faces(images, detections, persons, request.margin, (ver_w, ver_h))
     return faces
+
+
+def _outputs_of(session, feeds: list[dict[str, np.ndarray]], desc: str):
+    """``session``'s outputs for each feed, lazily: each photo's are decoded, then dropped."""
+    for feed in tqdm(feeds, desc=desc, unit="image", disable=None):
+        yield session.run(feed)
 
 
 def _embed_in_workers(request, ver_graph, ver_pre, ver_calib, faces):
