@@ -430,9 +430,10 @@ def build_mul(ctx: BuildContext, node: Node) -> LayerFn:
     operands = _Operands(ctx, node, formats, datas)
     bound_b = max(fmt_b.qmax - zp_b, zp_b - fmt_b.qmin) if node.op == Op.DIV else ctx.input_bound(b)
     acc_bits = _fitting_bits(ctx.input_bound(a) * bound_b)
-    real = ctx.multiplier(ctx.product(a, scale_b), out)
     if node.op == Op.MUL and ctx.rule in TFLITE_RULES:  # TFLite's Prepare: s_a * s_b / s_out in float32
         real = np.float32(np.float32(ctx.scale(a)) * np.float32(scale_b)) / np.float32(ctx.scale(out))
+    else:
+        real = ctx.multiplier(ctx.product(a, scale_b), out)
     stage = ctx.stage(node, real, acc_bits=acc_bits)
     zp_a = ctx.zp(a)
     return lambda args: requantize(mul(*operands(args), zp_a, zp_b), stage)
