@@ -119,8 +119,7 @@ class SessionSpec:
         for c in tqdm(configs, desc="calibrate", disable=None):
             if key(c) not in found:
                 found[key(c)] = session_ranges(graph, c.bits, c.scheme, calib, calib_method)
-        keys = [key(c) for c in configs]
-        return cls(graph, tuple(configs), tuple(found[k] for k in keys))
+        return cls(graph, tuple(configs), tuple(found[key(c)] for c in configs))
 
     def sessions(self) -> dict[str, Session]:
         from nnasim.engine.session import build_session
