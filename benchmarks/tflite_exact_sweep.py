@@ -28,7 +28,7 @@ sys.path.insert(0, str(TESTS))
 
 from test_tflite_exact import write_case  # noqa: E402
 from tflite_builders import NUMPY, Op, T  # noqa: E402
-from tflite_oracle import interpreter  # noqa: E402
+from tflite_oracle import interpreter, invoke  # noqa: E402
 
 from nnasim.engine.session import build_session  # noqa: E402
 from nnasim.frontend.tflite import convert_tflite  # noqa: E402
@@ -163,11 +163,8 @@ def engine_output(path: Path, rule: str, inputs: list[np.ndarray]) -> np.ndarray
 def differing_outputs(path: Path, rng, rule: str, reference: bool) -> tuple[int, int, int]:
     """(differing, compared, at the type's limits) output integers of one run of ``path``."""
     it = interpreter(path, reference)
-    details = it.get_input_details()
-    inputs = random_inputs(rng, details)
-    for detail, q in zip(details, inputs, strict=True):
-        it.set_tensor(detail["index"], q)
-    it.invoke()
+    inputs = random_inputs(rng, it.get_input_details())
+    invoke(it, inputs)
     want = it.get_tensor(it.get_output_details()[0]["index"]).astype(np.int64)
     got = engine_output(path, rule, inputs).astype(np.int64)
     info = np.iinfo(it.get_output_details()[0]["dtype"])

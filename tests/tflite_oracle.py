@@ -51,14 +51,18 @@ def integer_inputs(details, seed: int = 0) -> list[np.ndarray]:
     return values
 
 
+def invoke(it, inputs: list[np.ndarray]) -> None:
+    """Run interpreter ``it`` on ``inputs``, one per input in its order."""
+    for detail, q in zip(it.get_input_details(), inputs, strict=True):
+        it.set_tensor(detail["index"], q)
+    it.invoke()
+
+
 def compare_all_tensors(path: Path, rule: str | None = None, reference: bool = True, seed: int = 0):
     """(TFLite tensor names that differ, number compared) over every op output of one run."""
     it = interpreter(path, reference)
-    details = it.get_input_details()
-    inputs = integer_inputs(details, seed)
-    for detail, q in zip(details, inputs, strict=True):
-        it.set_tensor(detail["index"], q)
-    it.invoke()
+    inputs = integer_inputs(it.get_input_details(), seed)
+    invoke(it, inputs)
     return compare_with_runtime(path, rule, inputs, it.get_tensor)
 
 
