@@ -1,4 +1,5 @@
-"""Integer products on int16 pairs (``intgemm``) vs numpy int64, and the bound that selects them."""
+"""Integer products on int16 pairs and uint8 quads (``intgemm``) vs numpy int64, and the bounds
+that select them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,24 @@ from llvmlite import binding
 from numba import njit
 
 from nnasim.kernels.conv2d import Conv2d, ConvGeometry, output_hw
-from nnasim.kernels.intgemm import KC, MC, MR, NR, int32_exact, int_products, pack_weights
+from nnasim.kernels.fully_connected import FullyConnected
+from nnasim.kernels.intgemm import (
+    KC,
+    MC,
+    MR,
+    NR,
+    QUADS,
+    IntegerProducts,
+    int32_exact,
+    int_products,
+    pack_weights,
+)
 from tests.reference.conv2d_ref import conv2d_ref
+
+
+def _zeros(weight: np.ndarray) -> np.ndarray:
+    """The start values of pair products: zero for every packed channel."""
+    return np.zeros(-(-weight.shape[-1] // NR) * NR, np.int32)
 
 
 def _extreme_ints(rng, shape, bound: int) -> np.ndarray:
@@ -40,7 +57,7 @@ def test_int_products_match_int64(taps, rows, k, n, bound, seed):
     offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
     assert int32_exact(weight.reshape(-1, n), bound)  # over every tap: the sum runs over them all
     c = np.empty((rows, n), np.int32)
-    int_products(a, offsets, pack_weights(weight), c)
+    int_products(a, offsets, pack_weights(weight), c, _zeros(weight))
     expected = sum(a[o : o + rows, :k].astype(np.int64) @ weight[t] for t, o in enumerate(offsets))
     assert np.array_equal(c, expected)
 
@@ -62,7 +79,7 @@ def test_int_products_at_the_int32_limit():
     weight = np.full((1, 4, 3), 16383)
     assert int32_exact(weight[0], 32767)
     c = np.empty((MR + 1, 3), np.int32)
-    int_products(a, np.zeros(1, np.int64), pack_weights(weight), c)
+    int_products(a, np.zeros(1, np.int64), pack_weights(weight), c, _zeros(weight))
     expected = a.astype(np.int64) @ weight[0]
     assert np.abs(expected).max() > 2**31 - 2**18
     assert np.array_equal(c, expected)
@@ -87,7 +104,7 @@ def test_conv2d_takes_integer_products_at_8_bits(kernel, strides, pads, channels
         kernel, strides, pads, (1, 1), 1, output_hw((9, 8), kernel, strides, pads, (1, 1))
     )
     conv = Conv2d(weight, np.arange(cout), geometry, input_bound=max(127 - x_zp, x_zp + 128))
-    assert conv.packed is not None
+    assert conv.products is not None and not conv.products.quads
     expected = conv2d_ref(x, x_zp, weight, np.arange(cout), strides, pads, (1, 1), 1)
     assert np.array_equal(conv(x, x_zp), expected)
 
@@ -96,15 +113,15 @@ def test_int_products_refuse_rows_past_the_input():
     """The tile reads rows by raw offsets: a tap reaching past ``a`` is an error, not a wild read."""
     a, c = np.zeros((MR, 2), np.int16), np.empty((MR, 1), np.int32)
     with pytest.raises(ValueError, match="past the input"):
-        int_products(a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c)
+        int_products(a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c, np.zeros(NR, np.int32))
     with pytest.raises(ValueError, match="narrower"):
-        int_products(a, np.zeros(1, np.int64), pack_weights(np.ones((1, 4, 1))), c)
+        int_products(a, np.zeros(1, np.int64), pack_weights(np.ones((1, 4, 1))), c, np.zeros(NR, np.int32))
 
 
 def test_a_bound_past_int32_keeps_the_float_products():
     weight = np.full((1, 3, 3, 300), 32767)
     geometry = ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, (4, 4))
-    assert Conv2d(weight, np.zeros(1), geometry, input_bound=255).packed is None
+    assert Conv2d(weight, np.zeros(1), geometry, input_bound=255).products is None
 
 
 @pytest.mark.skipif(not binding.get_host_cpu_features().get("avx2"), reason="needs AVX2")
@@ -117,7 +134,84 @@ def test_the_tile_compiles_to_pmaddwd_on_avx2():
         np.zeros(1, np.int64),
         pack_weights(np.zeros((1, 2, NR))),
         np.empty((MR, NR), np.int32),
+        np.zeros(NR, np.int32),
     )
     fresh(*args)
     asm = fresh.inspect_asm(fresh.signatures[0])
     assert "vpmaddwd" in asm or "vpdpwssd" in asm
+
+
+needs_vnni = pytest.mark.skipif(QUADS is None, reason="needs VNNI (vpdpbusd)")
+
+
+@needs_vnni
+@settings(max_examples=40, deadline=None)
+@given(
+    taps=st.integers(1, 3),
+    rows=st.integers(1, MC + 2 * 12 + 1),
+    k=st.integers(1, 4 * KC + 5),  # K not a whole number of quads, more than one reduction pass
+    n=st.integers(1, 2 * 32 + 1),
+    low=st.sampled_from([-128, 0, -5]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_quad_products_match_int64(taps, rows, k, n, low, seed):
+    """uint8 x int8 quads with the zero-point start values equal ``(x - x_zp) @ W`` in int64,
+    full-range weights and inputs included (where ``pmaddubsw`` would saturate)."""
+    rng = np.random.default_rng(seed)
+    weight = _extreme_ints(rng, (taps, k, n), 127)
+    weight[rng.random(weight.shape) < 0.1] = -128
+    x_zp = int(rng.integers(low, low + 256))
+    products = IntegerProducts(weight, (low, low + 255))
+    assert products.quads
+    slack = int(rng.integers(0, 9))
+    x = rng.integers(low, low + 256, (rows + slack, k))
+    a = np.full((rows + slack, products.depth), products.fill(x_zp), np.uint8)
+    a[:, :k] = x - products.offset(x_zp)
+    offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
+    c = np.empty((rows, n), np.int32)
+    products(a, offsets, c, x_zp)
+    expected = sum((x[o : o + rows] - x_zp) @ weight[t] for t, o in enumerate(offsets))
+    assert np.abs(expected).max() < 2**31
+    assert np.array_equal(c, expected)
+
+
+@needs_vnni
+@settings(max_examples=30, deadline=None)
+@given(
+    kernel=st.sampled_from([(1, 1), (3, 3), (1, 3)]),
+    strides=st.sampled_from([(1, 1), (2, 2)]),
+    pads=st.tuples(*[st.integers(0, 1)] * 4),
+    channels=st.tuples(st.integers(1, 9), st.integers(1, 40)),
+    unsigned=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_conv2d_and_fc_take_quads_with_the_input_range(kernel, strides, pads, channels, unsigned, seed):
+    """Given the input format's range, 8-bit layers run on quads and equal the int64 reference,
+    padding at the zero point included."""
+    rng = np.random.default_rng(seed)
+    cin, cout = channels
+    low = 0 if unsigned else -128
+    x = rng.integers(low, low + 256, (2, 9, 8, cin))
+    weight = _extreme_ints(rng, (cout, *kernel, cin), 127)
+    x_zp = int(rng.integers(low, low + 256))
+    bound = max(low + 255 - x_zp, x_zp - low)
+    geometry = ConvGeometry(
+        kernel, strides, pads, (1, 1), 1, output_hw((9, 8), kernel, strides, pads, (1, 1))
+    )
+    conv = Conv2d(weight, np.arange(cout), geometry, bound, input_range=(low, low + 255))
+    assert conv.products.quads
+    expected = conv2d_ref(x, x_zp, weight, np.arange(cout), strides, pads, (1, 1), 1)
+    assert np.array_equal(conv(x, x_zp), expected)
+    fc_weight = weight.reshape(cout, -1).T
+    fc = FullyConnected(fc_weight, None, bound, input_range=(low, low + 255))
+    columns = rng.integers(low, low + 256, (7, fc_weight.shape[0]))
+    assert fc.products.quads
+    assert np.array_equal(fc(columns, x_zp), (columns - x_zp) @ fc_weight)
+
+
+def test_quads_need_int8_weights_and_a_256_value_range():
+    weight = np.ones((1, 4, 3), np.int64)
+    assert not IntegerProducts(weight).quads  # range unknown
+    assert not IntegerProducts(weight, (-128, 128)).quads
+    weight[0, 0, 0] = 128
+    assert not IntegerProducts(weight, (-128, 127)).quads

@@ -151,6 +151,11 @@ class BuildContext:
         fmt, zp = self.fmt(name), self.zp(name)
         return max(fmt.qmax - zp, zp - fmt.qmin)
 
+    def input_range(self, name: str) -> tuple[int, int]:
+        """The (least, largest) integer of ``name``'s format."""
+        fmt = self.fmt(name)
+        return fmt.qmin, fmt.qmax
+
 
 def _fitting_bits(bound: int) -> int:
     """32 where values of magnitude up to ``bound`` fit a 32-bit accumulator, else 64."""
@@ -219,6 +224,7 @@ def _conv_core(ctx: BuildContext, node: Node, strides, pads) -> tuple[Conv2d, Re
         integer_bias(ctx, node, acc_scale, channels),
         geometry,
         ctx.input_bound(x),
+        input_range=ctx.input_range(x),
     )
     stage = ctx.stage(node, ctx.multiplier(acc_scale, node.outputs[0]), channels)
     return conv, Requantizer(stage, channels, conv.bias, conv.acc_bound), ctx.zp(x)
@@ -233,7 +239,12 @@ def build_gemm(ctx: BuildContext, node: Node) -> LayerFn:
     weight = weight.T if node.op == Op.GEMM else weight
     channels = weight.shape[1]
     acc_scale = ctx.product(x, _weight_scales(ctx, w, channels))
-    fc = FullyConnected(weight, integer_bias(ctx, node, acc_scale, channels), ctx.input_bound(x))
+    fc = FullyConnected(
+        weight,
+        integer_bias(ctx, node, acc_scale, channels),
+        ctx.input_bound(x),
+        input_range=ctx.input_range(x),
+    )
     real = ctx.multiplier(acc_scale, node.outputs[0])
     # TFLite's reference FULLY_CONNECTED requantizes in double, not with its Q31 multipliers
     stage = ctx.stage(node, real, channels, rule="float64" if ctx.rule == "fixedpoint" else None)

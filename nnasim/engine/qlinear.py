@@ -46,7 +46,13 @@ def conv_accumulators(x, x_zp, w, w_zp=None, bias=None, attrs=None) -> np.ndarra
     )
     bias = np.zeros(w.shape[0], np.int64) if bias is None else bias
     x_zp = _scalar(x_zp)
-    conv = Conv2d(weight.transpose(0, 2, 3, 1), bias, geometry, _input_bound(x.dtype, x_zp))
+    conv = Conv2d(
+        weight.transpose(0, 2, 3, 1),
+        bias,
+        geometry,
+        _input_bound(x.dtype, x_zp),
+        input_range=_int_range(x.dtype),
+    )
     return conv(np.ascontiguousarray(x.transpose(TO_NHWC), dtype=np.int32), x_zp).transpose(TO_NCHW)
 
 
@@ -61,7 +67,7 @@ def matmul_accumulators(a, a_zp, b, b_zp=None) -> np.ndarray:
     b_centered = np.broadcast_to(b_centered, (*batch, *b_centered.shape[-2:]))
     out = np.empty((*batch, a.shape[-2], b_centered.shape[-1]), np.int64)
     for index in np.ndindex(*batch):
-        fc = FullyConnected(b_centered[index], None, bound)
+        fc = FullyConnected(b_centered[index], None, bound, input_range=_int_range(a.dtype))
         out[index] = fc(np.ascontiguousarray(a[index]), a_zp)
     return out
 

@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows
-from nnasim.kernels.intgemm import int32_exact, int_products, pack_weights
+from nnasim.kernels.intgemm import IntegerProducts, int32_exact
 from nnasim.kernels.jit import kernel
 from nnasim.kernels.parallel import for_blocks
 from nnasim.kernels.requant import Requantizer
@@ -42,8 +42,10 @@ def output_hw(in_hw, kernel, strides, pads, dilations) -> tuple[int, int]:
 class Conv2d:
     """A convolution layer's integer core with its weights prepared once.
 
-    ``weight`` is int (O, KH, KW, I/groups); ``input_bound`` is the largest |x - x_zp| possible.
-    ``integer_products=False`` keeps the float products where the integer ones would be exact.
+    ``weight`` is int (O, KH, KW, I/groups); ``input_bound`` is the largest |x - x_zp| possible
+    and ``input_range`` the input format's (least, largest) value, where known (it lets VNNI's
+    uint8 quads serve, see ``intgemm``). ``integer_products=False`` keeps the float products
+    where the integer ones would be exact.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Conv2d:
         geometry: ConvGeometry,
         input_bound: int,
         integer_products: bool = True,
+        input_range: tuple[int, int] | None = None,
     ):
         self.geometry = geometry
         self.weight = np.ascontiguousarray(weight, dtype=np.int64)
@@ -61,13 +64,13 @@ class Conv2d:
         worst = input_bound * int(np.abs(self.weight).reshape(out_ch, -1).sum(axis=1).max(initial=0))
         self.acc_bound = worst + int(np.abs(self.bias).max(initial=0))  # |acc + bias|, proved
         self.depthwise = geometry.groups > 1 and cin_g == 1 and out_ch == geometry.groups
-        self.implicit = self.packed = None
+        self.implicit = self.products = None
         if (
             integer_products
             and geometry.groups == 1
             and int32_exact(self.weight.reshape(out_ch, -1).T, input_bound)
         ):
-            self.packed = self._packed_taps(kh, kw, cin_g, out_ch)
+            self.products = self._integer_products(kh, kw, cin_g, out_ch, input_range)
         elif self.depthwise:
             # taps (KH, KW, C) in the narrowest exact accumulator type (see ``exact_dtype``)
             self.taps = np.ascontiguousarray(self.weight[..., 0].transpose(1, 2, 0), dtype=exact_dtype(worst))
@@ -81,13 +84,13 @@ class Conv2d:
             ]
             self.implicit = self._implicit_taps(kh, kw, cin_g, out_ch)
 
-    def _packed_taps(self, kh: int, kw: int, cin: int, out_ch: int) -> np.ndarray:
+    def _integer_products(self, kh: int, kw: int, cin: int, out_ch: int, input_range) -> IntegerProducts:
         """Weights packed for ``int_products``: one tap per window position where stride-1 taps
         apply (``_taps_apply``), else one (KH*KW*C, O) product of im2col columns."""
         taps = self.weight.transpose(1, 2, 3, 0)  # (KH, KW, C, O)
         if self._taps_apply():
-            return pack_weights(taps.reshape(kh * kw, cin, out_ch))
-        return pack_weights(taps.reshape(1, kh * kw * cin, out_ch))
+            return IntegerProducts(taps.reshape(kh * kw, cin, out_ch), input_range)
+        return IntegerProducts(taps.reshape(1, kh * kw * cin, out_ch), input_range)
 
     def _taps_apply(self) -> bool:
         """Whether a stride-1 convolution with a real window runs as window taps on shifted rows."""
@@ -104,7 +107,7 @@ class Conv2d:
         """The layer's int32 outputs (N, OH, OW, O) and saturations: each block of the product is
         requantized (``requantizer``, built with this layer's bias) while it is in cache."""
         g = self.geometry
-        if self.packed is not None:
+        if self.products is not None:
             return self._int_run(x, x_zp, requantizer)
         if self.implicit is not None:
             return self._implicit_run(x, x_zp, requantizer)
@@ -137,7 +140,7 @@ class Conv2d:
 
             def block(start: int, stop: int, source=source, shifts=shifts, width=width, b=b) -> int:
                 acc = np.empty(((stop - start) * width, out_ch), np.int32)
-                int_products(source, shifts + start * width, self.packed, acc)
+                self.products(source, shifts + start * width, acc, x_zp)
                 return requantizer.into(acc.reshape(stop - start, width, out_ch), out[b, start:stop])
 
             saturations += for_blocks(block, oh, max(1, block_rows(oh * width, out_ch) // width))
@@ -150,22 +153,23 @@ class Conv2d:
         for b in range(n):
             source, shifts, width = self._int_source(x[b], x_zp)
             rows = np.empty((oh * width, out_ch), np.int32)
-            int_products(source, shifts, self.packed, rows)
+            self.products(source, shifts, rows, x_zp)
             acc[b] = rows.reshape(oh, width, out_ch)[:, :ow]
         return acc
 
     def _int_source(self, image: np.ndarray, x_zp: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """(int16 rows of ``image - x_zp``, each tap's row shift, rows per output row) for
-        ``int_products``: the padded image with its taps' shifts when taps apply (output rows
-        then hold ``Wp - OW`` discarded columns), else im2col columns, an even number of them."""
-        g = self.geometry
+        """(rows of ``A``, each tap's row shift, rows per output row) for the integer products
+        (``A`` as ``IntegerProducts`` lays it out): the padded image with its taps' shifts when
+        taps apply (output rows then hold ``Wp - OW`` discarded columns), else im2col columns."""
+        g, products = self.geometry, self.products
+        offset, fill = products.offset(x_zp), products.fill(x_zp)
         if self._taps_apply():
             wp = image.shape[1] + g.pads[1] + g.pads[3]
             (dh, dw), (kh, kw) = g.dilations, g.kernel
             shifts = np.array([ky * dh * wp + kx * dw for ky in range(kh) for kx in range(kw)], np.int64)
-            return self._padded(image, x_zp, np.int16, self.packed.shape[2] * 2), shifts, wp
-        width = self.packed.shape[2] * 2
-        return self._columns(image[None], x_zp, np.int16, width), np.zeros(1, np.int64), g.out_hw[1]
+            return self._padded(image, offset, products.dtype, products.depth, fill), shifts, wp
+        columns = self._columns(image[None], offset, products.dtype, products.depth, fill)
+        return columns, np.zeros(1, np.int64), g.out_hw[1]
 
     def _implicit_run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
         """``_implicit_gemm`` in blocks of output rows, each requantized while in cache."""
@@ -196,15 +200,15 @@ class Conv2d:
             saturations += for_blocks(block, oh, max(1, block_rows(oh * wp, out_ch) // wp))
         return out, saturations
 
-    def _padded(self, image: np.ndarray, x_zp: int, dtype, channels: int) -> np.ndarray:
-        """``image - x_zp`` zero-padded (to ``channels`` channels too) and flattened to (rows,
-        channels) in ``dtype``, with the rows the last output row's discarded columns read past
-        the padded image (see ``_implicit_gemm``)."""
+    def _padded(self, image: np.ndarray, x_zp: int, dtype, channels: int, fill: int = 0) -> np.ndarray:
+        """``image - x_zp`` padded with ``fill`` (to ``channels`` channels too) and flattened to
+        (rows, channels) in ``dtype``, with the rows the last output row's discarded columns read
+        past the padded image (see ``_implicit_gemm``)."""
         g = self.geometry
         h, w, c = image.shape
         top, left, bottom, right = g.pads
         hp, wp = h + top + bottom, w + left + right
-        padded = np.zeros((hp * wp + (g.kernel[1] - 1) * g.dilations[1], channels), dtype)
+        padded = np.full((hp * wp + (g.kernel[1] - 1) * g.dilations[1], channels), fill, dtype)
         np.subtract(
             image,
             np.int64(x_zp),
@@ -222,7 +226,7 @@ class Conv2d:
         """Accumulators without the bias, (N, OH, OW, O): int64, or floats holding exact integers
         (the BLAS result; the output stage converts them and adds the bias in one pass)."""
         g = self.geometry
-        if self.packed is not None:
+        if self.products is not None:
             return self._int_accumulate(x, x_zp)
         if self.depthwise:
             return depthwise_conv2d(
@@ -261,9 +265,12 @@ class Conv2d:
             result[b] = acc.reshape(oh, wp, out_ch)[:, :ow]
         return result
 
-    def _columns(self, x: np.ndarray, x_zp: int, dtype, width: int | None = None) -> np.ndarray:
-        """The im2col matrix of ``x - x_zp`` in ``dtype``, zero columns appended up to ``width``;
-        a pointwise (1x1, unpadded) conv needs no gather."""
+    def _columns(
+        self, x: np.ndarray, x_zp: int, dtype, width: int | None = None, fill: int = 0
+    ) -> np.ndarray:
+        """The im2col matrix of ``x - x_zp`` in ``dtype``, ``fill`` where the window leaves the
+        input and in the columns appended up to ``width``; a pointwise (1x1, unpadded) conv needs
+        no gather."""
         g = self.geometry
         k = g.kernel[0] * g.kernel[1] * x.shape[3]
         width = k if width is None else width
@@ -271,7 +278,7 @@ class Conv2d:
             strided = x[:, :: g.strides[0], :: g.strides[1]].reshape(-1, x.shape[3])
             if width == k and np.dtype(dtype).kind == "f":
                 return np.subtract(strided, dtype(x_zp), dtype=dtype)
-            cols = np.zeros((strided.shape[0], width), dtype)  # integer: subtracted in int64, exact
+            cols = np.full((strided.shape[0], width), fill, dtype)  # integer: subtracted in int64, exact
             np.subtract(strided, np.int64(x_zp), out=cols[:, :k], casting="unsafe")
             return cols
         return im2col(
@@ -283,31 +290,32 @@ class Conv2d:
             *g.dilations,
             *g.out_hw,
             width,
-            np.zeros(1, dtype),
+            np.full(1, fill, dtype),
         )
 
 
 @kernel(parallel=True)
-def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, dtype_probe):
-    """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``; zero where the window leaves the input
-    and in the columns from ``kh * kw * c`` up to ``width``.
+def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fill):
+    """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``, in ``fill``'s type; ``fill[0]`` where
+    the window leaves the input and in the columns from ``kh * kw * c`` up to ``width``.
 
     Every element is written once (no zero-filled allocation): the copy is memory-bound.
     """
     n, h, w, c = x.shape
-    cols = np.empty((n * oh * ow, width), dtype_probe.dtype)
+    cols = np.empty((n * oh * ow, width), fill.dtype)
+    outside = fill[0]
     for row in prange(n * oh):
         b, oy = row // oh, row % oh
         for ox in range(ow):
             r = row * ow + ox
-            cols[r, kh * kw * c :] = 0
+            cols[r, kh * kw * c :] = outside
             for ky in range(kh):
                 iy = oy * sh - pad_top + ky * dh
                 for kx in range(kw):
                     ix = ox * sw - pad_left + kx * dw
                     base = (ky * kw + kx) * c
                     if iy < 0 or iy >= h or ix < 0 or ix >= w:
-                        cols[r, base : base + c] = 0
+                        cols[r, base : base + c] = outside
                     else:
                         for ch in range(c):
                             cols[r, base + ch] = x[b, iy, ix, ch] - x_zp

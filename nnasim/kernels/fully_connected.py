@@ -1,7 +1,7 @@
 """Integer fully connected layer / matrix multiply: ``(x - x_zp) @ W + bias`` with exact int64 sums.
 
-Integer products on int16 pairs where int32 accumulation is proved exact (``intgemm``), else an
-exact float BLAS product (``gemm``).
+Integer products (int16 pairs, or VNNI's uint8 quads) where int32 accumulation is proved exact
+(``intgemm``), else an exact float BLAS product (``gemm``).
 """
 
 from __future__ import annotations
@@ -9,20 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 from nnasim.kernels.gemm import ExactMatmul
-from nnasim.kernels.intgemm import int32_exact, int_products, pack_weights
+from nnasim.kernels.intgemm import IntegerProducts, int32_exact
 
 
 class FullyConnected:
-    """``weight`` is int (K, N); ``input_bound`` is the largest |x - x_zp| possible.
+    """``weight`` is int (K, N); ``input_bound`` is the largest |x - x_zp| possible and
+    ``input_range`` the input format's (least, largest) value, where known (see ``Conv2d``).
     ``integer_products=False`` keeps the float product where the integer one would be exact."""
 
     def __init__(
-        self, weight: np.ndarray, bias: np.ndarray | None, input_bound: int, integer_products: bool = True
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        input_bound: int,
+        integer_products: bool = True,
+        input_range: tuple[int, int] | None = None,
     ):
         weight = np.asarray(weight, np.int64)
         integer = integer_products and int32_exact(weight, input_bound)
-        self.packed = pack_weights(weight[None]) if integer else None
-        self.matmul = None if self.packed is not None else ExactMatmul(weight, input_bound)
+        self.products = IntegerProducts(weight[None], input_range) if integer else None
+        self.matmul = None if self.products is not None else ExactMatmul(weight, input_bound)
         self.channels = weight.shape[1]
         self.bias = None if bias is None else np.asarray(bias, np.int64)
 
@@ -35,11 +41,12 @@ class FullyConnected:
         """Accumulators without the bias: int32 (integer products), or int64 or floats holding
         exact integers (see ``gemm``)."""
         rows = x.reshape(-1, x.shape[-1])
-        if self.packed is None:
+        products = self.products
+        if products is None:
             cols = np.subtract(rows, self.matmul.dtype(x_zp), dtype=self.matmul.dtype)
             return self.matmul(cols).reshape(*x.shape[:-1], -1)
-        cols = np.zeros((rows.shape[0], self.packed.shape[2] * 2), np.int16)
-        np.subtract(rows, np.int64(x_zp), out=cols[:, : rows.shape[1]], casting="unsafe")
+        cols = np.zeros((rows.shape[0], products.depth), products.dtype)
+        np.subtract(rows, np.int64(products.offset(x_zp)), out=cols[:, : rows.shape[1]], casting="unsafe")
         acc = np.empty((rows.shape[0], self.channels), np.int32)
-        int_products(cols, np.zeros(1, np.int64), self.packed, acc)
+        products(cols, np.zeros(1, np.int64), acc, x_zp)
         return acc.reshape(*x.shape[:-1], -1)

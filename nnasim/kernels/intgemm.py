@@ -1,43 +1,85 @@
-"""Exact integer matrix products on int16 pairs: int32 ``C = A @ W`` with A, W holding int16 values.
+"""Exact integer matrix products: int32 ``C = A @ W`` on int16 pairs, or on uint8 x int8 quads.
 
-The CPU's integer multiply-add of int16 pairs (x86 ``pmaddwd``: ``a0*w0 + a1*w1`` into int32,
-16 products per AVX2 instruction) does an 8-bit layer's products at about 1.5x float32 sgemm's
-rate (``benchmarks/int_products.py``). The tile below is written in portable LLVM IR (sign-extend,
-multiply, add the even and odd lanes), which LLVM selects as ``vpmaddwd`` on AVX2 and as the
-best pairwise multiply-add elsewhere.
+Pairs. The CPU's integer multiply-add of int16 pairs (x86 ``pmaddwd``: ``a0*w0 + a1*w1`` into
+int32, 16 products per AVX2 instruction) does an 8-bit layer's products at about 1.5x float32
+sgemm's rate (``benchmarks/int_products.py``). The tile is portable LLVM IR (sign-extend,
+multiply, add the even and odd lanes), which LLVM selects as ``vpmaddwd`` on AVX2 (``vpdpwssd``
+with VNNI) and as the best pairwise multiply-add elsewhere.
+
+Quads. Where the CPU has VNNI (``vpdpbusd``: four uint8 x int8 products added to each int32
+lane, 64 per AVX-512 instruction), an 8-bit layer whose weights fit int8 and whose input values
+span at most 256 integers runs on quads: ``A`` holds ``x - lo`` in uint8 (``lo`` the input
+format's least value), so ``A @ W = (x - x_zp) @ W + (x_zp - lo) * sum_k W``, and the tile
+starts each output channel's sum at ``-(x_zp - lo) * sum_k W``. ``vpdpbusd`` adds without
+saturating, modulo 2**32, so the result is exact whenever the true sum fits int32.
 
 Exact when every value fits int16 with no pair ``(-2**15, -2**15) x (-2**15, -2**15)`` (the one
 ``pmaddwd`` overflow), and every partial sum fits int32: ``int32_exact`` proves both from the
-largest ``|a|`` and the weights, as ``gemm.exact_chunks`` does for floats.
+largest ``|a|`` and the weights, as ``gemm.exact_chunks`` does for floats (for quads the final
+sum is all that must fit).
 
-Layouts. ``A`` is (rows, Kp) int16, Kp even (pairs along K). Weights are packed once into
-(taps, panels, Kp/2, NR, 2): per reduction pair, NR output channels' two weights side by side.
-A product sums over taps, each reading ``A`` from its own row offset: one tap is a plain GEMM,
-a convolution's window taps on shifted rows of its padded input are the implicit GEMM.
+Layouts. ``A`` is (rows, Kp), Kp a whole number of groups (pairs or quads) along K. Weights are
+packed once into (taps, panels, Kp/group, NR, group): per reduction group, NR output channels'
+weights side by side. A product sums over taps, each reading ``A`` from its own row offset: one
+tap is a plain GEMM, a convolution's window taps on shifted rows of its padded input are the
+implicit GEMM.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic
 
 from nnasim.kernels.jit import kernel
 
-MR, NR = 6, 16  # a tile: 6 rows x 16 channels, 12 AVX2 accumulators
-MC, KC = 96, 256  # rows per block (A block in L2), reduction pairs per pass (W panel in L1)
+MR, NR = 6, 16  # a pair tile: 6 rows x 16 channels, 12 AVX2 accumulators
+MC, KC = 96, 256  # rows per block (A block in L2), reduction groups per pass (W panel in L1)
 INT32_EXACT = 2**31
 INT16_MAX = 2**15 - 1
 
-_I16, _I32 = ir.IntType(16), ir.IntType(32)
-_PAIRS = ir.VectorType(_I16, 2 * 8)  # 8 lanes of (even, odd) int16 pairs
-_LANES = ir.VectorType(_I32, 8)
-_WIDE = ir.VectorType(_I32, 2 * 8)
-_EVEN = ir.Constant(ir.VectorType(_I32, 8), list(range(0, 16, 2)))
-_ODD = ir.Constant(ir.VectorType(_I32, 8), list(range(1, 16, 2)))
-_SPLAT = ir.Constant(ir.VectorType(_I32, 8), [0] * 8)
+_I8, _I16, _I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+
+
+@dataclass(frozen=True)
+class TileShape:
+    """A tile's geometry: ``rows`` x ``lanes * vectors`` int32 accumulators, ``group`` products
+    per lane per step."""
+
+    rows: int
+    lanes: int
+    vectors: int
+    group: int
+
+    @property
+    def channels(self) -> int:
+        return self.lanes * self.vectors
+
+
+PAIRS = TileShape(MR, 8, NR // 8, 2)
+
+
+def _cpu_features() -> str:
+    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
+    return config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
+
+
+def _quad_tile() -> tuple[TileShape, str] | None:
+    """The widest ``vpdpbusd`` the compile target has, with its LLVM intrinsic (None: no VNNI)."""
+    features = set(_cpu_features().split(","))
+    if "+avx512vnni" in features and "+avx512bw" in features:
+        return TileShape(12, 16, 2, 4), "llvm.x86.avx512.vpdpbusd.512"  # 24 of 32 zmm
+    if "+avxvnni" in features or {"+avx512vnni", "+avx512vl"} <= features:
+        return TileShape(6, 8, 2, 4), "llvm.x86.avx512.vpdpbusd.256"  # 12 of 16 ymm
+    return None
+
+
+_QUADS = _quad_tile()
+QUADS = _QUADS[0] if _QUADS else None
 
 
 def int32_exact(weight: np.ndarray, input_bound: int) -> bool:
@@ -50,22 +92,84 @@ def int32_exact(weight: np.ndarray, input_bound: int) -> bool:
     return int(input_bound) * int(magnitude.sum(axis=0).max(initial=0)) < INT32_EXACT
 
 
-def pack_weights(taps: np.ndarray) -> np.ndarray:
-    """(T, K, N) integer weights -> (T, panels, Kp/2, NR, 2) int16, zero-padded to even K and to
-    whole panels of NR channels."""
+def quads_apply(taps: np.ndarray, input_range: tuple[int, int] | None) -> bool:
+    """Whether uint8 x int8 quads serve weights ``taps``: the CPU has VNNI, the weights fit
+    int8 and the input's values span at most 256 integers."""
+    if QUADS is None or input_range is None:
+        return False
+    lo, hi = input_range
+    return hi - lo <= 255 and int(taps.min(initial=0)) >= -128 and int(taps.max(initial=0)) <= 127
+
+
+def pack_weights(taps: np.ndarray, shape: TileShape = PAIRS) -> np.ndarray:
+    """(T, K, N) integer weights -> (T, panels, Kp/group, NR, group), int16 for pairs and int8
+    for quads, zero-padded to whole groups of K and whole panels of NR channels."""
     count, k, n = taps.shape
-    pairs, panels = -(-k // 2), -(-n // NR)
-    padded = np.zeros((count, 2 * pairs, panels * NR), np.int16)
+    group, nr = shape.group, shape.channels
+    steps, panels = -(-k // group), -(-n // nr)
+    padded = np.zeros((count, group * steps, panels * nr), np.int16 if group == 2 else np.int8)
     padded[:, :k, :n] = taps
-    return np.ascontiguousarray(padded.reshape(count, pairs, 2, panels, NR).transpose(0, 3, 1, 4, 2))
+    return np.ascontiguousarray(padded.reshape(count, steps, group, panels, nr).transpose(0, 3, 1, 4, 2))
 
 
-def _pair_madd(builder, a, w):
-    """``a0*w0 + a1*w1`` per int32 lane of two int16-pair vectors (LLVM selects ``pmaddwd``)."""
-    product = builder.mul(builder.sext(a, _WIDE), builder.sext(w, _WIDE))
-    return builder.add(
-        builder.shuffle_vector(product, product, _EVEN), builder.shuffle_vector(product, product, _ODD)
+class IntegerProducts:
+    """A layer's weights packed for ``int_products``, and how its input is laid out for them.
+
+    ``taps`` is (T, K, N) integers; ``input_range`` the (least, largest) value of the input's
+    format, which lets quads serve (see the module docstring); pairs serve otherwise.
+    """
+
+    def __init__(self, taps: np.ndarray, input_range: tuple[int, int] | None = None):
+        taps = np.asarray(taps, np.int64)
+        self.quads = quads_apply(taps, input_range)
+        self.shape = QUADS if self.quads else PAIRS
+        self.packed = pack_weights(taps, self.shape)
+        self.low = input_range[0] if self.quads else None
+        self.channel_sums = taps.sum(axis=(0, 1))
+        self.channels = taps.shape[2]
+        self.dtype = np.uint8 if self.quads else np.int16
+
+    @property
+    def depth(self) -> int:
+        """Columns of ``A``: K padded to whole groups."""
+        return self.packed.shape[2] * self.shape.group
+
+    def offset(self, x_zp: int) -> int:
+        """What is subtracted from the input's values to make ``A``."""
+        return self.low if self.quads else x_zp
+
+    def fill(self, x_zp: int) -> int:
+        """``A``'s value where the input is padding (the zero point, offset like every value)."""
+        return x_zp - self.low if self.quads else 0
+
+    def __call__(self, a: np.ndarray, offsets: np.ndarray, c: np.ndarray, x_zp: int) -> None:
+        """``c[r] = sum_t (x - x_zp)[offsets[t] + r] @ W_t`` from ``A`` laid out as above."""
+        start = np.zeros(self.packed.shape[1] * self.shape.channels, np.int32)
+        if self.quads:
+            start[: self.channels] = -(x_zp - self.low) * self.channel_sums  # exact modulo 2**32
+        int_products(a, offsets, self.packed, c, start)
+
+
+def _pair_madd(builder, acc, a, w, shape):
+    """``acc + a0*w0 + a1*w1`` per int32 lane of two int16-pair vectors (LLVM selects ``pmaddwd``)."""
+    wide = ir.VectorType(_I32, 2 * shape.lanes)
+    even = ir.Constant(ir.VectorType(_I32, shape.lanes), list(range(0, 2 * shape.lanes, 2)))
+    odd = ir.Constant(ir.VectorType(_I32, shape.lanes), list(range(1, 2 * shape.lanes, 2)))
+    product = builder.mul(builder.sext(a, wide), builder.sext(w, wide))
+    pairs = builder.add(
+        builder.shuffle_vector(product, product, even), builder.shuffle_vector(product, product, odd)
     )
+    return builder.add(acc, pairs)
+
+
+def _quad_madd(builder, acc, a, w, shape):
+    """``acc + sum of four uint8 a x int8 w`` per int32 lane (``vpdpbusd``, modulo 2**32)."""
+    lanes = ir.VectorType(_I32, shape.lanes)
+    quads = ir.VectorType(_I8, 4 * shape.lanes)
+    function = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(lanes, [lanes, quads, quads]), _QUADS[1]
+    )
+    return builder.call(function, [acc, a, w])
 
 
 def _data(context, builder, array_type, value):
@@ -73,98 +177,136 @@ def _data(context, builder, array_type, value):
 
 
 @intrinsic
-def _tile(typingctx, a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumulate):
-    """C[0:MR, 0:NR] (+)= A[0:MR, 0:2*pairs] @ panel, elements addressed from the given starts.
+def _tile(typingctx, a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at):
+    """C[0:rows, 0:NR] (+)= A[0:rows, 0:group*steps] @ panel, elements addressed from the given
+    starts; without ``accumulate`` the sums begin at ``start[start_at : start_at + NR]``.
 
-    The MR x NR int32 accumulators live in registers across the reduction; ``accumulate`` adds
-    them to C instead of storing.
+    int16 ``A`` takes the pair tile, uint8 ``A`` the quad tile. The rows x NR int32
+    accumulators live in registers across the reduction.
     """
-    if any(not isinstance(x, types.Array) or x.layout != "C" for x in (a, w, c)):
+    if any(not isinstance(x, types.Array) or x.layout != "C" for x in (a, w, c, start)):
         return None  # the tile addresses rows by raw offsets: C-contiguous arrays only
-    sig = types.void(a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumulate)
+    if a.dtype == types.uint8 and _QUADS:
+        shape, madd = QUADS, _quad_madd
+    elif a.dtype == types.int16:
+        shape, madd = PAIRS, _pair_madd
+    else:
+        return None
+    sig = types.void(a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at)
+    element = _I8 if shape.group == 4 else _I16
+    group = ir.VectorType(element, shape.group * shape.lanes)
+    lanes = ir.VectorType(_I32, shape.lanes)
+    splat = ir.Constant(lanes, [0] * shape.lanes)
 
     def codegen(context, builder, sig, args):
-        a, a_start, lda, w, w_start, pairs, c, c_start, ldc, accumulate = args
+        a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at = args
         a_ptr = builder.gep(_data(context, builder, sig.args[0], a), [a_start])
         w_ptr = builder.bitcast(
-            builder.gep(_data(context, builder, sig.args[3], w), [w_start]), _PAIRS.as_pointer()
+            builder.gep(_data(context, builder, sig.args[3], w), [w_start]), group.as_pointer()
         )
         c_ptr = builder.gep(_data(context, builder, sig.args[6], c), [c_start])
+        s_ptr = builder.gep(_data(context, builder, sig.args[10], start), [start_at])
         rows = [
             builder.bitcast(builder.gep(a_ptr, [builder.mul(lda, lda.type(r))]), _I32.as_pointer())
-            for r in range(MR)
+            for r in range(shape.rows)
         ]
-        accs = [[cgutils.alloca_once_value(builder, _LANES(None)) for _ in range(NR // 8)] for _ in range(MR)]
-        with cgutils.for_range(builder, pairs) as loop:
-            step = builder.mul(loop.index, loop.index.type(NR // 8))
-            panel = [
-                builder.load(builder.gep(w_ptr, [builder.add(step, step.type(h))]), align=2)
-                for h in range(NR // 8)
-            ]
-            for r in range(MR):
-                pair = builder.load(builder.gep(rows[r], [loop.index]), align=2)
-                lanes = builder.insert_element(_LANES(None), pair, _I32(0))
-                a_pairs = builder.bitcast(builder.shuffle_vector(lanes, lanes, _SPLAT), _PAIRS)
-                for h, w_pairs in enumerate(panel):
-                    builder.store(
-                        builder.add(builder.load(accs[r][h]), _pair_madd(builder, a_pairs, w_pairs)),
-                        accs[r][h],
-                    )
         add = builder.icmp_unsigned("!=", accumulate, accumulate.type(0))
-        for r in range(MR):
+        targets, accs = [], []
+        for r in range(shape.rows):
             row = builder.gep(c_ptr, [builder.mul(ldc, ldc.type(r))])
-            for h in range(NR // 8):
-                target = builder.bitcast(builder.gep(row, [ldc.type(8 * h)]), _LANES.as_pointer())
-                total = builder.load(accs[r][h])
-                old = builder.load(target, align=4)
-                builder.store(builder.select(add, builder.add(total, old), total), target, align=4)
+            targets.append([])
+            accs.append([])
+            for h in range(shape.vectors):
+                target = builder.bitcast(builder.gep(row, [ldc.type(shape.lanes * h)]), lanes.as_pointer())
+                begin = builder.bitcast(builder.gep(s_ptr, [ldc.type(shape.lanes * h)]), lanes.as_pointer())
+                first = builder.select(add, builder.load(target, align=4), builder.load(begin, align=4))
+                targets[r].append(target)
+                accs[r].append(cgutils.alloca_once_value(builder, first))
+        with cgutils.for_range(builder, steps) as loop:
+            step = builder.mul(loop.index, loop.index.type(shape.vectors))
+            panel = [
+                builder.load(builder.gep(w_ptr, [builder.add(step, step.type(h))]), align=1)
+                for h in range(shape.vectors)
+            ]
+            for r in range(shape.rows):
+                value = builder.load(builder.gep(rows[r], [loop.index]), align=1)
+                broadcast = builder.insert_element(lanes(None), value, _I32(0))
+                a_group = builder.bitcast(builder.shuffle_vector(broadcast, broadcast, splat), group)
+                for h, w_group in enumerate(panel):
+                    builder.store(
+                        madd(builder, builder.load(accs[r][h]), a_group, w_group, shape), accs[r][h]
+                    )
+        for r in range(shape.rows):
+            for h in range(shape.vectors):
+                builder.store(builder.load(accs[r][h]), targets[r][h], align=4)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @kernel(nogil=True)
-def int_products(a, offsets, packed, c):
-    """``c[r] = sum_t a[offsets[t] + r] @ W_t`` for every row r of ``c`` (rows, N) int32.
+def int_products(a, offsets, packed, c, start):
+    """``c[r] = start + sum_t a[offsets[t] + r] @ W_t`` for every row r of ``c`` (rows, N) int32.
 
-    ``a`` (R, Kp) int16 and ``packed`` (T, panels, Kp/2, NR, 2) from ``pack_weights``; rows past
-    ``a``'s end are never read (partial tiles go through scratch tiles). Blocked as BLIS does:
-    KC reduction pairs at a time, MC rows at a time, one panel of NR channels at a time.
+    ``a`` (R, Kp) int16 or uint8 and ``packed`` (T, panels, Kp/group, NR, group) from
+    ``pack_weights``; ``start`` holds one int32 per packed channel. Rows past ``a``'s end are
+    never read (partial tiles go through scratch tiles). Blocked as BLIS does: KC reduction
+    groups at a time, MC rows at a time, one panel of NR channels at a time.
     """
-    rows, pairs = c.shape[0], packed.shape[2]
+    rows, steps, nr, group = c.shape[0], packed.shape[2], packed.shape[3], packed.shape[4]
+    mr = MR if group == 2 else 12 if nr == 32 else 6
     if offsets.size != packed.shape[0] or offsets.min() < 0 or offsets.max() + rows > a.shape[0]:
         raise ValueError("int_products: a tap's rows run past the input")
-    if a.shape[1] < 2 * pairs or c.shape[1] > packed.shape[1] * NR:
+    if a.shape[1] < group * steps or c.shape[1] > packed.shape[1] * nr or start.size < packed.shape[1] * nr:
         raise ValueError("int_products: the input or output is narrower than the packed weights")
-    a_tile = np.zeros((MR, a.shape[1]), np.int16)
-    c_tile = np.zeros((MR, NR), np.int32)
-    for k0 in range(0, pairs, KC):
+    a_tile = np.zeros((mr, a.shape[1]), a.dtype)
+    c_tile = np.zeros((mr, nr), np.int32)
+    for k0 in range(0, steps, KC):
         for i0 in range(0, rows, MC):
             for panel in range(packed.shape[1]):
-                for i in range(i0, min(i0 + MC, rows), MR):
-                    height = min(MR, i0 + MC - i, rows - i)
+                for i in range(i0, min(i0 + MC, rows), mr):
+                    height = min(mr, i0 + MC - i, rows - i)
                     for t in range(packed.shape[0]):
-                        _tap_tile(a, offsets[t] + i, packed, t, panel, k0, c, i, height, a_tile, c_tile)
+                        _tap_tile(
+                            a, offsets[t] + i, packed, t, panel, k0, c, i, height, a_tile, c_tile, start
+                        )
 
 
 @kernel(inline="always")
-def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile):
-    """One tile of rows [i, i + height) and one panel, over reduction pairs [k0, k0 + KC) of one
+def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile, start):
+    """One tile of rows [i, i + height) and one panel, over reduction groups [k0, k0 + KC) of one
     tap, reading ``a`` from row ``first``; added to C unless it is the first tap and pass."""
-    n, lda, pairs = c.shape[1], a.shape[1], packed.shape[2]
-    kc = min(KC, pairs - k0)
-    w_start = ((tap * packed.shape[1] + panel) * pairs + k0) * NR * 2
+    n, lda, steps, nr = c.shape[1], a.shape[1], packed.shape[2], packed.shape[3]
+    mr = a_tile.shape[0]
+    kc = min(KC, steps - k0)
+    w_start = ((tap * packed.shape[1] + panel) * steps + k0) * nr * packed.shape[4]
     add = 1 if tap > 0 or k0 > 0 else 0
-    width = min(NR, n - panel * NR)
-    if height == MR and width == NR:
-        _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c, i * n + panel * NR, n, add)
+    width = min(nr, n - panel * nr)
+    s_at = panel * nr
+    if height == mr and width == nr:
+        _tile(
+            a,
+            first * lda + packed.shape[4] * k0,
+            lda,
+            packed,
+            w_start,
+            kc,
+            c,
+            i * n + s_at,
+            n,
+            add,
+            start,
+            s_at,
+        )
         return
-    columns = slice(panel * NR, panel * NR + width)
+    columns = slice(s_at, s_at + width)
     if add:
         c_tile[:height, :width] = c[i : i + height, columns]
-    if height == MR:  # a partial panel only: C goes through the scratch tile, A is read in place
-        _tile(a, first * lda + 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
+    if height == mr:  # a partial panel only: C goes through the scratch tile, A is read in place
+        _tile(
+            a, first * lda + packed.shape[4] * k0, lda, packed, w_start, kc, c_tile, 0, nr, add, start, s_at
+        )
     else:
         a_tile[:height] = a[first : first + height]
-        _tile(a_tile, 2 * k0, lda, packed, w_start, kc, c_tile, 0, NR, add)
+        _tile(a_tile, packed.shape[4] * k0, lda, packed, w_start, kc, c_tile, 0, nr, add, start, s_at)
     c[i : i + height, columns] = c_tile[:height, :width]
