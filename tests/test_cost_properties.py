@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nnasim.cost import build_workload, evaluate, load_profile
@@ -75,6 +75,9 @@ def test_more_bandwidth_is_never_slower(name, specs, size, bits):
 @pytest.mark.parametrize("name", ("2nx", "ethos-u65-512"))
 @SETTINGS
 @given(specs=layers, size=st.sampled_from([8, 20, 33]), kib=st.sampled_from([0, 4, 32, 256]))
+@example(
+    specs=[(8, 1, 1, False), (8, 1, 1, False), (8, 1, 2, False)], size=33, kib=4
+)  # stripes crowded out a map
 def test_more_on_chip_memory_never_moves_more_bytes(name, specs, size, kib):
     """Streaming profile: MB/inference never grows. Blocked profile: what leaves the chip for
     good (feature maps written to DRAM) never grows; its DRAM reads may, because a layer's

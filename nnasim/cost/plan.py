@@ -130,7 +130,8 @@ def _joins_cascade(
     indices: list[int], layer: LayerWork, workload: Workload, hw: HwProfile, widths, cache: int
 ) -> bool:
     """Whether ``layer`` continues the cascade of ``indices``: it is a MAC-array layer that
-    is the only reader of the cascade's last output, could not run whole in the cache, and
+    is the only reader of the cascade's last output, could not run whole in the cache beside
+    the cascade's buffers at their tallest stripes (its input would then leave the chip), and
     the longer cascade still fits with one-row stripes."""
     if hw.fusion == "none" or len(indices) >= hw.max_fused_layers or layer.kind != MAC:
         return False
@@ -143,8 +144,11 @@ def _joins_cascade(
         return False
     if link in workload.graph_outputs or any(s == link for s in layer.inputs[1:]):
         return False
-    if _whole_bytes(layer, hw, widths[layer.index]) <= cache:
-        return False  # the consumer runs whole in the cache: no need to cascade into it
+    running = (
+        _cascade_bytes(chain, _tallest_stripe(chain, hw, widths, cache), hw, widths) if len(chain) > 1 else 0
+    )
+    if _whole_bytes(layer, hw, widths[layer.index]) + running <= cache:
+        return False  # the consumer runs whole in the cache beside the cascade: no need to cascade into it
     return _cascade_bytes([*chain, layer], 1, hw, widths) <= cache
 
 
