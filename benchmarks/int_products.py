@@ -30,7 +30,9 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from nnasim.kernels.gemm import block_rows  # noqa: E402
-from nnasim.kernels.intgemm import MR, NR, int_products, pack_weights  # noqa: E402
+from nnasim.kernels.intgemm import MR, NR, QUADS, IntegerProducts, int_products, pack_weights  # noqa: E402
+
+INT8 = (-128, 127)
 
 # (label, input H, W, Cin, Cout, kernel, stride); MACs per network from its lowered graph
 SHAPES = [
@@ -106,13 +108,22 @@ def engines(shape, rng, with_ort: bool) -> tuple[dict, float]:
     cols16[:, :kdim] = cols
     gemm_packed = pack_weights(weight[None])
     out = np.empty((m, cout), np.int32)
+    start = np.zeros(gemm_packed.shape[1] * NR, np.int32)
     runs = {
         "sgemm": (lambda: cols32 @ weight32, lambda r: np.array_equal(r.astype(np.int64), exact)),
         "int": (
-            lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out),
+            lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out, start),
             lambda r: np.array_equal(out, exact),
         ),
     }
+    if QUADS is not None:
+        quads = IntegerProducts(weight[None], INT8)
+        cols8 = np.zeros((m, quads.depth), np.uint8)
+        cols8[:, :kdim] = cols - quads.offset(0)
+        runs["int quads"] = (
+            lambda: quads(cols8, np.zeros(1, np.int64), out, 0),
+            lambda r: np.array_equal(out, exact),
+        )
     if stride == 1 and k > 1:
         runs.update(tap_engines(image, weight, k, exact))
     if with_ort:
@@ -149,18 +160,30 @@ def tap_engines(image, weight, k, exact) -> dict:
             out[start * wp : start * wp + rows] = acc
         return out
 
-    def int_taps():
+    begin = np.zeros(packed.shape[1] * NR, np.int32)
+
+    def int_taps(products=None, source=rows16):
         for start in range(0, h, step):
             rows = (min(start + step, h) - start) * wp
             acc = np.empty((rows, cout), np.int32)
-            int_products(rows16, offsets + start * wp, packed, acc)
+            if products is None:
+                int_products(source, offsets + start * wp, packed, acc, begin)
+            else:
+                products(source, offsets + start * wp, acc, 0)
             out[start * wp : start * wp + rows] = acc
         return out
 
     def exact_taps(result):
         return np.array_equal(result.reshape(h, wp, cout)[:, :w].reshape(-1, cout), exact)
 
-    return {"sgemm taps": (float_taps, exact_taps), "int taps": (int_taps, exact_taps)}
+    runs = {"sgemm taps": (float_taps, exact_taps), "int taps": (int_taps, exact_taps)}
+    if QUADS is not None:
+        quads = IntegerProducts(weight.reshape(k * k, cin, cout), INT8)
+        rows8 = (tap_form(image, k, np.int64)[0] + 128).astype(np.uint8)  # padding: x_zp 0 + 128
+        padded8 = np.full((rows8.shape[0], quads.depth), 128, np.uint8)
+        padded8[:, :cin] = rows8[:, :cin]
+        runs["int quads taps"] = (lambda: int_taps(quads, padded8), exact_taps)
+    return runs
 
 
 def median_seconds(runs: dict, repeat: int) -> tuple[dict[str, float], list[str]]:
@@ -190,6 +213,7 @@ def asm_evidence() -> list[str]:
         np.zeros(1, np.int64),
         pack_weights(np.zeros((1, 2, NR))),
         np.empty((MR, NR), np.int32),
+        np.zeros(NR, np.int32),
     )
     signature = fresh.signatures[0]
     target = binding.Target.from_triple(binding.get_process_triple())
@@ -197,7 +221,7 @@ def asm_evidence() -> list[str]:
     for cpu in ("x86-64", "haswell", "icelake-server", "znver4"):
         module = binding.parse_assembly(fresh.inspect_llvm(signature))
         listings[cpu] = target.create_target_machine(cpu=cpu, opt=3).emit_assembly(module)
-    ops = ("vpmaddwd", "vpdpwssd", "\tpmaddwd", "vpmulld")
+    ops = ("vpmaddwd", "vpdpwssd", "\tpmaddwd", "vpmulld")  # the pair tile; quads call vpdpbusd
     return [
         f"{cpu}: " + ", ".join(f"{op.strip()} x{asm.count(op)}" for op in ops)
         for cpu, asm in listings.items()

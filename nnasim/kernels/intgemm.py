@@ -177,14 +177,32 @@ def _data(context, builder, array_type, value):
 
 
 @intrinsic
-def _tile(typingctx, a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at):
-    """C[0:rows, 0:NR] (+)= A[0:rows, 0:group*steps] @ panel, elements addressed from the given
-    starts; without ``accumulate`` the sums begin at ``start[start_at : start_at + NR]``.
+def _tile(
+    typingctx,
+    a,
+    a_start,
+    lda,
+    offsets,
+    taps,
+    w,
+    w_start,
+    tap_stride,
+    steps,
+    c,
+    c_start,
+    ldc,
+    accumulate,
+    start,
+    start_at,
+):
+    """C[0:rows, 0:NR] (+)= sum over ``taps`` taps t of A[offsets[t] + 0:rows, 0:group*steps] @
+    panel_t, elements addressed from the given starts, tap t's panel ``t * tap_stride`` elements
+    after the first; without ``accumulate`` the sums begin at ``start[start_at : start_at + NR]``.
 
     int16 ``A`` takes the pair tile, uint8 ``A`` the quad tile. The rows x NR int32
-    accumulators live in registers across the reduction.
+    accumulators live in registers across the taps and the reduction.
     """
-    if any(not isinstance(x, types.Array) or x.layout != "C" for x in (a, w, c, start)):
+    if any(not isinstance(x, types.Array) or x.layout != "C" for x in (a, offsets, w, c, start)):
         return None  # the tile addresses rows by raw offsets: C-contiguous arrays only
     if a.dtype == types.uint8 and _QUADS:
         shape, madd = QUADS, _quad_madd
@@ -192,24 +210,21 @@ def _tile(typingctx, a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumu
         shape, madd = PAIRS, _pair_madd
     else:
         return None
-    sig = types.void(a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at)
+    arguments = (a, a_start, lda, offsets, taps, w, w_start, tap_stride, steps, c, c_start, ldc)
+    sig = types.void(*arguments, accumulate, start, start_at)
     element = _I8 if shape.group == 4 else _I16
     group = ir.VectorType(element, shape.group * shape.lanes)
     lanes = ir.VectorType(_I32, shape.lanes)
     splat = ir.Constant(lanes, [0] * shape.lanes)
 
     def codegen(context, builder, sig, args):
-        a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumulate, start, start_at = args
+        a, a_start, lda, offsets, taps, w, w_start, tap_stride, steps, c, c_start, ldc = args[:12]
+        accumulate, start, start_at = args[12:]
         a_ptr = builder.gep(_data(context, builder, sig.args[0], a), [a_start])
-        w_ptr = builder.bitcast(
-            builder.gep(_data(context, builder, sig.args[3], w), [w_start]), group.as_pointer()
-        )
-        c_ptr = builder.gep(_data(context, builder, sig.args[6], c), [c_start])
-        s_ptr = builder.gep(_data(context, builder, sig.args[10], start), [start_at])
-        rows = [
-            builder.bitcast(builder.gep(a_ptr, [builder.mul(lda, lda.type(r))]), _I32.as_pointer())
-            for r in range(shape.rows)
-        ]
+        o_ptr = _data(context, builder, sig.args[3], offsets)
+        w_ptr = builder.gep(_data(context, builder, sig.args[5], w), [w_start])
+        c_ptr = builder.gep(_data(context, builder, sig.args[9], c), [c_start])
+        s_ptr = builder.gep(_data(context, builder, sig.args[13], start), [start_at])
         add = builder.icmp_unsigned("!=", accumulate, accumulate.type(0))
         targets, accs = [], []
         for r in range(shape.rows):
@@ -222,20 +237,30 @@ def _tile(typingctx, a, a_start, lda, w, w_start, steps, c, c_start, ldc, accumu
                 first = builder.select(add, builder.load(target, align=4), builder.load(begin, align=4))
                 targets[r].append(target)
                 accs[r].append(cgutils.alloca_once_value(builder, first))
-        with cgutils.for_range(builder, steps) as loop:
-            step = builder.mul(loop.index, loop.index.type(shape.vectors))
-            panel = [
-                builder.load(builder.gep(w_ptr, [builder.add(step, step.type(h))]), align=1)
-                for h in range(shape.vectors)
+        with cgutils.for_range(builder, taps) as tap:
+            shift = builder.mul(builder.load(builder.gep(o_ptr, [tap.index])), lda)
+            panel_ptr = builder.bitcast(
+                builder.gep(w_ptr, [builder.mul(tap.index, tap_stride)]), group.as_pointer()
+            )
+            rows = [
+                builder.bitcast(
+                    builder.gep(a_ptr, [builder.add(shift, builder.mul(lda, lda.type(r)))]), _I32.as_pointer()
+                )
+                for r in range(shape.rows)
             ]
-            for r in range(shape.rows):
-                value = builder.load(builder.gep(rows[r], [loop.index]), align=1)
-                broadcast = builder.insert_element(lanes(None), value, _I32(0))
-                a_group = builder.bitcast(builder.shuffle_vector(broadcast, broadcast, splat), group)
-                for h, w_group in enumerate(panel):
-                    builder.store(
-                        madd(builder, builder.load(accs[r][h]), a_group, w_group, shape), accs[r][h]
-                    )
+            with cgutils.for_range(builder, steps) as loop:
+                step = builder.mul(loop.index, loop.index.type(shape.vectors))
+                panel = [
+                    builder.load(builder.gep(panel_ptr, [builder.add(step, step.type(h))]), align=1)
+                    for h in range(shape.vectors)
+                ]
+                for r in range(shape.rows):
+                    value = builder.load(builder.gep(rows[r], [loop.index]), align=1)
+                    broadcast = builder.insert_element(lanes(None), value, _I32(0))
+                    a_group = builder.bitcast(builder.shuffle_vector(broadcast, broadcast, splat), group)
+                    for h, w_group in enumerate(panel):
+                        total = madd(builder, builder.load(accs[r][h]), a_group, w_group, shape)
+                        builder.store(total, accs[r][h])
         for r in range(shape.rows):
             for h in range(shape.vectors):
                 builder.store(builder.load(accs[r][h]), targets[r][h], align=4)
@@ -251,7 +276,8 @@ def int_products(a, offsets, packed, c, start):
     ``a`` (R, Kp) int16 or uint8 and ``packed`` (T, panels, Kp/group, NR, group) from
     ``pack_weights``; ``start`` holds one int32 per packed channel. Rows past ``a``'s end are
     never read (partial tiles go through scratch tiles). Blocked as BLIS does: KC reduction
-    groups at a time, MC rows at a time, one panel of NR channels at a time.
+    groups at a time, MC rows at a time, one panel of NR channels at a time, every tap of a
+    tile summed in its registers.
     """
     rows, steps, nr, group = c.shape[0], packed.shape[2], packed.shape[3], packed.shape[4]
     mr = MR if group == 2 else 12 if nr == 32 else 6
@@ -259,37 +285,41 @@ def int_products(a, offsets, packed, c, start):
         raise ValueError("int_products: a tap's rows run past the input")
     if a.shape[1] < group * steps or c.shape[1] > packed.shape[1] * nr or start.size < packed.shape[1] * nr:
         raise ValueError("int_products: the input or output is narrower than the packed weights")
+    offsets = np.ascontiguousarray(offsets)
     a_tile = np.zeros((mr, a.shape[1]), a.dtype)
     c_tile = np.zeros((mr, nr), np.int32)
+    no_shift = np.zeros(1, np.int64)  # the scratch tile's one tap
     for k0 in range(0, steps, KC):
         for i0 in range(0, rows, MC):
             for panel in range(packed.shape[1]):
                 for i in range(i0, min(i0 + MC, rows), mr):
                     height = min(mr, i0 + MC - i, rows - i)
-                    for t in range(packed.shape[0]):
-                        _tap_tile(
-                            a, offsets[t] + i, packed, t, panel, k0, c, i, height, a_tile, c_tile, start
-                        )
+                    _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift)
 
 
 @kernel(inline="always")
-def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile, start):
-    """One tile of rows [i, i + height) and one panel, over reduction groups [k0, k0 + KC) of one
-    tap, reading ``a`` from row ``first``; added to C unless it is the first tap and pass."""
-    n, lda, steps, nr = c.shape[1], a.shape[1], packed.shape[2], packed.shape[3]
-    mr = a_tile.shape[0]
+def _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift):
+    """One tile of rows [i, i + height) and one panel, over reduction groups [k0, k0 + KC) of
+    every tap; added to C unless it is the first pass."""
+    n, lda, steps, nr, group = c.shape[1], a.shape[1], packed.shape[2], packed.shape[3], packed.shape[4]
+    mr, taps = a_tile.shape[0], packed.shape[0]
     kc = min(KC, steps - k0)
-    w_start = ((tap * packed.shape[1] + panel) * steps + k0) * nr * packed.shape[4]
-    add = 1 if tap > 0 or k0 > 0 else 0
+    tap_stride = packed.shape[1] * steps * nr * group
+    w_start = (panel * steps + k0) * nr * group
+    add = 1 if k0 > 0 else 0
     width = min(nr, n - panel * nr)
     s_at = panel * nr
+    a_start = i * lda + group * k0
     if height == mr and width == nr:
         _tile(
             a,
-            first * lda + packed.shape[4] * k0,
+            a_start,
             lda,
+            offsets,
+            taps,
             packed,
             w_start,
+            tap_stride,
             kc,
             c,
             i * n + s_at,
@@ -304,9 +334,28 @@ def _tap_tile(a, first, packed, tap, panel, k0, c, i, height, a_tile, c_tile, st
         c_tile[:height, :width] = c[i : i + height, columns]
     if height == mr:  # a partial panel only: C goes through the scratch tile, A is read in place
         _tile(
-            a, first * lda + packed.shape[4] * k0, lda, packed, w_start, kc, c_tile, 0, nr, add, start, s_at
+            a, a_start, lda, offsets, taps, packed, w_start, tap_stride, kc, c_tile, 0, nr, add, start, s_at
         )
-    else:
-        a_tile[:height] = a[first : first + height]
-        _tile(a_tile, packed.shape[4] * k0, lda, packed, w_start, kc, c_tile, 0, nr, add, start, s_at)
+    else:  # partial rows: each tap's rows copied into the scratch tile
+        for t in range(taps):
+            a_tile[:height] = a[offsets[t] + i : offsets[t] + i + height]
+            first = 1 if add or t > 0 else 0
+            w_t = w_start + t * tap_stride
+            _tile(
+                a_tile,
+                group * k0,
+                lda,
+                no_shift,
+                1,
+                packed,
+                w_t,
+                0,
+                kc,
+                c_tile,
+                0,
+                nr,
+                first,
+                start,
+                s_at,
+            )
     c[i : i + height, columns] = c_tile[:height, :width]
