@@ -269,18 +269,14 @@ class Conv2d:
         self, x: np.ndarray, x_zp: int, dtype, width: int | None = None, fill: int = 0
     ) -> np.ndarray:
         """The im2col matrix of ``x - x_zp`` in ``dtype``, ``fill`` where the window leaves the
-        input and in the columns appended up to ``width``; a pointwise (1x1, unpadded) conv needs
-        no gather."""
+        input and in the columns appended up to ``width``; a pointwise (1x1, unpadded) conv's
+        float columns need no gather (integer ones take ``im2col``'s one parallel pass)."""
         g = self.geometry
         k = g.kernel[0] * g.kernel[1] * x.shape[3]
         width = k if width is None else width
-        if g.kernel == (1, 1) and not any(g.pads):
+        if g.kernel == (1, 1) and not any(g.pads) and width == k and np.dtype(dtype).kind == "f":
             strided = x[:, :: g.strides[0], :: g.strides[1]].reshape(-1, x.shape[3])
-            if width == k and np.dtype(dtype).kind == "f":
-                return np.subtract(strided, dtype(x_zp), dtype=dtype)
-            cols = np.full((strided.shape[0], width), fill, dtype)  # integer: subtracted in int64, exact
-            np.subtract(strided, np.int64(x_zp), out=cols[:, :k], casting="unsafe")
-            return cols
+            return np.subtract(strided, dtype(x_zp), dtype=dtype)
         return im2col(
             x,
             np.int64(x_zp),
