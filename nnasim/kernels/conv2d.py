@@ -205,17 +205,8 @@ class Conv2d:
         (rows, channels) in ``dtype``, with the rows the last output row's discarded columns read
         past the padded image (see ``_implicit_gemm``)."""
         g = self.geometry
-        h, w, c = image.shape
-        top, left, bottom, right = g.pads
-        hp, wp = h + top + bottom, w + left + right
-        padded = np.full((hp * wp + (g.kernel[1] - 1) * g.dilations[1], channels), fill, dtype)
-        np.subtract(
-            image,
-            np.int64(x_zp),
-            out=padded[: hp * wp].reshape(hp, wp, channels)[top : top + h, left : left + w, :c],
-            casting="unsafe",
-        )
-        return padded
+        extra = (g.kernel[1] - 1) * g.dilations[1]
+        return padded_rows(image, np.int64(x_zp), *g.pads, extra, channels, np.full(1, fill, dtype))
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
         """int64 accumulators (N, OH, OW, O), bias included."""
@@ -316,6 +307,29 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fi
                         for ch in range(c):
                             cols[r, base + ch] = x[b, iy, ix, ch] - x_zp
     return cols
+
+
+@kernel(parallel=True)
+def padded_rows(image, x_zp, top, left, bottom, right, extra, channels, fill):
+    """(Hp * Wp + extra, channels) rows of ``image - x_zp`` (H, W, C) padded by the given
+    margins, in ``fill``'s type: ``fill[0]`` in the margins, the channels past C and the
+    ``extra`` rows. One parallel pass, every element written once."""
+    h, w, c = image.shape
+    hp, wp = h + top + bottom, w + left + right
+    rows = np.empty((hp * wp + extra, channels), fill.dtype)
+    outside = fill[0]
+    rows[hp * wp :] = outside
+    for y in prange(hp):
+        iy = y - top
+        for x in range(wp):
+            r, ix = y * wp + x, x - left
+            if iy < 0 or iy >= h or ix < 0 or ix >= w:
+                rows[r] = outside
+                continue
+            for ch in range(c):
+                rows[r, ch] = image[iy, ix, ch] - x_zp
+            rows[r, c:] = outside
+    return rows
 
 
 def exact_dtype(worst_sum: int) -> type:
