@@ -215,3 +215,18 @@ def test_quads_need_int8_weights_and_a_256_value_range():
     assert not IntegerProducts(weight, (-128, 128)).quads
     weight[0, 0, 0] = 128
     assert not IntegerProducts(weight, (-128, 127)).quads
+
+
+@needs_vnni
+def test_the_quad_tile_compiles_to_vpdpbusd():
+    """The quad tile is VNNI's ``vpdpbusd`` (a fresh compile: cached code has no asm)."""
+    fresh = njit(nogil=True)(int_products.py_func)
+    packed = pack_weights(np.zeros((1, 4, QUADS.channels)), QUADS)
+    fresh(
+        np.zeros((QUADS.rows, 4), np.uint8),
+        np.zeros(1, np.int64),
+        packed,
+        np.empty((QUADS.rows, QUADS.channels), np.int32),
+        np.zeros(QUADS.channels, np.int32),
+    )
+    assert "vpdpbusd" in fresh.inspect_asm(fresh.signatures[0])
