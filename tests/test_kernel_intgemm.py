@@ -3,6 +3,10 @@ that select them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -230,3 +234,24 @@ def test_the_quad_tile_compiles_to_vpdpbusd():
         np.zeros(QUADS.channels, np.int32),
     )
     assert "vpdpbusd" in fresh.inspect_asm(fresh.signatures[0])
+
+
+def test_a_portable_target_takes_no_quads(tmp_path):
+    """With ``NUMBA_CPU_NAME=generic`` (a cache portable across machines) Numba compiles for no
+    VNNI, so the kernels must not emit ``vpdpbusd``: the layers take the pairs and stay exact."""
+    script = (
+        "import numpy as np\n"
+        "from nnasim.kernels.intgemm import QUADS, IntegerProducts\n"
+        "w = np.random.default_rng(0).integers(-128, 128, (1, 40, 20))\n"
+        "p = IntegerProducts(w, (-128, 127))\n"
+        "x = np.random.default_rng(1).integers(-128, 128, (30, 40))\n"
+        "a = np.zeros((30, p.depth), p.dtype)\n"
+        "a[:, :40] = x - p.offset(3)\n"
+        "c = np.empty((30, 20), np.int32)\n"
+        "p(a, np.zeros(1, np.int64), c, 3)\n"
+        "print(QUADS, p.quads, np.array_equal(c, (x - 3) @ w[0]))\n"
+    )
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["None", "False", "True"]

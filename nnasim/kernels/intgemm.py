@@ -64,8 +64,11 @@ PAIRS = TileShape(MR, 8, NR // 8, 2)
 
 
 def _cpu_features() -> str:
-    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
-    return config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
+    """The features Numba compiles for, as Numba picks them: ``NUMBA_CPU_FEATURES`` if set, else
+    the host's, unless ``NUMBA_CPU_NAME`` names another CPU (a portable cache): then none."""
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    return binding.get_host_cpu_features().flatten() if config.CPU_NAME in (None, "host") else ""
 
 
 def _quad_tile() -> tuple[TileShape, str] | None:
