@@ -8,7 +8,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from nnasim.cli import main
-from nnasim.kernels import parallel
+from nnasim.kernels import intgemm, parallel
 from nnasim.kernels.conv2d import Conv2d, ConvGeometry
 from nnasim.kernels.requant import Requantizer, make_output_stage, requantize
 
@@ -36,6 +36,29 @@ def test_blocked_conv_is_the_same_at_one_and_two_threads(kernel, strides, restor
         results.append(conv.run(x, 3, Requantizer(stage, 7, conv.bias, conv.acc_bound)))
     for out, saturations in results:
         assert np.array_equal(out, expected[0]) and saturations == expected[1]
+
+
+@pytest.mark.parametrize("quads", [False, True])
+def test_integer_products_share_their_blocks_among_threads(quads, restore_threads):
+    """Row blocks and panels split between two threads give int64 numpy's integers."""
+    if quads and intgemm.QUADS is None:
+        pytest.skip("no VNNI on this CPU")
+    rng = np.random.default_rng(11)
+    rows, k, n = 3 * intgemm.MC + 7, 70, 75  # several row blocks, partial tiles and panels
+    weight = rng.integers(-128, 128, (2, k, n))
+    products = intgemm.IntegerProducts(weight, (-128, 127) if quads else None)
+    assert products.quads == quads
+    x_zp = 5
+    x = rng.integers(-128, 128, (rows + 3, k))
+    a = np.full((rows + 3, products.depth), products.fill(x_zp), products.dtype)
+    a[:, :k] = x - products.offset(x_zp)
+    offsets = np.array([0, 3], np.int64)
+    expected = sum((x[o : o + rows] - x_zp) @ weight[t] for t, o in enumerate(offsets))
+    for threads in (1, 2):
+        parallel.set_threads(threads)
+        c = np.empty((rows, n), np.int32)
+        products(a, offsets, c, x_zp)
+        assert np.array_equal(c, expected)
 
 
 def test_blocks_cover_the_range_once(restore_threads):

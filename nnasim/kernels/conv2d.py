@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows
+from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows, shared_block_rows
 from nnasim.kernels.intgemm import IntegerProducts, int32_exact
 from nnasim.kernels.jit import kernel
 from nnasim.kernels.parallel import for_blocks
@@ -131,19 +131,21 @@ class Conv2d:
         return out.reshape(x.shape[0], *g.out_hw, -1), saturations
 
     def _int_run(self, x: np.ndarray, x_zp: int, requantizer: Requantizer) -> tuple[np.ndarray, int]:
-        """``int_products`` in blocks of output rows, each requantized while in cache."""
+        """``int_products`` in blocks of output rows, each requantized while in cache (both
+        kernels share a block out among the threads)."""
         n, (oh, ow), out_ch = x.shape[0], self.geometry.out_hw, self.weight.shape[0]
         out = np.empty((n, oh, ow, out_ch), np.int32)
         saturations = 0
         for b in range(n):
             source, shifts, width = self._int_source(x[b], x_zp)
-
-            def block(start: int, stop: int, source=source, shifts=shifts, width=width, b=b) -> int:
-                acc = np.empty(((stop - start) * width, out_ch), np.int32)
-                self.products(source, shifts + start * width, acc, x_zp)
-                return requantizer.into(acc.reshape(stop - start, width, out_ch), out[b, start:stop])
-
-            saturations += for_blocks(block, oh, max(1, block_rows(oh * width, out_ch) // width))
+            step = max(1, shared_block_rows(oh * width, out_ch) // width)
+            acc = np.empty((min(step, oh) * width, out_ch), np.int32)
+            for start in range(0, oh, step):
+                rows = min(step, oh - start)
+                block = acc[: rows * width]
+                self.products(source, shifts + start * width, block, x_zp)
+                view = block.reshape(rows, width, out_ch)
+                saturations += requantizer.into(view, out[b, start : start + rows])
         return out, saturations
 
     def _int_accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:

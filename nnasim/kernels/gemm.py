@@ -23,6 +23,12 @@ def block_rows(rows: int, columns: int) -> int:
     return max(1, min(BLOCK_ELEMENTS // max(columns, 1), -(-rows // threads())))
 
 
+def shared_block_rows(rows: int, columns: int) -> int:
+    """Rows per block of a product whose kernels share each block among the threads: an
+    L2-sized part per thread."""
+    return max(1, min(BLOCK_ELEMENTS * threads() // max(columns, 1), rows))
+
+
 def exact_chunks(weight: np.ndarray, input_bound: int, limit: int) -> list[tuple[int, int]]:
     """Split the reduction axis (rows of ``weight``, K x N) so each chunk's worst sum is < ``limit``.
 

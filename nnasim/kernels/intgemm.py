@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import binding, ir
-from numba import types
+from numba import prange, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 
@@ -272,15 +272,15 @@ def _tile(
     return sig, codegen
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def int_products(a, offsets, packed, c, start):
     """``c[r] = start + sum_t a[offsets[t] + r] @ W_t`` for every row r of ``c`` (rows, N) int32.
 
     ``a`` (R, Kp) int16 or uint8 and ``packed`` (T, panels, Kp/group, NR, group) from
     ``pack_weights``; ``start`` holds one int32 per packed channel. Rows past ``a``'s end are
-    never read (partial tiles go through scratch tiles). Blocked as BLIS does: KC reduction
-    groups at a time, MC rows at a time, one panel of NR channels at a time, every tap of a
-    tile summed in its registers.
+    never read (partial tiles go through scratch tiles). Blocked as BLIS does: MC rows and one
+    panel of NR channels at a time (the threads share these blocks out), KC reduction groups
+    at a time, every tap of a tile summed in its registers.
     """
     rows, steps, nr, group = c.shape[0], packed.shape[2], packed.shape[3], packed.shape[4]
     mr = MR if group == 2 else 12 if nr == 32 else 6
@@ -289,15 +289,16 @@ def int_products(a, offsets, packed, c, start):
     if a.shape[1] < group * steps or c.shape[1] > packed.shape[1] * nr or start.size < packed.shape[1] * nr:
         raise ValueError("int_products: the input or output is narrower than the packed weights")
     offsets = np.ascontiguousarray(offsets)
-    a_tile = np.zeros((mr, a.shape[1]), a.dtype)
-    c_tile = np.zeros((mr, nr), np.int32)
-    no_shift = np.zeros(1, np.int64)  # the scratch tile's one tap
-    for k0 in range(0, steps, KC):
-        for i0 in range(0, rows, MC):
-            for panel in range(packed.shape[1]):
-                for i in range(i0, min(i0 + MC, rows), mr):
-                    height = min(mr, i0 + MC - i, rows - i)
-                    _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift)
+    panels = packed.shape[1]
+    for item in prange(-(-rows // MC) * panels):
+        i0, panel = (item // panels) * MC, item % panels
+        a_tile = np.zeros((mr, a.shape[1]), a.dtype)
+        c_tile = np.zeros((mr, nr), np.int32)
+        no_shift = np.zeros(1, np.int64)  # the scratch tile's one tap
+        for k0 in range(0, steps, KC):
+            for i in range(i0, min(i0 + MC, rows), mr):
+                height = min(mr, i0 + MC - i, rows - i)
+                _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift)
 
 
 @kernel(inline="always")

@@ -2,9 +2,16 @@
 
 Two thread pools that both spin while waiting (Numba's OpenMP workers, OpenBLAS's) fight for
 the same cores: on 2 cores two threads each made MobileFaceNet 24x slower than one. So BLAS
-runs single-threaded, always; a product parallelises by splitting its rows into blocks that
-the pool here runs (NumPy's matmul and the ``nogil`` output-stage kernels release the GIL),
-and Numba's ``prange`` kernels use the same count, with OpenMP told to sleep when idle.
+runs single-threaded, always. The integer kernels share each block of work among Numba's
+OpenMP threads (``prange``); float products, which BLAS computes, split their rows into blocks
+that the pool here runs (NumPy's matmul releases the GIL).
+
+Waking a sleeping thread costs about 40 us on a virtual machine (a 2-core AMD EPYC), as much as
+a small layer's whole work, so OpenMP's workers spin briefly between parallel regions, which
+keeps a region at about 1 us: ``GOMP_SPINCOUNT`` 10000 is about 0.5 ms of spinning, enough to
+bridge the Python between one layer's kernels and the next layer's, short enough that idle
+workers soon sleep (libgomp's default spins for about 7 ms, and ``OMP_WAIT_POLICY=PASSIVE``
+pays the wake-up in every region).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when Numba first loads OpenMP
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # read when Numba first loads OpenMP
 
 import numba  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402

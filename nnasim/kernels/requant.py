@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import prange
 
 from nnasim.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -288,79 +289,83 @@ def _clamp_and_count(v, acc_limit):
     return min(max(v, -acc_limit), acc_limit - 1), (v > acc_limit - 1) + (v < -acc_limit)
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def _requantize_float32_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
     """The float32 rule in float64 on (i, j, C) views (see ``_float_form``; ``acc`` may have
     more columns j than ``out``). ``acc_limit`` is 2**(acc_bits - 1); without ``clamp_acc`` (a
     bound proves the accumulators within their width) they are not clamped, which is faster.
     Outputs below ``below`` or above ``above`` count as saturations (infinite: not counted)."""
     saturations = 0
-    for i in range(acc.shape[0]):
-        for j in range(out.shape[1]):
-            for c in range(acc.shape[2]):
-                v = np.float64(acc[i, j, c]) + bias[c]
-                if clamp_acc:  # loop-invariant: LLVM compiles the loop once with, once without
-                    v, clamped = _clamp_and_count(v, acc_limit)
-                    saturations += clamped
-                y = np.float64(np.rint(np.float32(v) * m[c])) + zp
-                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += (y > above) + (y < below)
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            v = np.float64(acc[i, j, c]) + bias[c]
+            if clamp_acc:  # loop-invariant: LLVM compiles the loop once with, once without
+                v, clamped = _clamp_and_count(v, acc_limit)
+                saturations += clamped
+            y = np.float64(np.rint(np.float32(v) * m[c])) + zp
+            out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+            saturations += (y > above) + (y < below)
     return saturations
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def _requantize_float32_by_sign(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
     """``_requantize_float32_rule`` with a negative branch: ``m`` is (2, C), row 1 for negative
     accumulators (PReLU, LeakyReLU), as ``_requantize_int`` picks them."""
     saturations = 0
-    for i in range(acc.shape[0]):
-        for j in range(out.shape[1]):
-            for c in range(acc.shape[2]):
-                v = np.float64(acc[i, j, c]) + bias[c]
-                if clamp_acc:
-                    v, clamped = _clamp_and_count(v, acc_limit)
-                    saturations += clamped
-                scale = m[1, c] if v < 0 else m[0, c]
-                y = np.float64(np.rint(np.float32(v) * scale)) + zp
-                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += (y > above) + (y < below)
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            v = np.float64(acc[i, j, c]) + bias[c]
+            if clamp_acc:
+                v, clamped = _clamp_and_count(v, acc_limit)
+                saturations += clamped
+            scale = m[1, c] if v < 0 else m[0, c]
+            y = np.float64(np.rint(np.float32(v) * scale)) + zp
+            out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+            saturations += (y > above) + (y < below)
     return saturations
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def _requantize_float64_rule(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
     """The ``float64`` stage on (i, j, C) views (TFLite's reference FC: ``requant_float64``); the
     arguments as in ``_requantize_float32_rule``."""
     saturations = 0
-    for i in range(acc.shape[0]):
-        for j in range(out.shape[1]):
-            for c in range(acc.shape[2]):
-                v = np.float64(acc[i, j, c]) + bias[c]
-                if clamp_acc:
-                    v, clamped = _clamp_and_count(v, acc_limit)
-                    saturations += clamped
-                y = round_to_int32(v * m[c]) + zp
-                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += (y > above) + (y < below)
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            v = np.float64(acc[i, j, c]) + bias[c]
+            if clamp_acc:
+                v, clamped = _clamp_and_count(v, acc_limit)
+                saturations += clamped
+            y = round_to_int32(v * m[c]) + zp
+            out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+            saturations += (y > above) + (y < below)
     return saturations
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def _requantize_pow2_shift(acc, out, bias, m, zp, lo, hi, below, above, acc_limit, clamp_acc):
     """The pow2 rule's pure shifts in float64 on (i, j, C) views, ``m`` = 2**-shift; the other
     arguments as in ``_requantize_float32_rule``."""
     saturations = 0
-    for i in range(acc.shape[0]):
-        for j in range(out.shape[1]):
-            for c in range(acc.shape[2]):
-                v = np.float64(acc[i, j, c]) + bias[c]
-                if clamp_acc:
-                    v, clamped = _clamp_and_count(v, acc_limit)
-                    saturations += clamped
-                w = v * m[c]
-                y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
-                out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
-                saturations += (y > above) + (y < below)
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            v = np.float64(acc[i, j, c]) + bias[c]
+            if clamp_acc:
+                v, clamped = _clamp_and_count(v, acc_limit)
+                saturations += clamped
+            w = v * m[c]
+            y = np.copysign(np.floor(np.abs(w) + 0.5), w) + zp
+            out[i, j, c] = np.int32(min(max(y, lo), hi))  # written here: a helper stops vectorisation
+            saturations += (y > above) + (y < below)
     return saturations
 
 
@@ -395,7 +400,7 @@ def mbqm(code, x, multiplier, shift):
     return multiply_by_quantized_multiplier(x, multiplier, shift)
 
 
-@kernel(nogil=True)
+@kernel(parallel=True)
 def _requantize_int(
     code, by_sign, acc, out, bias, mf, mi, sh, sg, zp, lo, hi, qmin, qmax, count_low, count_high, acc_bits
 ):
@@ -404,15 +409,16 @@ def _requantize_int(
     acc_max = (np.int64(1) << (acc_bits - 1)) - 1
     acc_min = -acc_max - 1
     saturations = 0
-    for i in range(acc.shape[0]):
-        for j in range(out.shape[1]):
-            for c in range(acc.shape[2]):
-                a = np.int64(acc[i, j, c]) + bias[c]
-                if a > acc_max or a < acc_min:
-                    saturations += 1
-                    a = saturate(a, acc_min, acc_max)
-                r = 1 if by_sign and a < 0 else 0
-                y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
-                saturations += (y > qmax and count_high) or (y < qmin and count_low)
-                out[i, j, c] = saturate(y, lo, hi)
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            a = np.int64(acc[i, j, c]) + bias[c]
+            if a > acc_max or a < acc_min:
+                saturations += 1
+                a = saturate(a, acc_min, acc_max)
+            r = 1 if by_sign and a < 0 else 0
+            y = _apply_rule(code, a, mf[r, c], mi[r, c], sh[r, c], sg[r, c]) + zp
+            saturations += (y > qmax and count_high) or (y < qmin and count_low)
+            out[i, j, c] = saturate(y, lo, hi)
     return saturations
