@@ -653,12 +653,14 @@ def build_activation(ctx: BuildContext, node: Node) -> LayerFn:
         return lambda args: (clamp(args[0]), 0)
     channels = ctx.graph.shape(out)[1] if ctx.ndim(out) > 1 else 1
     stage = ctx.stage(node.with_(act=act), real, channels, acc_bits=_fitting_bits(ctx.input_bound(x)))
-    zp = ctx.zp(x)
+    bound = ctx.input_bound(x)
+    requantizer = Requantizer(stage, channels, np.full(channels, -ctx.zp(x)), acc_bound=bound)
     axis = layout.onnx_axis_to_engine(1, ctx.ndim(x)) if ctx.ndim(x) > 1 else 0
 
     def run(args):
-        acc = np.moveaxis(args[0], axis, -1)
-        result, saturations = requantize(acc.astype(np.int64) - zp, stage)
+        acc = np.ascontiguousarray(np.moveaxis(args[0], axis, -1))  # a view when channels are last
+        result = np.empty(acc.shape, np.int32)
+        saturations = requantizer.into(acc.reshape(-1, channels), result.reshape(-1, channels))
         return np.ascontiguousarray(np.moveaxis(result, -1, axis)), saturations
 
     return run

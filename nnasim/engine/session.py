@@ -18,6 +18,7 @@ from nnasim.errors import ModelError, NnasimWarning, UsageError
 from nnasim.ir import Graph, Op, QuantParams
 from nnasim.ir.execute import FloatSession, check_feeds
 from nnasim.kernels import layout
+from nnasim.kernels.quantize import quantize_to_engine
 from nnasim.kernels.requant import RULES
 from nnasim.quant.calibrate import calibrate
 from nnasim.quant.own_formats import carries_formats, integer_constants
@@ -90,7 +91,11 @@ class Session:
         """A float input quantized to its format; a model's integer input is fed as it is."""
         if np.dtype(self.graph.tensors[name].dtype).kind in "iu":
             return layout.from_onnx_layout(np.asarray(value, np.int32))
-        return layout.from_onnx_layout(quantize_array(value, self.quant(name)))
+        params = self.quant(name)
+        if np.size(params.scale) == 1:
+            zero_point = int(np.asarray(params.zero_point).reshape(-1)[0])
+            return quantize_to_engine(value, float(params.scale), zero_point, params.qmin, params.qmax)
+        return layout.from_onnx_layout(quantize_array(value, params))
 
 
 def build_session(

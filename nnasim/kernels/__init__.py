@@ -20,6 +20,7 @@ from nnasim.kernels import (
     matmul,
     mul,
     pooling,
+    quantize,
     reduce,
     resize,
     softmax,
@@ -47,4 +48,5 @@ KERNELS = {
     "reshape": layout.reshape,
     "slice": layout.slice_,
     "requantize": requantize,
+    "quantize_input": quantize.quantize_to_engine,
 }
