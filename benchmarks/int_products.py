@@ -30,7 +30,15 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from nnasim.kernels.gemm import block_rows  # noqa: E402
-from nnasim.kernels.intgemm import MR, NR, QUADS, IntegerProducts, int_products, pack_weights  # noqa: E402
+from nnasim.kernels.intgemm import (  # noqa: E402
+    MR,
+    NR,
+    QUADS,
+    IntegerProducts,
+    _int_products,
+    int_products,
+    pack_weights,
+)
 
 INT8 = (-128, 127)
 
@@ -108,18 +116,18 @@ def engines(shape, rng, with_ort: bool) -> tuple[dict, float]:
     cols16[:, :kdim] = cols
     gemm_packed = pack_weights(weight[None])
     out = np.empty((m, cout), np.int32)
-    start = np.zeros(gemm_packed.shape[1] * NR, np.int32)
+    start = np.zeros(gemm_packed.shape[1] * NR, np.int64)
+    one_block = np.array([[0, 1, 0, gemm_packed.shape[2], 0]], np.int64)
     runs = {
         "sgemm": (lambda: cols32 @ weight32, lambda r: np.array_equal(r.astype(np.int64), exact)),
         "int": (
-            lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out, start),
+            lambda: int_products(cols16, np.zeros(1, np.int64), gemm_packed, out, start, one_block),
             lambda r: np.array_equal(out, exact),
         ),
     }
     if QUADS is not None:
-        quads = IntegerProducts(weight[None], INT8)
-        cols8 = np.zeros((m, quads.depth), np.uint8)
-        cols8[:, :kdim] = cols - quads.offset(0)
+        quads = IntegerProducts.planned(weight[None], 128, INT8)
+        cols8 = quads.columns(cols, 0)
         runs["int quads"] = (
             lambda: quads(cols8, np.zeros(1, np.int64), out, 0),
             lambda r: np.array_equal(out, exact),
@@ -160,14 +168,15 @@ def tap_engines(image, weight, k, exact) -> dict:
             out[start * wp : start * wp + rows] = acc
         return out
 
-    begin = np.zeros(packed.shape[1] * NR, np.int32)
+    begin = np.zeros(packed.shape[1] * NR, np.int64)
+    tap_block = np.array([[0, k * k, 0, packed.shape[2], 0]], np.int64)
 
     def int_taps(products=None, source=rows16):
         for start in range(0, h, step):
             rows = (min(start + step, h) - start) * wp
             acc = np.empty((rows, cout), np.int32)
             if products is None:
-                int_products(source, offsets + start * wp, packed, acc, begin)
+                int_products(source, offsets + start * wp, packed, acc, begin, tap_block)
             else:
                 products(source, offsets + start * wp, acc, 0)
             out[start * wp : start * wp + rows] = acc
@@ -178,7 +187,7 @@ def tap_engines(image, weight, k, exact) -> dict:
 
     runs = {"sgemm taps": (float_taps, exact_taps), "int taps": (int_taps, exact_taps)}
     if QUADS is not None:
-        quads = IntegerProducts(weight.reshape(k * k, cin, cout), INT8)
+        quads = IntegerProducts.planned(weight.reshape(k * k, cin, cout), 128, INT8)
         rows8 = (tap_form(image, k, np.int64)[0] + 128).astype(np.uint8)  # padding: x_zp 0 + 128
         padded8 = np.full((rows8.shape[0], quads.depth), 128, np.uint8)
         padded8[:, :cin] = rows8[:, :cin]
@@ -207,13 +216,16 @@ def asm_evidence() -> list[str]:
     this CPU and, from the same LLVM IR, for other x86 CPUs (compiled, not run)."""
     from llvmlite import binding
 
-    fresh = njit(nogil=True)(int_products.py_func)
+    fresh = njit(nogil=True)(_int_products.py_func)
+    c = np.empty((MR, NR), np.int32)
     fresh(
         np.zeros((MR, 2), np.int16),
         np.zeros(1, np.int64),
         pack_weights(np.zeros((1, 2, NR))),
-        np.empty((MR, NR), np.int32),
-        np.zeros(NR, np.int32),
+        c,
+        c,
+        np.zeros(NR, np.int64),
+        np.array([[0, 1, 0, 1, 0]], np.int64),
     )
     signature = fresh.signatures[0]
     target = binding.Target.from_triple(binding.get_process_triple())

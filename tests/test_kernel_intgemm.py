@@ -23,6 +23,8 @@ from nnasim.kernels.intgemm import (
     NR,
     QUADS,
     IntegerProducts,
+    _int_products,
+    exact_blocks,
     int32_exact,
     int_products,
     pack_weights,
@@ -30,9 +32,14 @@ from nnasim.kernels.intgemm import (
 from tests.reference.conv2d_ref import conv2d_ref
 
 
-def _zeros(weight: np.ndarray) -> np.ndarray:
+def _zeros(weight: np.ndarray, nr: int = NR) -> np.ndarray:
     """The start values of pair products: zero for every packed channel."""
-    return np.zeros(-(-weight.shape[-1] // NR) * NR, np.int32)
+    return np.zeros(-(-weight.shape[-1] // nr) * nr, np.int64)
+
+
+def _one_block(weight: np.ndarray, group: int = 2) -> np.ndarray:
+    """One block over every tap and step of (T, K, N) weights: a single int32 sum."""
+    return np.array([[0, weight.shape[0], 0, -(-weight.shape[1] // group), 0]], np.int64)
 
 
 def _extreme_ints(rng, shape, bound: int) -> np.ndarray:
@@ -61,7 +68,7 @@ def test_int_products_match_int64(taps, rows, k, n, bound, seed):
     offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
     assert int32_exact(weight.reshape(-1, n), bound)  # over every tap: the sum runs over them all
     c = np.empty((rows, n), np.int32)
-    int_products(a, offsets, pack_weights(weight), c, _zeros(weight))
+    int_products(a, offsets, pack_weights(weight), c, _zeros(weight), _one_block(weight))
     expected = sum(a[o : o + rows, :k].astype(np.int64) @ weight[t] for t, o in enumerate(offsets))
     assert np.array_equal(c, expected)
 
@@ -83,7 +90,7 @@ def test_int_products_at_the_int32_limit():
     weight = np.full((1, 4, 3), 16383)
     assert int32_exact(weight[0], 32767)
     c = np.empty((MR + 1, 3), np.int32)
-    int_products(a, np.zeros(1, np.int64), pack_weights(weight), c, _zeros(weight))
+    int_products(a, np.zeros(1, np.int64), pack_weights(weight), c, _zeros(weight), _one_block(weight))
     expected = a.astype(np.int64) @ weight[0]
     assert np.abs(expected).max() > 2**31 - 2**18
     assert np.array_equal(c, expected)
@@ -117,28 +124,41 @@ def test_int_products_refuse_rows_past_the_input():
     """The tile reads rows by raw offsets: a tap reaching past ``a`` is an error, not a wild read."""
     a, c = np.zeros((MR, 2), np.int16), np.empty((MR, 1), np.int32)
     with pytest.raises(ValueError, match="past the input"):
-        int_products(a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c, np.zeros(NR, np.int32))
+        int_products(
+            a, np.array([1], np.int64), pack_weights(np.ones((1, 2, 1))), c, _zeros(c), _one_block(a[None])
+        )
     with pytest.raises(ValueError, match="narrower"):
-        int_products(a, np.zeros(1, np.int64), pack_weights(np.ones((1, 4, 1))), c, np.zeros(NR, np.int32))
+        weight = np.ones((1, 4, 1))
+        int_products(a, np.zeros(1, np.int64), pack_weights(weight), c, _zeros(c), _one_block(weight))
 
 
-def test_a_bound_past_int32_keeps_the_float_products():
+def test_a_bound_past_int32_sums_blocks_in_int64():
+    """Past int32, the reduction runs in exact blocks added in int64; weights past int16 keep
+    the float products."""
     weight = np.full((1, 3, 3, 300), 32767)
+    weight[..., ::7] = -32767
     geometry = ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, (4, 4))
-    assert Conv2d(weight, np.zeros(1), geometry, input_bound=255).products is None
+    conv = Conv2d(weight, np.zeros(1), geometry, input_bound=255)
+    assert conv.products.out_dtype == np.int64 and len(conv.products.blocks) > 1
+    x = np.where(np.arange(4 * 4 * 300).reshape(1, 4, 4, 300) % 5 == 0, -128, 127)
+    assert np.array_equal(conv(x, 0), conv2d_ref(x, 0, weight, np.zeros(1), (1, 1), (1, 1, 1, 1), (1, 1), 1))
+    assert Conv2d(weight * 2, np.zeros(1), geometry, input_bound=255).products is None
 
 
 @pytest.mark.skipif(not binding.get_host_cpu_features().get("avx2"), reason="needs AVX2")
 def test_the_tile_compiles_to_pmaddwd_on_avx2():
     """LLVM selects ``vpmaddwd`` for the tile's portable IR, fused with the add into ``vpdpwssd``
     where the CPU has VNNI (a fresh compile: cached code has no asm)."""
-    fresh = njit(nogil=True)(int_products.py_func)
+    fresh = njit(nogil=True)(_int_products.py_func)
+    c = np.empty((MR, NR), np.int32)
     args = (
         np.zeros((MR, 2), np.int16),
         np.zeros(1, np.int64),
         pack_weights(np.zeros((1, 2, NR))),
-        np.empty((MR, NR), np.int32),
-        np.zeros(NR, np.int32),
+        c,
+        c,
+        np.zeros(NR, np.int64),
+        _one_block(np.zeros((1, 2, NR))),
     )
     fresh(*args)
     asm = fresh.inspect_asm(fresh.signatures[0])
@@ -165,17 +185,15 @@ def test_quad_products_match_int64(taps, rows, k, n, low, seed):
     weight = _extreme_ints(rng, (taps, k, n), 127)
     weight[rng.random(weight.shape) < 0.1] = -128
     x_zp = int(rng.integers(low, low + 256))
-    products = IntegerProducts(weight, (low, low + 255))
-    assert products.quads
+    products = IntegerProducts.planned(weight, max(low + 255 - x_zp, x_zp - low), (low, low + 255))
     slack = int(rng.integers(0, 9))
     x = rng.integers(low, low + 256, (rows + slack, k))
-    a = np.full((rows + slack, products.depth), products.fill(x_zp), np.uint8)
-    a[:, :k] = x - products.offset(x_zp)
+    a = products.columns(x, x_zp)
     offsets = rng.integers(0, slack + 1, taps).astype(np.int64)
-    c = np.empty((rows, n), np.int32)
-    products(a, offsets, c, x_zp)
     expected = sum((x[o : o + rows] - x_zp) @ weight[t] for t, o in enumerate(offsets))
-    assert np.abs(expected).max() < 2**31
+    assert products.quads and (products.out_dtype == np.int64) == (np.abs(expected).max() >= 2**31)
+    c = np.empty((rows, n), products.out_dtype)
+    products(a, offsets, c, x_zp)
     assert np.array_equal(c, expected)
 
 
@@ -215,23 +233,26 @@ def test_conv2d_and_fc_take_quads_with_the_input_range(kernel, strides, pads, ch
 
 def test_quads_need_int8_weights_and_a_256_value_range():
     weight = np.ones((1, 4, 3), np.int64)
-    assert not IntegerProducts(weight).quads  # range unknown
-    assert not IntegerProducts(weight, (-128, 128)).quads
+    assert not IntegerProducts.planned(weight, 128).quads  # range unknown
+    assert not IntegerProducts.planned(weight, 128, (-128, 128)).quads  # 257 values: pairs
     weight[0, 0, 0] = 128
-    assert not IntegerProducts(weight, (-128, 127)).quads
+    assert not IntegerProducts.planned(weight, 128, (-128, 127)).quads
 
 
 @needs_vnni
 def test_the_quad_tile_compiles_to_vpdpbusd():
     """The quad tile is VNNI's ``vpdpbusd`` (a fresh compile: cached code has no asm)."""
-    fresh = njit(nogil=True)(int_products.py_func)
+    fresh = njit(nogil=True)(_int_products.py_func)
     packed = pack_weights(np.zeros((1, 4, QUADS.channels)), QUADS)
+    c = np.empty((QUADS.rows, QUADS.channels), np.int32)
     fresh(
         np.zeros((QUADS.rows, 4), np.uint8),
         np.zeros(1, np.int64),
         packed,
-        np.empty((QUADS.rows, QUADS.channels), np.int32),
-        np.zeros(QUADS.channels, np.int32),
+        c,
+        c,
+        np.zeros(QUADS.channels, np.int64),
+        _one_block(np.zeros((1, 4, 1)), 4),
     )
     assert "vpdpbusd" in fresh.inspect_asm(fresh.signatures[0])
 
@@ -243,10 +264,9 @@ def test_a_portable_target_takes_no_quads(tmp_path):
         "import numpy as np\n"
         "from nnasim.kernels.intgemm import QUADS, IntegerProducts\n"
         "w = np.random.default_rng(0).integers(-128, 128, (1, 40, 20))\n"
-        "p = IntegerProducts(w, (-128, 127))\n"
+        "p = IntegerProducts.planned(w, 131, (-128, 127))\n"
         "x = np.random.default_rng(1).integers(-128, 128, (30, 40))\n"
-        "a = np.zeros((30, p.depth), p.dtype)\n"
-        "a[:, :40] = x - p.offset(3)\n"
+        "a = p.columns(x, 3)\n"
         "c = np.empty((30, 20), np.int32)\n"
         "p(a, np.zeros(1, np.int64), c, 3)\n"
         "print(QUADS, p.quads, np.array_equal(c, (x - 3) @ w[0]))\n"
@@ -255,3 +275,38 @@ def test_a_portable_target_takes_no_quads(tmp_path):
     env.pop("NUMBA_CPU_FEATURES", None)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["None", "False", "True"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    kernel=st.sampled_from([(1, 1), (3, 3), (2, 1)]),
+    strides=st.sampled_from([(1, 1), (2, 2)]),
+    channels=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    weight_bits=st.sampled_from([8, 16]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_16_bit_layers_take_byte_planes(kernel, strides, channels, weight_bits, seed):
+    """16-bit inputs run as two byte planes (quads for int8 weights where VNNI exists, else
+    pairs), extreme values and blocks combined in int64 included, equal to the int64 reference."""
+    rng = np.random.default_rng(seed)
+    cin, cout = channels
+    x = _extreme_ints(rng, (1, 7, 6, cin), 2**15 - 1) - 1  # [-32768, 32766]
+    weight = _extreme_ints(rng, (cout, *kernel, cin), 2 ** (weight_bits - 1) - 1)
+    x_zp = int(rng.integers(-100, 100))
+    pads = (1, 0, 0, 1)
+    geometry = ConvGeometry(
+        kernel, strides, pads, (1, 1), 1, output_hw((7, 6), kernel, strides, pads, (1, 1))
+    )
+    conv = Conv2d(weight, np.arange(cout), geometry, 32768 + abs(x_zp), input_range=(-32768, 32767))
+    assert conv.products.planes == 2 and conv.products.quads == (QUADS is not None and weight_bits == 8)
+    expected = conv2d_ref(x, x_zp, weight, np.arange(cout), strides, pads, (1, 1), 1)
+    assert np.array_equal(conv(x, x_zp), expected)
+
+
+def test_exact_blocks_split_taps_then_steps():
+    """Whole taps while their sum fits 2**31, a tap too large alone in runs of steps."""
+    taps = np.full((3, 8, 1), 2**20)  # 2**23 * 255 per tap: one tap per block at bound 255
+    assert exact_blocks(taps, 255, 2) == [(0, 1, 0, 4), (1, 2, 0, 4), (2, 3, 0, 4)]
+    assert exact_blocks(taps, 1, 2) == [(0, 3, 0, 4)]
+    wide = np.full((1, 8, 1), 2**28)  # 2**31 per tap at bound 1: split into steps of two values
+    assert exact_blocks(wide, 1, 2) == [(0, 1, 0, 3), (0, 1, 3, 4)]

@@ -46,12 +46,11 @@ def test_integer_products_share_their_blocks_among_threads(quads, restore_thread
     rng = np.random.default_rng(11)
     rows, k, n = 3 * intgemm.MC + 7, 70, 75  # several row blocks, partial tiles and panels
     weight = rng.integers(-128, 128, (2, k, n))
-    products = intgemm.IntegerProducts(weight, (-128, 127) if quads else None)
-    assert products.quads == quads
     x_zp = 5
+    products = intgemm.IntegerProducts.planned(weight, 133, (-128, 127) if quads else None)
+    assert products.quads == quads
     x = rng.integers(-128, 128, (rows + 3, k))
-    a = np.full((rows + 3, products.depth), products.fill(x_zp), products.dtype)
-    a[:, :k] = x - products.offset(x_zp)
+    a = products.columns(x, x_zp)
     offsets = np.array([0, 3], np.int64)
     expected = sum((x[o : o + rows] - x_zp) @ weight[t] for t, o in enumerate(offsets))
     for threads in (1, 2):

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
+from nnasim.kernels.columns import im2col, padded_rows
 from nnasim.kernels.gemm import FLOAT32_EXACT, FLOAT64_EXACT, ExactMatmul, block_rows, shared_block_rows
-from nnasim.kernels.intgemm import IntegerProducts, int32_exact
+from nnasim.kernels.intgemm import IntegerProducts
 from nnasim.kernels.jit import kernel
 from nnasim.kernels.parallel import for_blocks
 from nnasim.kernels.requant import Requantizer
@@ -65,32 +66,30 @@ class Conv2d:
         self.acc_bound = worst + int(np.abs(self.bias).max(initial=0))  # |acc + bias|, proved
         self.depthwise = geometry.groups > 1 and cin_g == 1 and out_ch == geometry.groups
         self.implicit = self.products = None
-        if (
-            integer_products
-            and geometry.groups == 1
-            and int32_exact(self.weight.reshape(out_ch, -1).T, input_bound)
-        ):
-            self.products = self._integer_products(kh, kw, cin_g, out_ch, input_range)
-        elif self.depthwise:
+        if integer_products and geometry.groups == 1:
+            self.products = self._integer_products(kh, kw, cin_g, out_ch, input_bound, input_range)
+        if self.products is not None:
+            return
+        if self.depthwise:
             # taps (KH, KW, C) in the narrowest exact accumulator type (see ``exact_dtype``)
             self.taps = np.ascontiguousarray(self.weight[..., 0].transpose(1, 2, 0), dtype=exact_dtype(worst))
-        else:
-            per_group = out_ch // geometry.groups
-            self.matmuls = [
-                ExactMatmul(
-                    self.weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1).T, input_bound
-                )
-                for g in range(geometry.groups)
-            ]
-            self.implicit = self._implicit_taps(kh, kw, cin_g, out_ch)
+            return
+        per_group = out_ch // geometry.groups
+        self.matmuls = [
+            ExactMatmul(
+                self.weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1).T, input_bound
+            )
+            for g in range(geometry.groups)
+        ]
+        self.implicit = self._implicit_taps(kh, kw, cin_g, out_ch)
 
-    def _integer_products(self, kh: int, kw: int, cin: int, out_ch: int, input_range) -> IntegerProducts:
-        """Weights packed for ``int_products``: one tap per window position where stride-1 taps
-        apply (``_taps_apply``), else one (KH*KW*C, O) product of im2col columns."""
+    def _integer_products(self, kh, kw, cin, out_ch, input_bound, input_range) -> IntegerProducts | None:
+        """Weights packed for ``int_products`` (None where no exact integer plan exists): one
+        tap per window position where stride-1 taps apply (``_taps_apply``), else one
+        (KH*KW*C, O) product of im2col columns."""
         taps = self.weight.transpose(1, 2, 3, 0)  # (KH, KW, C, O)
-        if self._taps_apply():
-            return IntegerProducts(taps.reshape(kh * kw, cin, out_ch), input_range)
-        return IntegerProducts(taps.reshape(1, kh * kw * cin, out_ch), input_range)
+        shape = (kh * kw, cin, out_ch) if self._taps_apply() else (1, kh * kw * cin, out_ch)
+        return IntegerProducts.planned(taps.reshape(shape), input_bound, input_range)
 
     def _taps_apply(self) -> bool:
         """Whether a stride-1 convolution with a real window runs as window taps on shifted rows."""
@@ -139,7 +138,7 @@ class Conv2d:
         for b in range(n):
             source, shifts, width = self._int_source(x[b], x_zp)
             step = max(1, shared_block_rows(oh * width, out_ch) // width)
-            acc = np.empty((min(step, oh) * width, out_ch), np.int32)
+            acc = np.empty((min(step, oh) * width, out_ch), self.products.out_dtype)
             for start in range(0, oh, step):
                 rows = min(step, oh - start)
                 block = acc[: rows * width]
@@ -151,10 +150,10 @@ class Conv2d:
     def _int_accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
         """int32 accumulators (N, OH, OW, O) from ``int_products``, bias not included."""
         n, (oh, ow), out_ch = x.shape[0], self.geometry.out_hw, self.weight.shape[0]
-        acc = np.empty((n, oh, ow, out_ch), np.int32)
+        acc = np.empty((n, oh, ow, out_ch), self.products.out_dtype)
         for b in range(n):
             source, shifts, width = self._int_source(x[b], x_zp)
-            rows = np.empty((oh * width, out_ch), np.int32)
+            rows = np.empty((oh * width, out_ch), acc.dtype)
             self.products(source, shifts, rows, x_zp)
             acc[b] = rows.reshape(oh, width, out_ch)[:, :ow]
         return acc
@@ -208,7 +207,7 @@ class Conv2d:
         past the padded image (see ``_implicit_gemm``)."""
         g = self.geometry
         extra = (g.kernel[1] - 1) * g.dilations[1]
-        return padded_rows(image, np.int64(x_zp), *g.pads, extra, channels, np.full(1, fill, dtype))
+        return padded_rows(image, np.int64(x_zp), *g.pads, extra, channels, _fills(fill, dtype))
 
     def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
         """int64 accumulators (N, OH, OW, O), bias included."""
@@ -279,59 +278,13 @@ class Conv2d:
             *g.dilations,
             *g.out_hw,
             width,
-            np.full(1, fill, dtype),
+            _fills(fill, dtype),
         )
 
 
-@kernel(parallel=True)
-def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fill):
-    """Rows (n, oy, ox), columns (ky, kx, c) of ``x - x_zp``, in ``fill``'s type; ``fill[0]`` where
-    the window leaves the input and in the columns from ``kh * kw * c`` up to ``width``.
-
-    Every element is written once (no zero-filled allocation): the copy is memory-bound.
-    """
-    n, h, w, c = x.shape
-    cols = np.empty((n * oh * ow, width), fill.dtype)
-    outside = fill[0]
-    for row in prange(n * oh):
-        b, oy = row // oh, row % oh
-        for ox in range(ow):
-            r = row * ow + ox
-            cols[r, kh * kw * c :] = outside
-            for ky in range(kh):
-                iy = oy * sh - pad_top + ky * dh
-                for kx in range(kw):
-                    ix = ox * sw - pad_left + kx * dw
-                    base = (ky * kw + kx) * c
-                    if iy < 0 or iy >= h or ix < 0 or ix >= w:
-                        cols[r, base : base + c] = outside
-                    else:
-                        for ch in range(c):
-                            cols[r, base + ch] = x[b, iy, ix, ch] - x_zp
-    return cols
-
-
-@kernel(parallel=True)
-def padded_rows(image, x_zp, top, left, bottom, right, extra, channels, fill):
-    """(Hp * Wp + extra, channels) rows of ``image - x_zp`` (H, W, C) padded by the given
-    margins, in ``fill``'s type: ``fill[0]`` in the margins, the channels past C and the
-    ``extra`` rows. One parallel pass, every element written once."""
-    h, w, c = image.shape
-    hp, wp = h + top + bottom, w + left + right
-    rows = np.empty((hp * wp + extra, channels), fill.dtype)
-    outside = fill[0]
-    rows[hp * wp :] = outside
-    for y in prange(hp):
-        iy = y - top
-        for x in range(wp):
-            r, ix = y * wp + x, x - left
-            if iy < 0 or iy >= h or ix < 0 or ix >= w:
-                rows[r] = outside
-                continue
-            for ch in range(c):
-                rows[r, ch] = image[iy, ix, ch] - x_zp
-            rows[r, c:] = outside
-    return rows
+def _fills(fill, dtype) -> np.ndarray:
+    """Each plane's padding value (one number: one plane) as ``columns`` takes them."""
+    return np.asarray(fill, dtype).reshape(-1)
 
 
 def exact_dtype(worst_sum: int) -> type:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnasim.kernels.gemm import ExactMatmul
-from nnasim.kernels.intgemm import IntegerProducts, int32_exact
+from nnasim.kernels.intgemm import IntegerProducts
 
 
 class FullyConnected:
@@ -26,8 +26,9 @@ class FullyConnected:
         input_range: tuple[int, int] | None = None,
     ):
         weight = np.asarray(weight, np.int64)
-        integer = integer_products and int32_exact(weight, input_bound)
-        self.products = IntegerProducts(weight[None], input_range) if integer else None
+        self.products = (
+            IntegerProducts.planned(weight[None], input_bound, input_range) if integer_products else None
+        )
         self.matmul = None if self.products is not None else ExactMatmul(weight, input_bound)
         self.channels = weight.shape[1]
         self.bias = None if bias is None else np.asarray(bias, np.int64)
@@ -38,15 +39,13 @@ class FullyConnected:
         return acc if self.bias is None else acc + self.bias
 
     def accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
-        """Accumulators without the bias: int32 (integer products), or int64 or floats holding
+        """Accumulators without the bias: int32 or int64 (integer products), or int64 or floats holding
         exact integers (see ``gemm``)."""
         rows = x.reshape(-1, x.shape[-1])
         products = self.products
         if products is None:
             cols = np.subtract(rows, self.matmul.dtype(x_zp), dtype=self.matmul.dtype)
             return self.matmul(cols).reshape(*x.shape[:-1], -1)
-        cols = np.zeros((rows.shape[0], products.depth), products.dtype)
-        np.subtract(rows, np.int64(products.offset(x_zp)), out=cols[:, : rows.shape[1]], casting="unsafe")
-        acc = np.empty((rows.shape[0], self.channels), np.int32)
-        products(cols, np.zeros(1, np.int64), acc, x_zp)
+        acc = np.empty((rows.shape[0], self.channels), products.out_dtype)
+        products(products.columns(rows, x_zp), np.zeros(1, np.int64), acc, x_zp)
         return acc.reshape(*x.shape[:-1], -1)

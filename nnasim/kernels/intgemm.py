@@ -1,28 +1,33 @@
-"""Exact integer matrix products: int32 ``C = A @ W`` on int16 pairs, or on uint8 x int8 quads.
+"""Exact integer matrix products: ``C = A @ W`` on int16 pairs or uint8 x int8 quads.
 
 Pairs. The CPU's integer multiply-add of int16 pairs (x86 ``pmaddwd``: ``a0*w0 + a1*w1`` into
-int32, 16 products per AVX2 instruction) does an 8-bit layer's products at about 1.5x float32
-sgemm's rate (``benchmarks/int_products.py``). The tile is portable LLVM IR (sign-extend,
-multiply, add the even and odd lanes), which LLVM selects as ``vpmaddwd`` on AVX2 (``vpdpwssd``
-with VNNI) and as the best pairwise multiply-add elsewhere.
+int32) is portable LLVM IR (sign-extend, multiply, add the even and odd lanes), which LLVM
+selects as ``vpmaddwd`` on AVX2, ``vpdpwssd`` with VNNI, and the best pairwise multiply-add
+elsewhere; the tile is 12 rows x 32 channels in zmm registers where the target has AVX-512BW,
+else 6 x 16 in ymm.
 
 Quads. Where the CPU has VNNI (``vpdpbusd``: four uint8 x int8 products added to each int32
-lane, 64 per AVX-512 instruction), an 8-bit layer whose weights fit int8 and whose input values
-span at most 256 integers runs on quads: ``A`` holds ``x - lo`` in uint8 (``lo`` the input
-format's least value), so ``A @ W = (x - x_zp) @ W + (x_zp - lo) * sum_k W``, and the tile
-starts each output channel's sum at ``-(x_zp - lo) * sum_k W``. ``vpdpbusd`` adds without
-saturating, modulo 2**32, so the result is exact whenever the true sum fits int32.
+lane, 64 per AVX-512 instruction), layers whose weights fit int8 run on quads: ``A`` holds
+``x - lo`` in uint8 (``lo`` the input format's least value), so ``A @ W = (x - x_zp) @ W +
+(x_zp - lo) * sum_k W``, and the result starts at ``-(x_zp - lo) * sum_k W``.
 
-Exact when every value fits int16 with no pair ``(-2**15, -2**15) x (-2**15, -2**15)`` (the one
-``pmaddwd`` overflow), and every partial sum fits int32: ``int32_exact`` proves both from the
-largest ``|a|`` and the weights, as ``gemm.exact_chunks`` does for floats (for quads the final
-sum is all that must fit).
+Byte planes. A 16-bit input (its format spans up to 2**16 integers) is split into the low and
+high bytes of ``v = x - lo`` (``columns``): ``A @ W = A_lo @ W + 256 * A_hi @ W``, two 8-bit
+products, on quads where the weights fit int8, else on pairs with int16 weights (any pair of
+a byte and an int16 weight sums below 2**31). Their int32 sums are combined in int64.
 
-Layouts. ``A`` is (rows, Kp), Kp a whole number of groups (pairs or quads) along K. Weights are
-packed once into (taps, panels, Kp/group, NR, group): per reduction group, NR output channels'
-weights side by side. A product sums over taps, each reading ``A`` from its own row offset: one
-tap is a plain GEMM, a convolution's window taps on shifted rows of its padded input are the
-implicit GEMM.
+Exactness. A product's int32 sums are exact while the true sum fits: ``int32_exact`` proves
+it for a whole layer (``|a| * max_n sum_k |w| < 2**31``, operands in int16) and the result is
+then int32 (quads add modulo 2**32, so only the final sum must fit). Otherwise the reduction
+is split into blocks of taps and reduction steps, each proved exact on its own
+(``exact_blocks``, as ``gemm.exact_chunks`` does for floats), and every block's sum is added
+into an int64 result, shifted by its plane's 8 bits.
+
+Layouts. ``A`` is (rows, planes * Kp), Kp a whole number of groups (pairs or quads) along K.
+Weights are packed once into (taps, panels, Kp/group, NR, group): per reduction group, NR
+output channels' weights side by side. A product sums over taps, each reading ``A`` from its
+own row offset: one tap is a plain GEMM, a convolution's window taps on shifted rows of its
+padded input are the implicit GEMM.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from numba import prange, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 
+from nnasim.kernels.columns import im2col
 from nnasim.kernels.jit import kernel
 
-MR, NR = 6, 16  # a pair tile: 6 rows x 16 channels, 12 AVX2 accumulators
 MC, KC = 96, 256  # rows per block (A block in L2), reduction groups per pass (W panel in L1)
 INT32_EXACT = 2**31
 INT16_MAX = 2**15 - 1
+BYTE = 255
+BLOCK_COST = 16  # reduction steps a block's int64 flush costs, in the plan's estimate
 
 _I8, _I16, _I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
 
@@ -60,9 +67,6 @@ class TileShape:
         return self.lanes * self.vectors
 
 
-PAIRS = TileShape(MR, 8, NR // 8, 2)
-
-
 def _cpu_features() -> str:
     """The features Numba compiles for, as Numba picks them: ``NUMBA_CPU_FEATURES`` if set, else
     the host's, unless ``NUMBA_CPU_NAME`` names another CPU (a portable cache): then none."""
@@ -71,16 +75,25 @@ def _cpu_features() -> str:
     return binding.get_host_cpu_features().flatten() if config.CPU_NAME in (None, "host") else ""
 
 
+_FEATURES = set(_cpu_features().split(","))
+
+
+def _pair_tile() -> TileShape:
+    """24 zmm accumulators where the target has AVX-512BW, else 12 ymm."""
+    return TileShape(12, 16, 2, 2) if "+avx512bw" in _FEATURES else TileShape(6, 8, 2, 2)
+
+
 def _quad_tile() -> tuple[TileShape, str] | None:
     """The widest ``vpdpbusd`` the compile target has, with its LLVM intrinsic (None: no VNNI)."""
-    features = set(_cpu_features().split(","))
-    if "+avx512vnni" in features and "+avx512bw" in features:
+    if "+avx512vnni" in _FEATURES and "+avx512bw" in _FEATURES:
         return TileShape(12, 16, 2, 4), "llvm.x86.avx512.vpdpbusd.512"  # 24 of 32 zmm
-    if "+avxvnni" in features or {"+avx512vnni", "+avx512vl"} <= features:
+    if "+avxvnni" in _FEATURES or {"+avx512vnni", "+avx512vl"} <= _FEATURES:
         return TileShape(6, 8, 2, 4), "llvm.x86.avx512.vpdpbusd.256"  # 12 of 16 ymm
     return None
 
 
+PAIRS = _pair_tile()
+MR, NR = PAIRS.rows, PAIRS.channels
 _QUADS = _quad_tile()
 QUADS = _QUADS[0] if _QUADS else None
 
@@ -95,13 +108,91 @@ def int32_exact(weight: np.ndarray, input_bound: int) -> bool:
     return int(input_bound) * int(magnitude.sum(axis=0).max(initial=0)) < INT32_EXACT
 
 
-def quads_apply(taps: np.ndarray, input_range: tuple[int, int] | None) -> bool:
-    """Whether uint8 x int8 quads serve weights ``taps``: the CPU has VNNI, the weights fit
-    int8 and the input's values span at most 256 integers."""
-    if QUADS is None or input_range is None:
-        return False
-    lo, hi = input_range
-    return hi - lo <= 255 and int(taps.min(initial=0)) >= -128 and int(taps.max(initial=0)) <= 127
+def exact_blocks(taps: np.ndarray, element_bound: int, group: int) -> list[tuple[int, int, int, int]]:
+    """(first tap, last tap + 1, first step, last step + 1) blocks covering (T, K, N) weights
+    once, each summing exactly in int32 for operands ``|a| <= element_bound``: whole runs of
+    taps while their worst sum ``element_bound * max_n sum |w|`` stays below 2**31, and a tap
+    that alone exceeds it in runs of reduction steps (``group`` values of K each)."""
+    count, k, n = taps.shape
+    steps = -(-k // group)
+    magnitude = np.zeros((count, steps * group, n), np.int64)
+    magnitude[:, :k] = np.abs(taps.astype(np.int64)) * int(element_bound)
+    per_step = magnitude.reshape(count, steps, group, n).sum(axis=2)  # (T, steps, N)
+    per_tap = per_step.sum(axis=1)  # (T, N)
+    blocks, t = [], 0
+    while t < count:
+        end, total = t, np.zeros(n, np.int64)
+        while end < count and int((total + per_tap[end]).max(initial=0)) < INT32_EXACT:
+            total += per_tap[end]
+            end += 1
+        if end > t:
+            blocks.append((t, end, 0, steps))
+            t = end
+            continue
+        cumulative = np.vstack([np.zeros((1, n), np.int64), np.cumsum(per_step[t], axis=0)])
+        s = 0
+        while s < steps:
+            too_big = np.flatnonzero((cumulative[s + 1 :] - cumulative[s]).max(axis=1) >= INT32_EXACT)
+            stop = s + int(too_big[0]) if too_big.size else steps
+            blocks.append((t, t + 1, s, stop))
+            s = stop
+        t += 1
+    return blocks
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """How a layer's products run: the tile, the input's planes and what ``A`` holds, the
+    blocks and whether the result is int32 (one exact sum) or int64 (blocks combined)."""
+
+    shape: TileShape
+    planes: int
+    unsigned: bool  # A holds x - lo (quads, byte planes), else x - x_zp
+    blocks: tuple[tuple[int, int, int, int, int], ...]  # (t0, t1, s0, s1, plane)
+    wide: bool
+
+    def cost(self) -> int:
+        """Reduction steps of every tap summed, plus each block's flush (``BLOCK_COST``)."""
+        return sum((t1 - t0) * (s1 - s0) + BLOCK_COST for t0, t1, s0, s1, _ in self.blocks)
+
+
+def plan_products(
+    taps: np.ndarray, input_bound: int, input_range: tuple[int, int] | None
+) -> ProductPlan | None:
+    """The cheapest exact plan for (T, K, N) integer weights and an input of ``|x - x_zp| <=
+    input_bound`` within ``input_range`` (None: unknown): quads where the weights fit int8,
+    pairs where they fit int16, one plane where the input spans 256 integers (or, on pairs,
+    fits int16), two byte planes up to 2**16; None where no plan is exact."""
+    lo_w, hi_w = int(taps.min(initial=0)), int(taps.max(initial=0))
+    span = None if input_range is None else input_range[1] - input_range[0]
+    planes = None if span is None or span > 2**16 - 1 else 1 if span <= BYTE else 2
+    plans = []
+    if QUADS is not None and planes and lo_w >= -128 and hi_w <= 127:
+        plans.append(_plan(taps, QUADS, planes, span, input_bound))
+    if lo_w >= -(2**15) and hi_w <= INT16_MAX:
+        if input_bound <= INT16_MAX:
+            plans.append(_plan(taps, PAIRS, 1, None, input_bound))
+        if planes == 2:
+            plans.append(_plan(taps, PAIRS, 2, span, input_bound))
+    return min(plans, key=ProductPlan.cost, default=None)
+
+
+def _plan(taps: np.ndarray, shape: TileShape, planes: int, span: int | None, input_bound: int) -> ProductPlan:
+    """One plan, ``A`` holding ``x - lo`` in ``planes`` bytes (``span``: the input's largest
+    ``x - lo``) or, for ``span`` None, ``x - x_zp``: a single int32 sum where ``int32_exact``
+    holds on one plane (quads wrap modulo 2**32, so their final sum is all that must fit),
+    else ``exact_blocks`` per plane."""
+    count, k, n = taps.shape
+    steps = -(-k // shape.group)
+    if planes == 1 and int32_exact(taps.reshape(-1, n), input_bound):
+        return ProductPlan(shape, 1, span is not None, ((0, count, 0, steps, 0),), False)
+    plane_bounds = [input_bound] if span is None else [min(span, BYTE), span >> 8][:planes]
+    blocks = tuple(
+        (*block, plane)
+        for plane, bound in enumerate(plane_bounds)
+        for block in exact_blocks(taps, max(bound, 1), shape.group)
+    )
+    return ProductPlan(shape, planes, span is not None, blocks, True)
 
 
 def pack_weights(taps: np.ndarray, shape: TileShape = PAIRS) -> np.ndarray:
@@ -116,41 +207,66 @@ def pack_weights(taps: np.ndarray, shape: TileShape = PAIRS) -> np.ndarray:
 
 
 class IntegerProducts:
-    """A layer's weights packed for ``int_products``, and how its input is laid out for them.
+    """A layer's weights packed for ``int_products`` by its ``ProductPlan``, and how its input
+    is laid out for them.
 
-    ``taps`` is (T, K, N) integers; ``input_range`` the (least, largest) value of the input's
-    format, which lets quads serve (see the module docstring); pairs serve otherwise.
+    ``taps`` is (T, K, N) integers, ``input_bound`` the largest ``|x - x_zp|`` and
+    ``input_range`` the (least, largest) value of the input's format (quads and byte planes
+    need it). Build it with ``IntegerProducts.planned``, which returns None where no exact
+    integer plan exists.
     """
 
-    def __init__(self, taps: np.ndarray, input_range: tuple[int, int] | None = None):
+    def __init__(self, taps: np.ndarray, plan: ProductPlan, input_range: tuple[int, int] | None):
         taps = np.asarray(taps, np.int64)
-        self.quads = quads_apply(taps, input_range)
-        self.shape = QUADS if self.quads else PAIRS
+        self.plan = plan
+        self.shape = plan.shape
+        self.quads = plan.shape.group == 4
+        self.planes = plan.planes
         self.packed = pack_weights(taps, self.shape)
-        self.low = input_range[0] if self.quads else None
+        self.low = input_range[0] if plan.unsigned else None
         self.channel_sums = taps.sum(axis=(0, 1))
         self.channels = taps.shape[2]
         self.dtype = np.uint8 if self.quads else np.int16
+        self.out_dtype = np.int64 if plan.wide else np.int32
+        self.blocks = np.array(plan.blocks, np.int64).reshape(-1, 5)
+
+    @classmethod
+    def planned(cls, taps, input_bound: int, input_range=None) -> IntegerProducts | None:
+        taps = np.asarray(taps, np.int64)
+        plan = plan_products(taps, input_bound, input_range)
+        return None if plan is None else cls(taps, plan, input_range)
 
     @property
     def depth(self) -> int:
-        """Columns of ``A``: K padded to whole groups."""
+        """Columns of one plane of ``A``: K padded to whole groups."""
         return self.packed.shape[2] * self.shape.group
 
     def offset(self, x_zp: int) -> int:
         """What is subtracted from the input's values to make ``A``."""
-        return self.low if self.quads else x_zp
+        return self.low if self.low is not None else x_zp
 
-    def fill(self, x_zp: int) -> int:
-        """``A``'s value where the input is padding (the zero point, offset like every value)."""
-        return x_zp - self.low if self.quads else 0
+    def fill(self, x_zp: int) -> np.ndarray:
+        """Each plane's value of ``A`` where the input is padding (the zero point, offset like
+        every value), in ``A``'s type: the ``fill`` of ``columns.im2col``."""
+        value = x_zp - self.offset(x_zp)
+        planes = [value] if self.planes == 1 else [value & BYTE, value >> 8]
+        return np.array(planes, self.dtype)
+
+    def columns(self, rows: np.ndarray, x_zp: int) -> np.ndarray:
+        """``A`` of a (M, K) input matrix."""
+        m, k = rows.shape
+        image = np.ascontiguousarray(rows).reshape(1, m, 1, k)
+        return im2col(
+            image, np.int64(self.offset(x_zp)), 1, 1, 1, 1, 0, 0, 1, 1, m, 1, self.depth, self.fill(x_zp)
+        )
 
     def __call__(self, a: np.ndarray, offsets: np.ndarray, c: np.ndarray, x_zp: int) -> None:
-        """``c[r] = sum_t (x - x_zp)[offsets[t] + r] @ W_t`` from ``A`` laid out as above."""
-        start = np.zeros(self.packed.shape[1] * self.shape.channels, np.int32)
-        if self.quads:
-            start[: self.channels] = -(x_zp - self.low) * self.channel_sums  # exact modulo 2**32
-        int_products(a, offsets, self.packed, c, start)
+        """``c[r] = sum_t (x - x_zp)[offsets[t] + r] @ W_t`` from ``A`` laid out as above;
+        ``c`` is ``out_dtype``."""
+        start = np.zeros(self.packed.shape[1] * self.shape.channels, np.int64)
+        if self.low is not None:
+            start[: self.channels] = -(x_zp - self.low) * self.channel_sums
+        int_products(a, offsets, self.packed, c, start, self.blocks)
 
 
 def _pair_madd(builder, acc, a, w, shape):
@@ -186,6 +302,7 @@ def _tile(
     a_start,
     lda,
     offsets,
+    o_start,
     taps,
     w,
     w_start,
@@ -198,9 +315,10 @@ def _tile(
     start,
     start_at,
 ):
-    """C[0:rows, 0:NR] (+)= sum over ``taps`` taps t of A[offsets[t] + 0:rows, 0:group*steps] @
-    panel_t, elements addressed from the given starts, tap t's panel ``t * tap_stride`` elements
-    after the first; without ``accumulate`` the sums begin at ``start[start_at : start_at + NR]``.
+    """C[0:rows, 0:NR] (+)= sum over ``taps`` taps t of A[offsets[o_start + t] + 0:rows,
+    0:group*steps] @ panel_t, elements addressed from the given starts, tap t's panel
+    ``t * tap_stride`` elements after the first; without ``accumulate`` the sums begin at
+    ``start[start_at : start_at + NR]``.
 
     int16 ``A`` takes the pair tile, uint8 ``A`` the quad tile. The rows x NR int32
     accumulators live in registers across the taps and the reduction.
@@ -213,21 +331,53 @@ def _tile(
         shape, madd = PAIRS, _pair_madd
     else:
         return None
-    arguments = (a, a_start, lda, offsets, taps, w, w_start, tap_stride, steps, c, c_start, ldc)
-    sig = types.void(*arguments, accumulate, start, start_at)
+    sig = types.void(
+        a,
+        a_start,
+        lda,
+        offsets,
+        o_start,
+        taps,
+        w,
+        w_start,
+        tap_stride,
+        steps,
+        c,
+        c_start,
+        ldc,
+        accumulate,
+        start,
+        start_at,
+    )
     element = _I8 if shape.group == 4 else _I16
     group = ir.VectorType(element, shape.group * shape.lanes)
     lanes = ir.VectorType(_I32, shape.lanes)
     splat = ir.Constant(lanes, [0] * shape.lanes)
 
     def codegen(context, builder, sig, args):
-        a, a_start, lda, offsets, taps, w, w_start, tap_stride, steps, c, c_start, ldc = args[:12]
-        accumulate, start, start_at = args[12:]
+        (
+            a,
+            a_start,
+            lda,
+            offsets,
+            o_start,
+            taps,
+            w,
+            w_start,
+            tap_stride,
+            steps,
+            c,
+            c_start,
+            ldc,
+            accumulate,
+            start,
+            start_at,
+        ) = args
         a_ptr = builder.gep(_data(context, builder, sig.args[0], a), [a_start])
-        o_ptr = _data(context, builder, sig.args[3], offsets)
-        w_ptr = builder.gep(_data(context, builder, sig.args[5], w), [w_start])
-        c_ptr = builder.gep(_data(context, builder, sig.args[9], c), [c_start])
-        s_ptr = builder.gep(_data(context, builder, sig.args[13], start), [start_at])
+        o_ptr = builder.gep(_data(context, builder, sig.args[3], offsets), [o_start])
+        w_ptr = builder.gep(_data(context, builder, sig.args[6], w), [w_start])
+        c_ptr = builder.gep(_data(context, builder, sig.args[10], c), [c_start])
+        s_ptr = builder.gep(_data(context, builder, sig.args[14], start), [start_at])
         add = builder.icmp_unsigned("!=", accumulate, accumulate.type(0))
         targets, accs = [], []
         for r in range(shape.rows):
@@ -236,7 +386,9 @@ def _tile(
             accs.append([])
             for h in range(shape.vectors):
                 target = builder.bitcast(builder.gep(row, [ldc.type(shape.lanes * h)]), lanes.as_pointer())
-                begin = builder.bitcast(builder.gep(s_ptr, [ldc.type(shape.lanes * h)]), lanes.as_pointer())
+                begin = builder.bitcast(
+                    builder.gep(s_ptr, [start_at.type(shape.lanes * h)]), lanes.as_pointer()
+                )
                 first = builder.select(add, builder.load(target, align=4), builder.load(begin, align=4))
                 targets[r].append(target)
                 accs[r].append(cgutils.alloca_once_value(builder, first))
@@ -272,94 +424,164 @@ def _tile(
     return sig, codegen
 
 
-@kernel(parallel=True)
-def int_products(a, offsets, packed, c, start):
-    """``c[r] = start + sum_t a[offsets[t] + r] @ W_t`` for every row r of ``c`` (rows, N) int32.
+_NO_INT32_RESULT = np.empty((0, 0), np.int32)
 
-    ``a`` (R, Kp) int16 or uint8 and ``packed`` (T, panels, Kp/group, NR, group) from
-    ``pack_weights``; ``start`` holds one int32 per packed channel. Rows past ``a``'s end are
-    never read (partial tiles go through scratch tiles). Blocked as BLIS does: MC rows and one
-    panel of NR channels at a time (the threads share these blocks out), KC reduction groups
-    at a time, every tap of a tile summed in its registers.
+
+def int_products(a, offsets, packed, c, start, blocks):
+    """``c[r] = start + sum_b (sum_{t in b} a[offsets[t] + r, plane b's columns of b's steps]
+    @ W_t[b's steps]) << (8 * plane b)`` for every row r of ``c`` (rows, N), int32 or int64.
+
+    ``a`` (R, planes * Kp) int16 or uint8, ``packed`` (T, panels, Kp/group, NR, group) from
+    ``pack_weights``, ``start`` one int64 per packed channel and ``blocks`` rows (t0, t1, s0,
+    s1, plane) as ``ProductPlan.blocks``; an int32 ``c`` takes one block, summed modulo 2**32.
+    Rows past ``a``'s end are never read (partial tiles go through scratch tiles). Blocked as
+    BLIS does: MC rows and one panel of NR channels at a time (the threads share these blocks
+    out), KC reduction groups at a time, every tap of a tile summed in its registers. An int32
+    ``c`` is written by the tiles (starting at ``start``); otherwise each block's int32 sums
+    are added into ``c`` once, while they are in cache.
     """
-    rows, steps, nr, group = c.shape[0], packed.shape[2], packed.shape[3], packed.shape[4]
-    mr = MR if group == 2 else 12 if nr == 32 else 6
+    c32 = c if c.dtype == np.int32 else _NO_INT32_RESULT  # what the tiles may write in place
+    _int_products(a, offsets, packed, c, c32, start, blocks)
+
+
+@kernel(parallel=True)
+def _int_products(a, offsets, packed, c, c32, start, blocks):
+    """``int_products`` with ``c32`` = ``c`` where ``c`` is int32 (typed apart, so that the
+    int64 form compiles without the in-place branch's types)."""
+    rows, n = c.shape
+    steps, nr, group = packed.shape[2], packed.shape[3], packed.shape[4]
+    mr = 12 if nr == 32 else 6
+    planes = blocks[:, 4].max() + 1
+    direct = c.itemsize == 4
     if offsets.size != packed.shape[0] or offsets.min() < 0 or offsets.max() + rows > a.shape[0]:
         raise ValueError("int_products: a tap's rows run past the input")
-    if a.shape[1] < group * steps or c.shape[1] > packed.shape[1] * nr or start.size < packed.shape[1] * nr:
+    if a.shape[1] < planes * group * steps or n > packed.shape[1] * nr or start.size < packed.shape[1] * nr:
         raise ValueError("int_products: the input or output is narrower than the packed weights")
+    if direct and blocks.shape[0] != 1:
+        raise ValueError("int_products: an int32 result takes one block")
     offsets = np.ascontiguousarray(offsets)
+    tile_start = start.astype(np.int32) if direct else np.zeros(start.size, np.int32)
     panels = packed.shape[1]
     for item in prange(-(-rows // MC) * panels):
         i0, panel = (item // panels) * MC, item % panels
+        height, width, column = min(MC, rows - i0), min(nr, n - panel * nr), panel * nr
+        in_place = direct and width == nr and height % mr == 0  # whole tiles of an int32 result
         a_tile = np.zeros((mr, a.shape[1]), a.dtype)
-        c_tile = np.zeros((mr, nr), np.int32)
         no_shift = np.zeros(1, np.int64)  # the scratch tile's one tap
-        for k0 in range(0, steps, KC):
-            for i in range(i0, min(i0 + MC, rows), mr):
-                height = min(mr, i0 + MC - i, rows - i)
-                _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift)
+        block_sums = np.empty((MC, nr), np.int32)
+        for b in range(blocks.shape[0]):
+            t0, t1, s0, s1, plane = blocks[b, 0], blocks[b, 1], blocks[b, 2], blocks[b, 3], blocks[b, 4]
+            for k0 in range(s0, s1, KC):
+                kc, add = min(KC, s1 - k0), 1 if k0 > s0 else 0
+                for i in range(i0, i0 + height, mr):
+                    tile_rows = min(mr, i0 + height - i)
+                    a_start = i * a.shape[1] + group * (plane * steps + k0)
+                    target, at, ldc = (
+                        (c32, i * n + column, n) if in_place else (block_sums, (i - i0) * nr, nr)
+                    )
+                    _block_tile(
+                        a, a_start, offsets, packed, panel, t0, t1, k0, kc, target, at, ldc,
+                        tile_rows, add, a_tile, i, no_shift, tile_start, column,
+                    )  # fmt: skip
+            if not in_place:
+                first = b == 0
+                _add_block(
+                    c[i0 : i0 + height, column : column + width],
+                    block_sums,
+                    start,
+                    column,
+                    8 * plane,
+                    first,
+                    direct,
+                )
 
 
 @kernel(inline="always")
-def _panel_tile(a, offsets, packed, panel, k0, c, i, height, a_tile, c_tile, start, no_shift):
-    """One tile of rows [i, i + height) and one panel, over reduction groups [k0, k0 + KC) of
-    every tap; added to C unless it is the first pass."""
-    n, lda, steps, nr, group = c.shape[1], a.shape[1], packed.shape[2], packed.shape[3], packed.shape[4]
-    mr, taps = a_tile.shape[0], packed.shape[0]
-    kc = min(KC, steps - k0)
+def _add_block(target, sums, start, column, shift, first, direct):
+    """``target (=|+=) sums << shift``: one block's int32 sums into the result, plus ``start``
+    from ``column`` on where ``first`` (a ``direct`` result's sums began there already).
+    0-based loops over views, which vectorise."""
+    for r in range(target.shape[0]):
+        row, block_row = target[r], sums[r]
+        if direct:
+            for j in range(row.size):
+                row[j] = block_row[j]
+        elif first:
+            for j in range(row.size):
+                row[j] = (np.int64(block_row[j]) << shift) + start[column + j]
+        else:
+            for j in range(row.size):
+                row[j] += np.int64(block_row[j]) << shift
+
+
+@kernel(inline="always")
+def _block_tile(
+    a,
+    a_start,
+    offsets,
+    packed,
+    panel,
+    t0,
+    t1,
+    k0,
+    kc,
+    target,
+    at,
+    ldc,
+    height,
+    add,
+    a_tile,
+    i,
+    no_shift,
+    start,
+    s_at,
+):
+    """One tile of ``height`` rows (A from element ``a_start``, row i; the sums from element
+    ``at`` of ``target``, ``ldc`` apart) and one panel, over reduction steps [k0, k0 + kc) of
+    taps [t0, t1), added to the sums with ``add``, else begun at ``start[s_at:]``. Partial
+    tiles copy each tap's rows into the scratch ``a_tile``."""
+    lda, steps, nr, group = a.shape[1], packed.shape[2], packed.shape[3], packed.shape[4]
     tap_stride = packed.shape[1] * steps * nr * group
-    w_start = (panel * steps + k0) * nr * group
-    add = 1 if k0 > 0 else 0
-    width = min(nr, n - panel * nr)
-    s_at = panel * nr
-    a_start = i * lda + group * k0
-    if height == mr and width == nr:
+    w_start = t0 * tap_stride + (panel * steps + k0) * nr * group
+    if height == a_tile.shape[0]:
         _tile(
             a,
             a_start,
             lda,
             offsets,
-            taps,
+            t0,
+            t1 - t0,
             packed,
             w_start,
             tap_stride,
             kc,
-            c,
-            i * n + s_at,
-            n,
+            target,
+            at,
+            ldc,
             add,
             start,
             s_at,
         )
         return
-    columns = slice(s_at, s_at + width)
-    if add:
-        c_tile[:height, :width] = c[i : i + height, columns]
-    if height == mr:  # a partial panel only: C goes through the scratch tile, A is read in place
+    for t in range(t0, t1):
+        a_tile[:height] = a[offsets[t] + i : offsets[t] + i + height]
+        first = 1 if add or t > t0 else 0
+        w_t = w_start + (t - t0) * tap_stride
         _tile(
-            a, a_start, lda, offsets, taps, packed, w_start, tap_stride, kc, c_tile, 0, nr, add, start, s_at
+            a_tile,
+            a_start - i * lda,
+            lda,
+            no_shift,
+            0,
+            1,
+            packed,
+            w_t,
+            0,
+            kc,
+            target,
+            at,
+            ldc,
+            first,
+            start,
+            s_at,
         )
-    else:  # partial rows: each tap's rows copied into the scratch tile
-        for t in range(taps):
-            a_tile[:height] = a[offsets[t] + i : offsets[t] + i + height]
-            first = 1 if add or t > 0 else 0
-            w_t = w_start + t * tap_stride
-            _tile(
-                a_tile,
-                group * k0,
-                lda,
-                no_shift,
-                1,
-                packed,
-                w_t,
-                0,
-                kc,
-                c_tile,
-                0,
-                nr,
-                first,
-                start,
-                s_at,
-            )
-    c[i : i + height, columns] = c_tile[:height, :width]
