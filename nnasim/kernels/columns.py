@@ -18,9 +18,16 @@ from nnasim.kernels.jit import kernel
 
 
 @kernel(inline="always")
-def _plane(v, plane, planes):
-    """Plane ``plane`` of ``v``: ``v`` itself when there is one, else its byte."""
-    return v if planes == 1 else (v >> (8 * plane)) & 255
+def _copy_plane(target, source, x_zp, plane, planes):
+    """``target[:] =`` plane ``plane`` of ``source - x_zp``: the value itself when there is one
+    plane, else its byte. The branch stays outside the loops, which then vectorise."""
+    if planes == 1:
+        for ch in range(source.size):
+            target[ch] = source[ch] - x_zp
+    else:
+        shift = 8 * plane
+        for ch in range(source.size):
+            target[ch] = ((source[ch] - x_zp) >> shift) & 255
 
 
 @kernel(parallel=True)
@@ -47,8 +54,7 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fi
                         if iy < 0 or iy >= h or ix < 0 or ix >= w:
                             cols[r, base : base + c] = outside
                         else:
-                            for ch in range(c):
-                                cols[r, base + ch] = _plane(x[b, iy, ix, ch] - x_zp, p, planes)
+                            _copy_plane(cols[r, base : base + c], x[b, iy, ix], x_zp, p, planes)
     return cols
 
 
@@ -73,7 +79,6 @@ def padded_rows(image, x_zp, top, left, bottom, right, extra, channels, fill):
                 if not inside:
                     rows[r, start : start + channels] = fill[p]
                     continue
-                for ch in range(c):
-                    rows[r, start + ch] = _plane(image[iy, ix, ch] - x_zp, p, planes)
+                _copy_plane(rows[r, start : start + c], image[iy, ix], x_zp, p, planes)
                 rows[r, start + c : start + channels] = fill[p]
     return rows

@@ -437,8 +437,8 @@ def int_products(a, offsets, packed, c, start, blocks):
     Rows past ``a``'s end are never read (partial tiles go through scratch tiles). Blocked as
     BLIS does: MC rows and one panel of NR channels at a time (the threads share these blocks
     out), KC reduction groups at a time, every tap of a tile summed in its registers. An int32
-    ``c`` is written by the tiles (starting at ``start``); otherwise each block's int32 sums
-    are added into ``c`` once, while they are in cache.
+    ``c`` is written by its whole tiles (starting at ``start``), the partial ones copied from
+    scratch; otherwise each block's int32 sums are added into ``c`` once, while in cache.
     """
     c32 = c if c.dtype == np.int32 else _NO_INT32_RESULT  # what the tiles may write in place
     _int_products(a, offsets, packed, c, c32, start, blocks)
@@ -465,7 +465,7 @@ def _int_products(a, offsets, packed, c, c32, start, blocks):
     for item in prange(-(-rows // MC) * panels):
         i0, panel = (item // panels) * MC, item % panels
         height, width, column = min(MC, rows - i0), min(nr, n - panel * nr), panel * nr
-        in_place = direct and width == nr and height % mr == 0  # whole tiles of an int32 result
+        in_place = height - height % mr if direct and width == nr else 0  # rows the tiles write in c
         a_tile = np.zeros((mr, a.shape[1]), a.dtype)
         no_shift = np.zeros(1, np.int64)  # the scratch tile's one tap
         block_sums = np.empty((MC, nr), np.int32)
@@ -477,23 +477,21 @@ def _int_products(a, offsets, packed, c, c32, start, blocks):
                     tile_rows = min(mr, i0 + height - i)
                     a_start = i * a.shape[1] + group * (plane * steps + k0)
                     target, at, ldc = (
-                        (c32, i * n + column, n) if in_place else (block_sums, (i - i0) * nr, nr)
+                        (c32, i * n + column, n) if i - i0 < in_place else (block_sums, (i - i0) * nr, nr)
                     )
                     _block_tile(
                         a, a_start, offsets, packed, panel, t0, t1, k0, kc, target, at, ldc,
                         tile_rows, add, a_tile, i, no_shift, tile_start, column,
                     )  # fmt: skip
-            if not in_place:
-                first = b == 0
-                _add_block(
-                    c[i0 : i0 + height, column : column + width],
-                    block_sums,
-                    start,
-                    column,
-                    8 * plane,
-                    first,
-                    direct,
-                )
+            _add_block(
+                c[i0 + in_place : i0 + height, column : column + width],
+                block_sums[in_place:],
+                start,
+                column,
+                8 * plane,
+                b == 0,
+                direct,
+            )
 
 
 @kernel(inline="always")
