@@ -18,16 +18,18 @@ from nnasim.kernels.jit import kernel
 
 
 @kernel(inline="always")
-def _copy_plane(target, source, x_zp, plane, planes):
-    """``target[:] =`` plane ``plane`` of ``source - x_zp``: the value itself when there is one
-    plane, else its byte. The branch stays outside the loops, which then vectorise."""
+def _copy_planes(low, high, source, x_zp, planes):
+    """``low[:] = source - x_zp`` with one plane; with two, its low bytes into ``low`` and its
+    high bytes into ``high``, each value read once. The branch stays outside the loops, which
+    then vectorise."""
     if planes == 1:
         for ch in range(source.size):
-            target[ch] = source[ch] - x_zp
+            low[ch] = source[ch] - x_zp
     else:
-        shift = 8 * plane
         for ch in range(source.size):
-            target[ch] = ((source[ch] - x_zp) >> shift) & 255
+            v = source[ch] - x_zp
+            low[ch] = v & 255
+            high[ch] = v >> 8
 
 
 @kernel(parallel=True)
@@ -37,24 +39,25 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fi
     ``kh * kw * c`` up to ``width``."""
     n, h, w, c = x.shape
     planes = fill.size
+    high = width * (planes - 1)  # where the second plane's columns begin
     cols = np.empty((n * oh * ow, planes * width), fill.dtype)
     for row in prange(n * oh):
         b, oy = row // oh, row % oh
         for ox in range(ow):
             r = row * ow + ox
             for p in range(planes):
-                start = p * width
-                outside = fill[p]
-                cols[r, start + kh * kw * c : start + width] = outside
-                for ky in range(kh):
-                    iy = oy * sh - pad_top + ky * dh
-                    for kx in range(kw):
-                        ix = ox * sw - pad_left + kx * dw
-                        base = start + (ky * kw + kx) * c
-                        if iy < 0 or iy >= h or ix < 0 or ix >= w:
-                            cols[r, base : base + c] = outside
-                        else:
-                            _copy_plane(cols[r, base : base + c], x[b, iy, ix], x_zp, p, planes)
+                cols[r, p * width + kh * kw * c : (p + 1) * width] = fill[p]
+            for ky in range(kh):
+                iy = oy * sh - pad_top + ky * dh
+                for kx in range(kw):
+                    ix = ox * sw - pad_left + kx * dw
+                    base = (ky * kw + kx) * c
+                    if iy < 0 or iy >= h or ix < 0 or ix >= w:
+                        for p in range(planes):
+                            cols[r, p * width + base : p * width + base + c] = fill[p]
+                    else:
+                        low, top = cols[r, base : base + c], cols[r, high + base : high + base + c]
+                        _copy_planes(low, top, x[b, iy, ix], x_zp, planes)
     return cols
 
 
@@ -65,6 +68,7 @@ def padded_rows(image, x_zp, top, left, bottom, right, extra, channels, fill):
     the margins, the channels past C and the ``extra`` rows."""
     h, w, c = image.shape
     planes = fill.size
+    high = channels * (planes - 1)
     hp, wp = h + top + bottom, w + left + right
     rows = np.empty((hp * wp + extra, planes * channels), fill.dtype)
     for p in range(planes):
@@ -75,10 +79,7 @@ def padded_rows(image, x_zp, top, left, bottom, right, extra, channels, fill):
             r, ix = y * wp + x, x - left
             inside = 0 <= iy < h and 0 <= ix < w
             for p in range(planes):
-                start = p * channels
-                if not inside:
-                    rows[r, start : start + channels] = fill[p]
-                    continue
-                _copy_plane(rows[r, start : start + c], image[iy, ix], x_zp, p, planes)
-                rows[r, start + c : start + channels] = fill[p]
+                rows[r, p * channels + (c if inside else 0) : (p + 1) * channels] = fill[p]
+            if inside:
+                _copy_planes(rows[r, :c], rows[r, high : high + c], image[iy, ix], x_zp, planes)
     return rows
