@@ -332,47 +332,17 @@ def _tile(
     else:
         return None
     sig = types.void(
-        a,
-        a_start,
-        lda,
-        offsets,
-        o_start,
-        taps,
-        w,
-        w_start,
-        tap_stride,
-        steps,
-        c,
-        c_start,
-        ldc,
-        accumulate,
-        start,
-        start_at,
-    )
+        a, a_start, lda, offsets, o_start, taps, w, w_start, tap_stride, steps, c, c_start, ldc,
+        accumulate, start, start_at,
+    )  # fmt: skip
     element = _I8 if shape.group == 4 else _I16
     group = ir.VectorType(element, shape.group * shape.lanes)
     lanes = ir.VectorType(_I32, shape.lanes)
     splat = ir.Constant(lanes, [0] * shape.lanes)
 
     def codegen(context, builder, sig, args):
-        (
-            a,
-            a_start,
-            lda,
-            offsets,
-            o_start,
-            taps,
-            w,
-            w_start,
-            tap_stride,
-            steps,
-            c,
-            c_start,
-            ldc,
-            accumulate,
-            start,
-            start_at,
-        ) = args
+        (a, a_start, lda, offsets, o_start, taps, w, w_start, tap_stride, steps, c, c_start, ldc,
+         accumulate, start, start_at) = args  # fmt: skip
         a_ptr = builder.gep(_data(context, builder, sig.args[0], a), [a_start])
         o_ptr = builder.gep(_data(context, builder, sig.args[3], offsets), [o_start])
         w_ptr = builder.gep(_data(context, builder, sig.args[6], w), [w_start])
