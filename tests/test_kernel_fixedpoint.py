@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nnasim.kernels import fixedpoint as fp
-from nnasim.kernels.requant import make_output_stage, requantize
+from nnasim.kernels.requant import Requantizer, make_output_stage, requantize
 from tests.reference import fixedpoint_ref as ref
 from tests.reference.requant_ref import requantize_ref
 
@@ -149,6 +149,40 @@ def test_output_stage_matches_reference(case):
     out, saturations = requantize(acc, stage)
     expected, expected_saturations = requantize_ref(
         acc, real, rule, zp, qmin, qmax, acc_bits, lo=lo, real_negative=negative
+    )
+    assert np.array_equal(out, expected)
+    assert saturations == expected_saturations
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rule=st.sampled_from(["float32", "xnnpack"]),
+    bits=st.sampled_from([8, 16]),
+    real=st.lists(st.floats(2.0**-20, 4.0, width=32), min_size=1, max_size=4),
+    zp_frac=st.floats(-0.5, 0.5),
+    clamp_low=st.booleans(),
+    data=st.data(),
+)
+def test_float32_lanes_match_reference(rule, bits, real, zp_frac, clamp_low, data):
+    """int32 accumulators with a proved ``|acc + bias| < 2**31`` take the float32-lane loop; it
+    equals the reference (the float32 rule in float64) integer for integer, saturations too."""
+    channels = len(real)
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    zp = int(zp_frac * qmax)
+    lo = zp if clamp_low else None
+    bound = data.draw(st.sampled_from([2**31 - 1, 2**24 + 1, 1000]))  # |acc + bias| <= bound
+    half = st.integers(-(bound // 2), bound // 2)
+    edge = st.sampled_from([-(bound // 2), bound // 2, 0, 1, -1, min(2**23 + 1, bound // 2)])
+    bias = np.array(data.draw(st.lists(half, min_size=channels, max_size=channels)))
+    rows = data.draw(st.integers(1, 5))
+    totals = data.draw(st.lists(st.one_of(edge, half), min_size=rows * channels, max_size=rows * channels))
+    acc = np.array(totals, np.int64).reshape(rows, channels) - bias  # |acc| <= bound: it fits int32
+    stage = make_output_stage(np.array(real), rule, zp, qmin, qmax, 32, lo=lo)
+    requantizer = Requantizer(stage, channels, bias, acc_bound=bound)
+    assert requantizer.lane_args is not None
+    out, saturations = requantizer(acc.astype(np.int32))
+    expected, expected_saturations = requantize_ref(
+        acc + bias, np.array(real), rule, zp, qmin, qmax, 32, lo=lo
     )
     assert np.array_equal(out, expected)
     assert saturations == expected_saturations

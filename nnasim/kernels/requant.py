@@ -236,6 +236,7 @@ class Requantizer:
             acc_bound is None or acc_bound >= acc_limit,  # clamp_acc: the width may be exceeded
         )
         self.int_args = (self.bias, *self.params, *self.clamp, *self.counts, stage.acc_bits)
+        self.lane_args = _float32_lane_args(stage, self.bias, self.float_multipliers, acc_bound)
 
     def __call__(self, acc: np.ndarray) -> tuple[np.ndarray, int]:
         """(int32 outputs of ``acc``'s shape, saturations)."""
@@ -246,6 +247,8 @@ class Requantizer:
         if acc.dtype not in (np.int32, np.int64, np.float32, np.float64):
             acc = acc.astype(np.int64)
         acc3, out3 = (acc[None], out[None]) if acc.ndim == 2 else (acc, out)
+        if self.lane_args is not None and acc.dtype == np.int32:
+            return int(_requantize_float32_lanes(acc3, out3, *self.lane_args))
         if self.float_loop is not None and (
             self.proved or (self.scan and self._seen_exact(acc3[:, : out3.shape[1]]))
         ):
@@ -260,6 +263,39 @@ class Requantizer:
 
 FLOAT_EXACT_ACC_BITS = 53
 FLOAT_EXACT_LIMIT = 2.0**FLOAT_EXACT_ACC_BITS / 2
+INT32_LIMIT = 2**31
+
+
+def _float32_lane_args(stage: OutputStage, bias: np.ndarray, multipliers, acc_bound: int | None):
+    """The arguments of ``_requantize_float32_lanes``, or None where it does not apply: the
+    float32 rule without a negative branch, and a proof that ``|acc + bias|`` fits int32 (so
+    the sum is exact and the accumulator clamp cannot fire). Clamp bounds and saturation
+    thresholds move by the zero point, which is exact on these small integers."""
+    if stage.rule not in FLOAT32_RULES or stage.neg is not None or acc_bound is None:
+        return None
+    if acc_bound >= min(INT32_LIMIT, 2 ** (stage.acc_bits - 1)):
+        return None
+    zp = stage.zero_point
+    below = stage.qmin - zp if stage.count_low else -np.inf
+    above = stage.qmax - zp if stage.count_high else np.inf
+    thresholds = (stage.lo - zp, stage.hi - zp, below, above)
+    return (bias.astype(np.int32), multipliers, np.int32(zp), *(np.float32(v) for v in thresholds))
+
+
+@kernel(parallel=True)
+def _requantize_float32_lanes(acc, out, bias, m, zp, lo, hi, below, above):
+    """The float32 rule on int32 accumulators in float32 lanes (twice float64's): ``acc + bias``
+    exact (proved), rounded once to float32 as the float64 loop does, the product and ``rint``
+    in float32, clamped and counted before the zero point is added (``_float32_lane_args``)."""
+    saturations = 0
+    columns = out.shape[1]
+    for ij in prange(acc.shape[0] * columns):  # every (i, j) row of channels, shared out
+        i, j = ij // columns, ij % columns
+        for c in range(acc.shape[2]):
+            y = np.rint(np.float32(acc[i, j, c] + bias[c]) * m[c])
+            out[i, j, c] = np.int32(min(max(y, lo), hi)) + zp
+            saturations += (y > above) + (y < below)
+    return saturations
 
 
 def _float_form(stage: OutputStage, params) -> tuple:
