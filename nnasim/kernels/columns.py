@@ -56,8 +56,8 @@ def im2col(x, x_zp, kh, kw, sh, sw, pad_top, pad_left, dh, dw, oh, ow, width, fi
                         for p in range(planes):
                             cols[r, p * width + base : p * width + base + c] = fill[p]
                     else:
-                        low, top = cols[r, base : base + c], cols[r, high + base : high + base + c]
-                        _copy_planes(low, top, x[b, iy, ix], x_zp, planes)
+                        low, high_bytes = cols[r, base : base + c], cols[r, high + base : high + base + c]
+                        _copy_planes(low, high_bytes, x[b, iy, ix], x_zp, planes)
     return cols
 
 

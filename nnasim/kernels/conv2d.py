@@ -148,7 +148,8 @@ class Conv2d:
         return out, saturations
 
     def _int_accumulate(self, x: np.ndarray, x_zp: int) -> np.ndarray:
-        """int32 accumulators (N, OH, OW, O) from ``int_products``, bias not included."""
+        """Accumulators (N, OH, OW, O) from ``int_products`` in its ``out_dtype`` (int32 or int64),
+        bias not included."""
         n, (oh, ow), out_ch = x.shape[0], self.geometry.out_hw, self.weight.shape[0]
         acc = np.empty((n, oh, ow, out_ch), self.products.out_dtype)
         for b in range(n):

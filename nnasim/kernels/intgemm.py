@@ -218,7 +218,6 @@ class IntegerProducts:
 
     def __init__(self, taps: np.ndarray, plan: ProductPlan, input_range: tuple[int, int] | None):
         taps = np.asarray(taps, np.int64)
-        self.plan = plan
         self.shape = plan.shape
         self.quads = plan.shape.group == 4
         self.planes = plan.planes
